@@ -1,0 +1,1017 @@
+"""The event bus: one ordered, gap-free stream of events per incident.
+
+Publishers hand in batches; the bus stamps each event with the next sequence number
+(`seq`, 1, 2, 3, ... per incident) and delivers batches to every subscription in seq
+order. Two implementations share one contract:
+
+* `MemoryBus`: the embedded default for a single process. Seqs are stamped
+  synchronously inside the event loop, so stamping is atomic without locks around
+  the counter.
+* `RedisBus`: several processes on one incident. A Lua script allocates seqs and
+  XADDs the batch in one step (stream ids `0-<seq>`), so seqs stay contiguous and
+  ordered across processes; each subscription reads the stream with XREAD.
+
+Each subscription has a bounded local queue (bounded in events, not batches) and an
+overflow policy, chosen by what the consumer can tolerate (see `Overflow`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from cockpit.events import Event, event_to_json, parse_event
+
+__all__ = [
+    "Bus",
+    "MemoryBus",
+    "Overflow",
+    "Overflowed",
+    "RedisBus",
+    "Subscription",
+    "make_bus",
+]
+
+log = logging.getLogger(__name__)
+
+# Errors after which a Redis connection is worth retrying; anything else is a bug or a
+# misconfiguration and is surfaced instead of retried forever.
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+_BACKOFF_MIN_S = 0.1
+_BACKOFF_MAX_S = 5.0
+
+
+class Overflow(enum.StrEnum):
+    """What happens when a subscription's queue is full; chosen per consumer."""
+
+    # Publisher (memory) or reader (Redis) waits for space: for lossless consumers
+    # such as the recorder and the fold.
+    BLOCK = "block"
+    # The subscription is closed and flagged overflowed; the consumer must resync from
+    # a snapshot: for browser clients, which must never hold the bus back.
+    DISCONNECT = "disconnect"
+    # The oldest queued batch is dropped and counted: for lossy consumers (metrics).
+    DROP_OLDEST = "drop_oldest"
+
+
+class Overflowed(Exception):
+    """Raised by iterating a subscription that lost events and cannot continue."""
+
+
+class Subscription:
+    """An async iterator of batches: non-empty lists of events, seq set, in seq order.
+
+    The queue bound `maxsize` counts events, not batches. A batch that alone exceeds
+    `maxsize` is still admitted into an empty queue; otherwise a BLOCK publisher could
+    never make progress.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        after: int,
+        maxsize: int,
+        overflow: Overflow,
+        on_close: Callable[[Subscription], Awaitable[None]] | None = None,
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be >= 1, got {maxsize}")
+        if after < 0:
+            raise ValueError(f"after must be >= 0, got {after}")
+        self.name = name
+        self.maxsize = maxsize
+        self.overflow = Overflow(overflow)
+        self.dropped = 0
+        self.overflowed = False
+        # Redis readers flip this while reconnecting; memory subscriptions stay True.
+        self.connected = True
+        self._queue: deque[list[Event]] = deque()
+        self._depth = 0
+        self._last = after  # highest seq accepted into the queue
+        self._ended = False  # no more input: drain what is queued, then stop
+        self._closed = False  # consumer closed it: stop at once
+        self._error: BaseException | None = None
+        self._readable = asyncio.Event()
+        self._room = asyncio.Event()
+        self._on_close = on_close
+
+    # --- consumer side ---------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[list[Event]]:
+        return self
+
+    async def __anext__(self) -> list[Event]:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._queue:
+                batch = self._queue.popleft()
+                self._depth -= len(batch)
+                self._room.set()
+                return batch
+            if self._ended or self._closed:
+                raise StopAsyncIteration
+            self._readable.clear()
+            await self._readable.wait()
+
+    async def close(self) -> None:
+        """Stop the subscription now; queued batches are discarded."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self._depth = 0
+        self._wake()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            await on_close(self)
+
+    @property
+    def depth(self) -> int:
+        """Events queued and not yet taken by the consumer."""
+        return self._depth
+
+    @property
+    def last_seq(self) -> int:
+        """Seq of the newest event accepted into the queue (or `after` if none yet)."""
+        return self._last
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "overflow": str(self.overflow),
+            "depth": self._depth,
+            "maxsize": self.maxsize,
+            "last_seq": self._last,
+            "dropped": self.dropped,
+            "overflowed": self.overflowed,
+            "connected": self.connected,
+        }
+
+    # --- producer side (the bus) -------------------------------------------------------
+
+    @property
+    def _done(self) -> bool:
+        return self._ended or self._closed or self._error is not None
+
+    def _has_room(self, n: int) -> bool:
+        return self._done or self._depth == 0 or self._depth + n <= self.maxsize
+
+    async def _wait_room(self, n: int) -> None:
+        while not self._has_room(n):
+            self._room.clear()
+            await self._room.wait()
+
+    def _offer(self, batch: list[Event]) -> None:
+        """Enqueue without waiting; BLOCK callers must have awaited `_wait_room` first."""
+        if self._done or not batch:
+            return
+        last = cast(int, batch[-1].seq)
+        if last <= self._last:
+            return
+        if cast(int, batch[0].seq) <= self._last:
+            # Only for a subscriber whose `after` lies inside this batch.
+            batch = [e for e in batch if cast(int, e.seq) > self._last]
+        first = cast(int, batch[0].seq)
+        if first != self._last + 1:
+            # "No gaps" is a promise: a consumer that missed events must resync.
+            self._fail(
+                Overflowed(
+                    f"subscription {self.name!r} missed seq {self._last + 1}..{first - 1}; "
+                    "resync from a snapshot"
+                )
+            )
+            return
+        n = len(batch)
+        if self._depth and self._depth + n > self.maxsize:
+            if self.overflow is Overflow.DISCONNECT:
+                self._fail(
+                    Overflowed(
+                        f"subscription {self.name!r} overflowed at seq {self._last} "
+                        f"(maxsize {self.maxsize}); resync from a snapshot"
+                    )
+                )
+                return
+            if self.overflow is Overflow.DROP_OLDEST:
+                while self._queue and self._depth + n > self.maxsize:
+                    old = self._queue.popleft()
+                    self._depth -= len(old)
+                    self.dropped += len(old)
+            # BLOCK: the caller waited for room; a concurrent replay may overshoot a bit.
+        self._queue.append(batch)
+        self._depth += n
+        self._last = last
+        self._readable.set()
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is not None or self._closed:
+            return
+        self._error = error
+        self.overflowed = isinstance(error, Overflowed)
+        self._queue.clear()
+        self._depth = 0
+        self._wake()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._readable.set()
+        self._room.set()
+
+
+class Bus(Protocol):
+    """The contract both buses keep; see the module docstring."""
+
+    incident: str
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, events: Sequence[Event]) -> list[Event]: ...
+
+    def subscribe(
+        self,
+        name: str,
+        *,
+        after: int = 0,
+        maxsize: int = 10_000,
+        overflow: Overflow = Overflow.BLOCK,
+    ) -> Subscription: ...
+
+    async def ensure_seq_at_least(self, seq: int) -> None: ...
+
+    @property
+    def head(self) -> int: ...
+
+    @property
+    def committed(self) -> int: ...
+
+    async def mark_committed(self, seq: int) -> None: ...
+
+    # `timeout` is part of the contract: a bounded wait is the point of this call.
+    async def wait_committed(self, seq: int, timeout: float) -> bool: ...  # noqa: ASYNC109
+
+    async def try_lead(self, role: str, owner: str, ttl_s: float) -> bool: ...
+
+    async def release_lead(self, role: str, owner: str) -> None: ...
+
+    async def put_snapshot(self, seq: int, data: bytes) -> None: ...
+
+    async def get_snapshot(self) -> tuple[int, bytes] | None: ...
+
+    def stats(self) -> dict[str, object]: ...
+
+
+class _BaseBus:
+    """What both buses share: the subscription registry and the commit watermark."""
+
+    kind = "base"
+
+    def __init__(self, incident: str) -> None:
+        self.incident = incident
+        self._head = 0
+        self._committed = 0
+        self._commit_changed = asyncio.Event()
+        self._subs: list[Subscription] = []
+        self._closed = False
+        self._overflows = 0
+        self._errors = 0
+        self._reconnects = 0
+
+    @property
+    def head(self) -> int:
+        return self._head
+
+    @property
+    def committed(self) -> int:
+        return self._committed
+
+    def _check(self, events: Sequence[Event]) -> None:
+        if self._closed:
+            raise RuntimeError(f"bus for incident {self.incident!r} is closed")
+        for e in events:
+            if e.incident != self.incident:
+                raise ValueError(
+                    f"event {e.id} belongs to incident {e.incident!r}, "
+                    f"not to this bus's {self.incident!r}"
+                )
+
+    def _note_committed(self, seq: int) -> None:
+        # The watermark only moves forward, whatever order notifications arrive in.
+        if seq > self._committed:
+            self._committed = seq
+            # Wake every waiter once, then give later waiters a fresh event.
+            self._commit_changed.set()
+            self._commit_changed = asyncio.Event()
+
+    async def _poll_committed(self) -> None:
+        """Re-read the watermark from its source; nothing to do in memory."""
+
+    _poll_interval_s: float | None = None
+
+    async def wait_committed(self, seq: int, timeout: float) -> bool:  # noqa: ASYNC109
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._committed < seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            changed = self._commit_changed
+            step = (
+                remaining
+                if self._poll_interval_s is None
+                else min(remaining, self._poll_interval_s)
+            )
+            try:
+                async with asyncio.timeout(step):
+                    await changed.wait()
+            except TimeoutError:
+                # A lost PUBLISH must not hang the waiter: look at the key itself.
+                await self._poll_committed()
+        return True
+
+    def _forget(self, sub: Subscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+            # Keep the count in stats after the subscription itself is gone.
+            if sub.overflowed:
+                self._overflows += 1
+
+    def _base_stats(self, connected: bool) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "incident": self.incident,
+            "head": self._head,
+            "committed": self._committed,
+            "connected": connected,
+            "subscriptions": [s.stats() for s in self._subs],
+            "overflows": self._overflows + sum(1 for s in self._subs if s.overflowed),
+            "reconnects": self._reconnects,
+            "errors": self._errors,
+        }
+
+
+# --- memory ---------------------------------------------------------------------------
+
+
+class MemoryBus(_BaseBus):
+    """The embedded bus: one process, no external services.
+
+    `history` keeps the last N events so that `subscribe(after=k)` can replay them when
+    k >= head - N; with the default 0 nothing is kept and `after` must be >= head.
+    """
+
+    kind = "memory"
+
+    def __init__(self, incident: str, *, start_seq: int = 0, history: int = 0) -> None:
+        super().__init__(incident)
+        if start_seq < 0 or history < 0:
+            raise ValueError("start_seq and history must be >= 0")
+        self._head = start_seq
+        self._history: deque[Event] | None = deque(maxlen=history) if history else None
+        # Held from "wait for room" to "delivered to all": batches reach every
+        # subscriber in seq order even when a BLOCK subscriber makes a publisher wait.
+        self._publish_lock = asyncio.Lock()
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._snapshot: tuple[int, bytes] | None = None
+
+    async def start(self) -> None:
+        """Nothing to connect; present so callers treat both buses alike."""
+
+    async def close(self) -> None:
+        self._closed = True
+        for sub in list(self._subs):
+            sub._end()
+        self._subs.clear()
+
+    async def publish(self, events: Sequence[Event]) -> list[Event]:
+        if not events:
+            return []
+        self._check(events)
+        n = len(events)
+        async with self._publish_lock:
+            # Wait before stamping: a publish cancelled here leaves no trace, so a batch
+            # is either delivered to everyone or to no one.
+            for sub in list(self._subs):
+                if sub.overflow is Overflow.BLOCK and not sub._has_room(n):
+                    await sub._wait_room(n)
+            if self._closed:
+                raise RuntimeError(f"bus for incident {self.incident!r} is closed")
+            # From here on there is no await: stamping and delivery are atomic.
+            first = self._head + 1
+            stamped = [e.model_copy(update={"seq": first + i}) for i, e in enumerate(events)]
+            self._head += n
+            if self._history is not None:
+                self._history.extend(stamped)
+            overflowed = []
+            for sub in self._subs:
+                # Each subscriber gets its own list: consumers may mutate what they get.
+                sub._offer(stamped.copy())
+                if sub._error is not None:
+                    overflowed.append(sub)
+            for sub in overflowed:
+                # Stop delivering to it; its consumer sees Overflowed on next iteration.
+                self._forget(sub)
+        return stamped
+
+    async def ensure_seq_at_least(self, seq: int) -> None:
+        """Continue numbering after `seq` (e.g. the last seq in the recorder's log)."""
+        async with self._publish_lock:  # not in the middle of someone's publish
+            if seq > self._head:
+                self._head = seq
+                if self._history is not None:
+                    # Kept events would no longer end at head: replay across the jump
+                    # would look like a gap, so forget them.
+                    self._history.clear()
+
+    def subscribe(
+        self,
+        name: str,
+        *,
+        after: int = 0,
+        maxsize: int = 10_000,
+        overflow: Overflow = Overflow.BLOCK,
+    ) -> Subscription:
+        if self._closed:
+            raise RuntimeError(f"bus for incident {self.incident!r} is closed")
+        kept = len(self._history) if self._history is not None else 0
+        oldest = self._head - kept + 1  # oldest seq still replayable
+        if after + 1 < oldest:
+            raise ValueError(
+                f"memory bus for {self.incident!r} no longer holds seq {after + 1}..{oldest - 1} "
+                f"(head {self._head}, history {kept}); subscribe with after >= {oldest - 1} "
+                "or resync from a snapshot"
+            )
+        sub = Subscription(
+            name, after=after, maxsize=maxsize, overflow=overflow, on_close=self._on_sub_close
+        )
+        if self._history is not None and after < self._head:
+            # Replayed past the bound on purpose: history is already bounded.
+            sub._offer([e for e in self._history if cast(int, e.seq) > after])
+        self._subs.append(sub)
+        return sub
+
+    async def _on_sub_close(self, sub: Subscription) -> None:
+        self._forget(sub)
+
+    async def mark_committed(self, seq: int) -> None:
+        self._note_committed(seq)
+
+    async def try_lead(self, role: str, owner: str, ttl_s: float) -> bool:
+        now = time.monotonic()
+        holder = self._leases.get(role)
+        if holder is None or holder[0] == owner or holder[1] <= now:
+            self._leases[role] = (owner, now + ttl_s)
+            return True
+        return False
+
+    async def release_lead(self, role: str, owner: str) -> None:
+        holder = self._leases.get(role)
+        if holder is not None and holder[0] == owner:
+            del self._leases[role]
+
+    async def put_snapshot(self, seq: int, data: bytes) -> None:
+        # Never replace a newer picture with an older one.
+        if self._snapshot is None or seq >= self._snapshot[0]:
+            self._snapshot = (seq, bytes(data))
+
+    async def get_snapshot(self) -> tuple[int, bytes] | None:
+        return self._snapshot
+
+    def stats(self) -> dict[str, object]:
+        out = self._base_stats(connected=not self._closed)
+        out["history"] = len(self._history) if self._history is not None else 0
+        return out
+
+
+# --- redis ----------------------------------------------------------------------------
+
+# The last seq handed out: the counter, or, if the counter was lost (deleted, Redis
+# restored from an older dump), the stream's last id, so that an id is never reused.
+# Defines `cur` for the script that follows it.
+#   KEYS[1]: counter, KEYS[2]: stream
+_CURRENT_SEQ_LUA = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  cur = tonumber(cur)
+else
+  cur = 0
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    local info = redis.call('XINFO', 'STREAM', KEYS[2])
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then
+        local ms, sq = string.match(info[i + 1], '^(%d+)-(%d+)$')
+        if tonumber(ms) ~= 0 then
+          return redis.error_reply('stream ' .. KEYS[2] .. ' has ids not written by the bus')
+        end
+        cur = tonumber(sq)
+      end
+    end
+  end
+end
+"""
+
+# Allocate seqs and append the batch in one atomic step, so concurrent publishers in
+# different processes get contiguous, ordered seqs. A publish retried after a lost
+# reply carries the same token and returns the first attempt's seqs instead of
+# appending twice. Scripts are not rolled back on error, so the only XADD that can
+# fail (the first, if its id is not above the stream's last) runs before any write.
+#   KEYS: counter, stream, dedup key
+#   ARGV: maxlen, start_seq (floor), dedup ttl ms, event json...
+_PUBLISH_LUA = (
+    """
+local done = redis.call('GET', KEYS[3])
+if done then return tonumber(done) end
+"""
+    + _CURRENT_SEQ_LUA
+    + """
+local n = #ARGV - 3
+local floor = tonumber(ARGV[2])
+if cur < floor then cur = floor end
+for i = 1, n do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. (cur + i), 'e', ARGV[3 + i])
+end
+redis.call('SET', KEYS[1], cur + n)
+redis.call('SET', KEYS[3], cur + 1, 'PX', ARGV[3])
+return cur + 1
+"""
+)
+
+# Raise the counter so the next publish continues after `seq` (never lowers it).
+#   KEYS: counter, stream; ARGV: seq
+_RAISE_SEQ_LUA = (
+    _CURRENT_SEQ_LUA
+    + """
+local want = tonumber(ARGV[1])
+if want > cur then cur = want end
+redis.call('SET', KEYS[1], cur)
+return cur
+"""
+)
+
+# Raise the watermark only (it never goes backwards) and tell every process.
+#   KEYS: committed key; ARGV: seq, channel
+_COMMIT_LUA = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local new = tonumber(ARGV[1])
+if new > cur then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[1])
+  return new
+end
+return cur
+"""
+
+# Take the lease if free, renew it if ours; anything else leaves it untouched.
+#   KEYS: lease key; ARGV: owner, ttl ms
+_LEAD_LUA = """
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Keep the newest snapshot only; KEYS: snapshot hash; ARGV: seq, data
+_SNAPSHOT_LUA = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
+if tonumber(ARGV[1]) >= cur then
+  redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'data', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._:@/-]")
+
+
+def _client_name(prefix: str, name: str) -> str:
+    # CLIENT SETNAME refuses spaces; keep names readable in CLIENT LIST.
+    return f"{prefix}-{_NAME_UNSAFE.sub('_', name)}"[:200]
+
+
+def _seq_of(stream_id: bytes | str) -> int:
+    raw = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    ms, _, seq = raw.partition("-")
+    if ms != "0":
+        raise ValueError(f"stream id {raw!r} was not written by the bus")
+    return int(seq)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scripts:
+    publish: AsyncScript
+    raise_seq: AsyncScript
+    commit: AsyncScript
+    lead: AsyncScript
+    release: AsyncScript
+    snapshot: AsyncScript
+
+
+class RedisBus(_BaseBus):
+    """The bus over Redis Streams, for several processes on one incident.
+
+    `start_seq` (an addition to the basic contract) is a floor for seq allocation: if
+    Redis lost its data but the recorder holds events up to k, seqs continue at k + 1.
+    """
+
+    kind = "redis"
+    _poll_interval_s: float | None = 0.25
+    _dedup_ttl_ms = 120_000
+    _publish_retry_s = 10.0
+
+    def __init__(
+        self,
+        incident: str,
+        url: str,
+        *,
+        maxlen: int = 1_000_000,
+        block_ms: int = 1000,
+        start_seq: int = 0,
+        read_count: int = 1000,
+    ) -> None:
+        super().__init__(incident)
+        self.url = url
+        self.maxlen = maxlen
+        self.block_ms = block_ms
+        self.start_seq = start_seq
+        self.read_count = read_count
+        prefix = f"cockpit:{incident}"
+        self.key_stream = f"{prefix}:events"
+        self.key_seq = f"{prefix}:seq"
+        self.key_committed = f"{prefix}:committed"
+        self.channel_committed = f"{prefix}:committed"
+        self.key_snapshot = f"{prefix}:snapshot"
+        self._prefix = prefix
+        self._redis: Redis | None = None
+        self._scripts: _Scripts | None = None
+        self._connected = False
+        self._listener: asyncio.Task[None] | None = None
+        self._readers: dict[int, tuple[asyncio.Task[None], Redis]] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._redis is not None:
+            return
+        client = Redis.from_url(
+            self.url,
+            client_name=_client_name("cockpit-bus", self.incident),
+            socket_connect_timeout=2.0,
+            # A few quick reconnects inside redis-py; longer outages are retried (and
+            # counted) by `_call`, bounded so a publisher learns that Redis is gone.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.5), 3),
+        )
+        try:
+            await client.ping()
+            seq, committed = await client.mget([self.key_seq, self.key_committed])
+        except BaseException:
+            await client.aclose()
+            raise
+        self._redis = client
+        self._scripts = _Scripts(
+            publish=client.register_script(_PUBLISH_LUA),
+            raise_seq=client.register_script(_RAISE_SEQ_LUA),
+            commit=client.register_script(_COMMIT_LUA),
+            lead=client.register_script(_LEAD_LUA),
+            release=client.register_script(_RELEASE_LUA),
+            snapshot=client.register_script(_SNAPSHOT_LUA),
+        )
+        self._connected = True
+        self._head = max(int(seq or 0), self.start_seq)
+        self._committed = int(committed or 0)
+        self._listener = asyncio.create_task(
+            self._listen_committed(), name=f"bus-committed-{self.incident}"
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Flags first, cancellation second: every loop also checks its flag, so a
+        # cancellation swallowed inside redis-py still ends it within one block_ms.
+        for sub in list(self._subs):
+            sub._end()
+        tasks = [t for t, _ in self._readers.values()]
+        if self._listener is not None:
+            tasks.append(self._listener)
+        await self._stop(tasks)
+        for _, client in self._readers.values():
+            await client.aclose()
+        self._readers.clear()
+        self._subs.clear()
+        if self._redis is not None:
+            await self._redis.aclose()
+        self._connected = False
+
+    async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            task.cancel()
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=self.block_ms / 1000 + 2.0)
+        for task in pending:
+            # Closing its connection below makes it fail and notice the flag.
+            log.warning("redis bus %s: task %s did not stop in time", self.incident, task)
+
+    def _client(self) -> Redis:
+        if self._redis is None:
+            raise RuntimeError("RedisBus.start() has not been called")
+        return self._redis
+
+    def _script(self) -> _Scripts:
+        if self._scripts is None:
+            raise RuntimeError("RedisBus.start() has not been called")
+        return self._scripts
+
+    async def _call(self, what: str, op: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a command, retrying transient errors with backoff for a bounded time.
+
+        Only idempotent operations come here (the publish script dedups by token).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_retry_s
+        backoff = _BACKOFF_MIN_S
+        failed = False
+        while True:
+            try:
+                result = await op()
+            except _TRANSIENT as exc:
+                self._errors += 1
+                self._connected = False
+                if loop.time() + backoff > deadline:
+                    raise
+                if not failed:
+                    log.warning("redis bus %s: %s failed (%s); retrying", self.incident, what, exc)
+                failed = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                continue
+            if failed:
+                self._reconnects += 1
+                log.info("redis bus %s: %s recovered", self.incident, what)
+            self._connected = True
+            return result
+
+    # --- publish / subscribe -----------------------------------------------------------
+
+    async def publish(self, events: Sequence[Event]) -> list[Event]:
+        return await self._publish(events, uuid.uuid4().hex)
+
+    async def _publish(self, events: Sequence[Event], token: str) -> list[Event]:
+        if not events:
+            return []
+        self._check(events)
+        # The stream holds events without seq; the stream id is the seq.
+        payload = [
+            event_to_json(e if e.seq is None else e.model_copy(update={"seq": None}))
+            for e in events
+        ]
+        keys = [self.key_seq, self.key_stream, f"{self._prefix}:dedup:{token}"]
+        args: list[str | int | bytes] = [self.maxlen, self.start_seq, self._dedup_ttl_ms, *payload]
+        script = self._script().publish
+        first = int(await self._call("publish", lambda: script(keys=keys, args=args)))
+        stamped = [e.model_copy(update={"seq": first + i}) for i, e in enumerate(events)]
+        self._head = max(self._head, first + len(events) - 1)
+        return stamped
+
+    async def ensure_seq_at_least(self, seq: int) -> None:
+        """Continue numbering after `seq` in every process (e.g. the recorder's last seq)."""
+        script = self._script().raise_seq
+        keys = [self.key_seq, self.key_stream]
+        current = await self._call("ensure_seq_at_least", lambda: script(keys=keys, args=[seq]))
+        self._head = max(self._head, int(current))
+
+    def subscribe(
+        self,
+        name: str,
+        *,
+        after: int = 0,
+        maxsize: int = 10_000,
+        overflow: Overflow = Overflow.BLOCK,
+    ) -> Subscription:
+        self._client()
+        if self._closed:
+            raise RuntimeError(f"bus for incident {self.incident!r} is closed")
+        sub = Subscription(
+            name, after=after, maxsize=maxsize, overflow=overflow, on_close=self._on_sub_close
+        )
+        # Its own connection: XREAD BLOCK holds it, and CLIENT LIST can name it.
+        client = Redis.from_url(
+            self.url,
+            client_name=_client_name("cockpit-sub", name),
+            socket_connect_timeout=2.0,
+            socket_timeout=self.block_ms / 1000 + 5.0,
+            # Reconnects are ours (backoff, resume point, counting), not redis-py's.
+            retry=Retry(NoBackoff(), 0),
+        )
+        task = asyncio.create_task(self._read(sub, client), name=f"bus-sub-{name}")
+        self._readers[id(sub)] = (task, client)
+        self._subs.append(sub)
+        return sub
+
+    async def _on_sub_close(self, sub: Subscription) -> None:
+        self._forget(sub)
+        reader = self._readers.pop(id(sub), None)
+        if reader is not None:
+            task, client = reader
+            await self._stop([task])
+            await client.aclose()
+
+    async def _read(self, sub: Subscription, client: Redis) -> None:
+        last = sub.last_seq
+        count = min(self.read_count, sub.maxsize)
+        backoff = _BACKOFF_MIN_S
+        failing = False
+        try:
+            while not sub._done:
+                try:
+                    resp = await client.xread(
+                        {self.key_stream: f"0-{last}"}, count=count, block=self.block_ms
+                    )
+                except _TRANSIENT as exc:
+                    self._errors += 1
+                    sub.connected = False
+                    if not failing:
+                        log.warning(
+                            "redis bus %s: subscription %r lost its connection (%s); "
+                            "reconnecting from seq %d",
+                            self.incident,
+                            sub.name,
+                            exc,
+                            last,
+                        )
+                    failing = True
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                    continue
+                if failing:
+                    self._reconnects += 1
+                    failing = False
+                    backoff = _BACKOFF_MIN_S
+                    sub.connected = True
+                    log.info("redis bus %s: subscription %r reconnected", self.incident, sub.name)
+                if not resp:
+                    continue
+                entries = cast(list[tuple[bytes, dict[bytes, bytes]]], cast(Any, resp)[0][1])
+                batch: list[Event] = []
+                for raw_id, fields in entries:
+                    seq = _seq_of(raw_id)
+                    if seq <= last:
+                        continue
+                    if seq != last + 1:
+                        # Trimmed away (or never in Redis): the consumer cannot go on.
+                        sub._fail(
+                            Overflowed(
+                                f"subscription {sub.name!r}: seq {last + 1}..{seq - 1} are "
+                                f"no longer in {self.key_stream}; resync from a snapshot"
+                            )
+                        )
+                        return
+                    last = seq
+                    try:
+                        event = parse_event(fields[b"e"])
+                    except (ValidationError, KeyError) as exc:
+                        # A peer speaking another vocabulary version; skip, don't stall.
+                        self._errors += 1
+                        log.error(
+                            "redis bus %s: unreadable event seq %d: %s", self.incident, seq, exc
+                        )
+                        continue
+                    batch.append(event.model_copy(update={"seq": seq}))
+                if last > self._head:
+                    self._head = last
+                if not batch:
+                    continue
+                if sub.overflow is Overflow.BLOCK:
+                    # Stop reading until there is room: Redis is the buffer.
+                    await sub._wait_room(len(batch))
+                sub._offer(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("redis bus %s: subscription %r failed", self.incident, sub.name)
+            self._errors += 1
+            sub._fail(exc)
+
+    # --- commit watermark --------------------------------------------------------------
+
+    async def mark_committed(self, seq: int) -> None:
+        script = self._script().commit
+        keys = [self.key_committed]
+        args: list[str | int] = [seq, self.channel_committed]
+        current = await self._call("mark_committed", lambda: script(keys=keys, args=args))
+        self._note_committed(int(current))
+
+    async def _poll_committed(self) -> None:
+        try:
+            value = await self._client().get(self.key_committed)
+        except _TRANSIENT:
+            self._errors += 1
+            return
+        self._note_committed(int(value or 0))
+
+    async def _listen_committed(self) -> None:
+        backoff = _BACKOFF_MIN_S
+        failing = False
+        while not self._closed:
+            pubsub = self._client().pubsub()
+            try:
+                await pubsub.subscribe(self.channel_committed)
+                # Anything published while we were not subscribed is in the key.
+                await self._poll_committed()
+                if failing:
+                    self._reconnects += 1
+                    failing = False
+                    log.info("redis bus %s: commit listener reconnected", self.incident)
+                backoff = _BACKOFF_MIN_S
+                while not self._closed:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if msg is not None and msg.get("type") == "message":
+                        self._note_committed(int(msg["data"]))
+            except _TRANSIENT as exc:
+                self._errors += 1
+                if not failing:
+                    log.warning("redis bus %s: commit listener lost (%s)", self.incident, exc)
+                failing = True
+            except Exception:
+                # Keep listening whatever happens; wait_committed also polls the key.
+                self._errors += 1
+                failing = True
+                log.exception("redis bus %s: commit listener failed", self.incident)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            if self._closed:
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_MAX_S)
+
+    # --- leader lease, snapshot --------------------------------------------------------
+
+    async def try_lead(self, role: str, owner: str, ttl_s: float) -> bool:
+        script = self._script().lead
+        keys = [f"{self._prefix}:lead:{role}"]
+        args: list[str | int] = [owner, max(1, int(ttl_s * 1000))]
+        return bool(await self._call("try_lead", lambda: script(keys=keys, args=args)))
+
+    async def release_lead(self, role: str, owner: str) -> None:
+        script = self._script().release
+        keys = [f"{self._prefix}:lead:{role}"]
+        await self._call("release_lead", lambda: script(keys=keys, args=[owner]))
+
+    async def put_snapshot(self, seq: int, data: bytes) -> None:
+        script = self._script().snapshot
+        keys = [self.key_snapshot]
+        await self._call("put_snapshot", lambda: script(keys=keys, args=[seq, data]))
+
+    async def get_snapshot(self) -> tuple[int, bytes] | None:
+        client = self._client()
+        seq, data = await self._call(
+            "get_snapshot", lambda: client.hmget(self.key_snapshot, ["seq", "data"])
+        )
+        if seq is None or data is None:
+            return None
+        return int(seq), bytes(data)
+
+    def stats(self) -> dict[str, object]:
+        connected = self._connected and all(s.connected for s in self._subs)
+        out = self._base_stats(connected=connected and not self._closed)
+        out["stream"] = self.key_stream
+        return out
+
+
+def make_bus(incident: str, redis_url: str | None, *, start_seq: int = 0) -> Bus:
+    """Redis when a URL is configured (several processes), else the embedded bus."""
+    if redis_url:
+        return RedisBus(incident, redis_url, start_seq=start_seq)
+    return MemoryBus(incident, start_seq=start_seq)
