@@ -1,0 +1,572 @@
+"""The situation picture (Lagebild) as a pure fold over events.
+
+`Situation.apply(event)` changes the picture and returns the deltas it caused; it does
+no I/O and never reads a clock. Ages and staleness are computed in `view(now)` from
+the time each value was observed, so the same events always give the same picture,
+live or replayed. `snapshot()`/`restore()` make seeking fast.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from cockpit.events import (
+    AckEvent,
+    AlertEvent,
+    DetectionEvent,
+    EntityKind,
+    EntityRegisteredEvent,
+    EntityRemovedEvent,
+    Event,
+    HazardEvent,
+    HazardRemovedEvent,
+    JournalEvent,
+    PositionEvent,
+    ReadingsEvent,
+    StatusEvent,
+    WarningEvent,
+    WeatherEvent,
+)
+from cockpit.rules import thresholds
+
+__all__ = ["DEFAULT_STALE_AFTER", "Delta", "Layer", "Situation", "iso"]
+
+Layer = Literal["entities", "detections", "alerts", "hazards", "warnings", "journal", "meta"]
+
+# Seconds without a report after which a value is shown as stale, per entity kind.
+# Vehicles report every few seconds, drones several times a second, LoRaWAN sensors
+# every few minutes.
+DEFAULT_STALE_AFTER: Mapping[str, float] = {
+    "unit": 30.0,
+    "drone": 5.0,
+    "robot": 10.0,
+    "sensor": 900.0,
+    "person": 60.0,
+}
+
+SNAPSHOT_VERSION = 1
+
+_WEATHER_READINGS: tuple[tuple[str, str, str], ...] = (
+    ("wind_speed_mps", "wind_speed", "m/s"),
+    ("wind_dir_deg", "wind_dir", "°"),
+    ("gust_mps", "gust", "m/s"),
+    ("temperature_c", "temperature", "°C"),
+    ("humidity_pct", "humidity", "%"),
+    ("pressure_hpa", "pressure", "hPa"),
+    ("precipitation_mm", "precipitation", "mm"),
+)
+
+
+def iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """One change to the picture: `data` is the new state of the item (None on remove)."""
+
+    layer: Layer
+    op: Literal["upsert", "remove"]
+    id: str
+    seq: int
+    data: dict[str, Any] | None = None
+
+
+def _new_entity(entity_id: str, kind: EntityKind, t: float) -> dict[str, Any]:
+    return {
+        "id": entity_id,
+        "kind": kind,
+        "callsign": None,
+        "meta": {},
+        "lat": None,
+        "lon": None,
+        "alt_m": None,
+        "heading_deg": None,
+        "speed_mps": None,
+        "accuracy_m": None,
+        "observed_at": None,  # time of the latest position
+        "last_reported": t,  # any report at all: alive
+        "last_changed": t,  # any value changed
+        "readings": {},
+        "status": {},
+    }
+
+
+@dataclass
+class Situation:
+    incident: str = ""
+    track_len: int = 200
+    journal_len: int = 10_000
+    stale_after: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_STALE_AFTER))
+    seq: int = 0
+    received_at: float = 0.0  # server time of the last event folded
+    entities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tracks: dict[str, deque[tuple[float, float, float]]] = field(default_factory=dict)
+    detections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hazards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    journal: deque[dict[str, Any]] = field(default_factory=deque)
+    journal_count: int = 0  # entries ever written; gives stable ids after trimming
+    # (rule, entity) -> id of the alert currently raised for it
+    _active: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    # --- the fold -----------------------------------------------------------------
+
+    def apply(self, event: Event) -> list[Delta]:
+        """Fold one event (with its seq set) into the picture."""
+        seq = event.seq if event.seq is not None else self.seq + 1
+        if seq <= self.seq:
+            return []  # already folded: a redelivery must not change the picture
+        self.seq = seq
+        received = event.received_at.timestamp()
+        self.received_at = received
+        # Never trust a source clock that runs ahead of ours: a value cannot have been
+        # observed after it arrived.
+        t = min(event.observed_at.timestamp(), received)
+        handler = _HANDLERS.get(type(event))
+        if handler is None:  # pragma: no cover - every kind has a handler
+            return []
+        return handler(self, event, t, seq)
+
+    def apply_all(self, events: Iterable[Event]) -> list[Delta]:
+        out: list[Delta] = []
+        for event in events:
+            out.extend(self.apply(event))
+        return out
+
+    def _entity(
+        self, entity_id: str, kind: EntityKind, callsign: str | None, t: float
+    ) -> dict[str, Any]:
+        ent = self.entities.get(entity_id)
+        if ent is None:
+            ent = _new_entity(entity_id, kind, t)
+            self.entities[entity_id] = ent
+        if callsign is not None and ent["callsign"] != callsign:
+            ent["callsign"] = callsign
+            ent["last_changed"] = max(ent["last_changed"], t)
+        if t > ent["last_reported"]:
+            ent["last_reported"] = t
+        return ent
+
+    def _entity_delta(self, ent: dict[str, Any], seq: int) -> Delta:
+        data = dict(ent)
+        data["readings"] = dict(ent["readings"])
+        data["status"] = dict(ent["status"])
+        return Delta("entities", "upsert", ent["id"], seq, data)
+
+    def _on_registered(self, ev: EntityRegisteredEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        ent = self._entity(p.entity, p.entity_kind, p.callsign, t)
+        if p.meta and ent["meta"] != p.meta:
+            ent["meta"] = dict(p.meta)
+            ent["last_changed"] = max(ent["last_changed"], t)
+        if ent["kind"] != p.entity_kind:
+            ent["kind"] = p.entity_kind
+        return [self._entity_delta(ent, seq)]
+
+    def _on_removed(self, ev: EntityRemovedEvent, t: float, seq: int) -> list[Delta]:
+        entity_id = ev.payload.entity
+        if self.entities.pop(entity_id, None) is None:
+            return []
+        self.tracks.pop(entity_id, None)
+        return [Delta("entities", "remove", entity_id, seq)]
+
+    def _on_position(self, ev: PositionEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        ent = self._entity(p.entity, p.entity_kind, p.callsign, t)
+        last = ent["observed_at"]
+        if last is not None and t < last:
+            return [self._entity_delta(ent, seq)]  # late report: alive, but not newer
+        moved = ent["lat"] != p.lat or ent["lon"] != p.lon
+        ent["lat"], ent["lon"] = p.lat, p.lon
+        ent["alt_m"], ent["heading_deg"] = p.alt_m, p.heading_deg
+        ent["speed_mps"], ent["accuracy_m"] = p.speed_mps, p.accuracy_m
+        ent["observed_at"] = t
+        if moved:
+            ent["last_changed"] = max(ent["last_changed"], t)
+            track = self.tracks.get(p.entity)
+            if track is None:
+                track = self.tracks[p.entity] = deque(maxlen=self.track_len)
+            track.append((t, p.lat, p.lon))
+        return [self._entity_delta(ent, seq)]
+
+    def _set_readings(
+        self, ent: dict[str, Any], values: Iterable[tuple[str, float, str]], t: float
+    ) -> None:
+        readings = ent["readings"]
+        for name, value, unit in values:
+            old = readings.get(name)
+            if old is not None and t < old["observed_at"]:
+                continue
+            if old is None or old["value"] != value or old["unit"] != unit:
+                ent["last_changed"] = max(ent["last_changed"], t)
+            readings[name] = {"value": value, "unit": unit, "observed_at": t}
+
+    def _on_readings(self, ev: ReadingsEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        ent = self._entity(p.entity, p.entity_kind, p.callsign, t)
+        self._set_readings(ent, ((n, r.value, r.unit) for n, r in p.values.items()), t)
+        return [self._entity_delta(ent, seq), *self._evaluate_rules(ent, t, seq)]
+
+    def _on_status(self, ev: StatusEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        ent = self._entity(p.entity, p.entity_kind, p.callsign, t)
+        status = ent["status"]
+        if status.get("observed_at", t) <= t:
+            new = {"battery_pct": p.battery_pct, "link": p.link, "mode": p.mode}
+            new = {k: v for k, v in new.items() if v is not None}
+            if any(status.get(k) != v for k, v in new.items()):
+                ent["last_changed"] = max(ent["last_changed"], t)
+            status.update(new)
+            status["observed_at"] = t
+        return [self._entity_delta(ent, seq), *self._evaluate_rules(ent, t, seq)]
+
+    def _on_weather(self, ev: WeatherEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        ent = self._entity(p.station, "sensor", p.callsign, t)
+        if p.lat is not None and p.lon is not None and ent["lat"] is None:
+            ent["lat"], ent["lon"], ent["observed_at"] = p.lat, p.lon, t
+        values = [
+            (name, float(v), unit)
+            for attr, name, unit in _WEATHER_READINGS
+            if (v := getattr(p, attr)) is not None
+        ]
+        self._set_readings(ent, values, t)
+        return [self._entity_delta(ent, seq)]
+
+    def _evaluate_rules(self, ent: dict[str, Any], t: float, seq: int) -> list[Delta]:
+        deltas: list[Delta] = []
+        entity_id = ent["id"]
+        wanted = {w.rule: w for w in thresholds.wishes(ent)}
+        for rule, wish in wanted.items():
+            alert_id = self._active.get((rule, entity_id))
+            alert = self.alerts.get(alert_id) if alert_id else None
+            if alert is None:
+                alert_id = f"{rule}:{entity_id}:{seq}"
+                alert = {
+                    "id": alert_id,
+                    "rule": rule.split(".")[0],
+                    "detail": rule,
+                    "severity": wish.severity,
+                    "entity": entity_id,
+                    "raised_at": t,
+                    "updated_at": t,
+                    "cleared_at": None,
+                    "active": True,
+                    "acknowledged_by": None,
+                    "acknowledged_at": None,
+                    "text": wish.text,
+                    "params": dict(wish.params),
+                }
+                self.alerts[alert_id] = alert
+                self._active[(rule, entity_id)] = alert_id
+                deltas.append(Delta("alerts", "upsert", alert_id, seq, dict(alert)))
+                deltas.append(self._journal(seq, t, None, "alert", wish.text, entity_id, alert_id))
+            elif alert["severity"] != wish.severity or alert["text"] != wish.text:
+                escalated = wish.severity == "critical" and alert["severity"] != "critical"
+                alert.update(severity=wish.severity, text=wish.text, updated_at=t)
+                alert["params"] = dict(wish.params)
+                if escalated:
+                    # Worse than what was acknowledged: it must be seen again.
+                    alert.update(acknowledged_by=None, acknowledged_at=None)
+                deltas.append(Delta("alerts", "upsert", alert["id"], seq, dict(alert)))
+                if escalated:
+                    deltas.append(
+                        self._journal(seq, t, None, "alert", wish.text, entity_id, alert["id"])
+                    )
+        for (rule, ent_id), alert_id in list(self._active.items()):
+            if ent_id != entity_id or rule in wanted:
+                continue
+            del self._active[(rule, ent_id)]
+            alert = self.alerts[alert_id]
+            alert.update(active=False, cleared_at=t, updated_at=t)
+            deltas.append(Delta("alerts", "upsert", alert_id, seq, dict(alert)))
+        return deltas
+
+    def _journal(
+        self,
+        seq: int,
+        t: float,
+        author: str | None,
+        category: str,
+        text: str,
+        entity: str | None = None,
+        ref: str | None = None,
+    ) -> Delta:
+        entry_id = f"j{self.journal_count + 1}"
+        entry: dict[str, Any] = {
+            "id": entry_id,
+            "seq": seq,
+            "t": t,
+            "author": author,
+            "category": category,
+            "text": text,
+            "entity": entity,
+            "ref": ref,
+        }
+        self.journal_count += 1
+        self.journal.append(entry)
+        while len(self.journal) > self.journal_len:
+            self.journal.popleft()
+        return Delta("journal", "upsert", entry_id, seq, dict(entry))
+
+    def _on_journal(self, ev: JournalEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        return [self._journal(seq, t, ev.context.actor, p.category, p.text)]
+
+    def _on_alert(self, ev: AlertEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        alert: dict[str, Any] = {
+            "id": p.id,
+            "rule": p.rule,
+            "detail": p.rule,
+            "severity": p.severity,
+            "entity": p.entity,
+            "raised_at": t,
+            "updated_at": t,
+            "cleared_at": None,
+            "active": True,
+            "acknowledged_by": None,
+            "acknowledged_at": None,
+            "text": p.text,
+            "params": {},
+        }
+        self.alerts[p.id] = alert
+        journal = self._journal(seq, t, ev.context.actor, "alert", p.text, p.entity, p.id)
+        return [Delta("alerts", "upsert", p.id, seq, dict(alert)), journal]
+
+    def _on_ack(self, ev: AckEvent, t: float, seq: int) -> list[Delta]:
+        alert = self.alerts.get(ev.payload.alert)
+        if alert is None or alert["acknowledged_by"] is not None:
+            return []
+        alert["acknowledged_by"] = ev.context.actor or ev.source.device
+        alert["acknowledged_at"] = t
+        text = f"Quittiert: {alert['text']}"
+        journal = self._journal(
+            seq, t, alert["acknowledged_by"], "ack", text, alert["entity"], alert["id"]
+        )
+        return [Delta("alerts", "upsert", alert["id"], seq, dict(alert)), journal]
+
+    def _on_detection(self, ev: DetectionEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        old = self.detections.get(p.id)
+        det = p.model_dump(mode="json")
+        det["first_seen"] = old["first_seen"] if old else t
+        det["updated_at"] = t
+        self.detections[p.id] = det
+        deltas = [Delta("detections", "upsert", p.id, seq, dict(det))]
+        if old is None:
+            text = f"Meldung {p.category}" + (f": {p.summary}" if p.summary else "")
+            deltas.append(self._journal(seq, t, ev.context.actor, "detection", text, None, p.id))
+        return deltas
+
+    def _on_warning(self, ev: WarningEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        deltas: list[Delta] = []
+        if p.msg_type in ("Update", "Cancel"):
+            for ref in p.references:
+                if self.warnings.pop(ref, None) is not None:
+                    deltas.append(Delta("warnings", "remove", ref, seq))
+        if p.msg_type != "Cancel":
+            w = p.model_dump(mode="json")
+            w["received"] = t
+            self.warnings[p.id] = w
+            deltas.append(Delta("warnings", "upsert", p.id, seq, dict(w)))
+        return deltas
+
+    def _on_hazard(self, ev: HazardEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        hazard = {
+            "id": p.id,
+            "kind": "drawn",
+            "label": p.label,
+            "severity": p.severity,
+            "geometry": p.geometry,
+            "author": ev.context.actor,
+            "drawn_at": t,
+        }
+        self.hazards[p.id] = hazard
+        return [Delta("hazards", "upsert", p.id, seq, dict(hazard))]
+
+    def _on_hazard_removed(self, ev: HazardRemovedEvent, t: float, seq: int) -> list[Delta]:
+        if self.hazards.pop(ev.payload.id, None) is None:
+            return []
+        return [Delta("hazards", "remove", ev.payload.id, seq)]
+
+    # --- reading the picture --------------------------------------------------------
+
+    def view(self, now: float, *, tracks: bool = True) -> dict[str, Any]:
+        """The picture as the API and the UI show it, with ages relative to `now`."""
+        entities = [self._entity_view(e, now, tracks) for e in self.entities.values()]
+        entities.sort(key=lambda e: (e["kind"], e["id"]))
+        warnings = [dict(w) for w in self.warnings.values() if not _expired(w.get("expires"), now)]
+        alerts = [
+            _alert_view(a, now)
+            for a in self.alerts.values()
+            if a["active"] or a["acknowledged_by"] is None
+        ]
+        alerts.sort(key=lambda a: (a["severity"] != "critical", a["raised_at"]))
+        detections = []
+        for d in self.detections.values():
+            dv = dict(d)
+            dv["first_seen"], dv["updated_at"] = iso(d["first_seen"]), iso(d["updated_at"])
+            detections.append(dv)
+        return {
+            "at": iso(now),
+            "incident": self.incident,
+            "seq": self.seq,
+            "entities": entities,
+            "detections": detections,
+            "alerts": alerts,
+            "hazards": [_hazard_view(h) for h in self.hazards.values()],
+            "warnings": warnings,
+            "journal": [_journal_view(j) for j in self.journal],
+        }
+
+    def _entity_view(self, e: dict[str, Any], now: float, tracks: bool) -> dict[str, Any]:
+        threshold = self.stale_after.get(e["kind"], 60.0)
+        last = e["last_reported"]
+        age = max(0.0, now - last)
+        out = {
+            "id": e["id"],
+            "kind": e["kind"],
+            "callsign": e["callsign"],
+            "meta": dict(e["meta"]),
+            "lat": e["lat"],
+            "lon": e["lon"],
+            "alt_m": e["alt_m"],
+            "heading_deg": e["heading_deg"],
+            "speed_mps": e["speed_mps"],
+            "accuracy_m": e["accuracy_m"],
+            "observed_at": iso(e["observed_at"]),
+            "last_reported": iso(last),
+            "last_changed": iso(e["last_changed"]),
+            "age_s": round(age, 3),
+            "stale": age > threshold,
+            "readings": {
+                name: {
+                    "value": r["value"],
+                    "unit": r["unit"],
+                    "observed_at": iso(r["observed_at"]),
+                    "age_s": round(max(0.0, now - r["observed_at"]), 3),
+                    "stale": now - r["observed_at"] > threshold,
+                }
+                for name, r in e["readings"].items()
+            },
+            "status": {k: (iso(v) if k == "observed_at" else v) for k, v in e["status"].items()},
+        }
+        if tracks:
+            out["track"] = [[lat, lon] for _, lat, lon in self.tracks.get(e["id"], ())]
+        return out
+
+    # --- snapshot / restore ---------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the fold knows, as plain JSON-able data."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "incident": self.incident,
+            "seq": self.seq,
+            "received_at": self.received_at,
+            "entities": {k: _copy_entity(v) for k, v in self.entities.items()},
+            "tracks": {k: [list(p) for p in v] for k, v in self.tracks.items()},
+            "detections": {k: dict(v) for k, v in self.detections.items()},
+            "alerts": {k: dict(v, params=dict(v["params"])) for k, v in self.alerts.items()},
+            "hazards": {k: dict(v) for k, v in self.hazards.items()},
+            "warnings": {k: dict(v) for k, v in self.warnings.items()},
+            "journal": [dict(j) for j in self.journal],
+            "journal_count": self.journal_count,
+            "active": [[r, e, a] for (r, e), a in self._active.items()],
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        track_len: int = 200,
+        journal_len: int = 10_000,
+        stale_after: Mapping[str, float] | None = None,
+    ) -> Situation:
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {data.get('version')!r} is not {SNAPSHOT_VERSION}")
+        sit = cls(
+            incident=data["incident"],
+            track_len=track_len,
+            journal_len=journal_len,
+            stale_after=dict(stale_after or DEFAULT_STALE_AFTER),
+            seq=data["seq"],
+            received_at=data["received_at"],
+        )
+        sit.entities = {k: _copy_entity(v) for k, v in data["entities"].items()}
+        sit.tracks = {
+            k: deque(((t, la, lo) for t, la, lo in v), maxlen=track_len)
+            for k, v in data["tracks"].items()
+        }
+        sit.detections = {k: dict(v) for k, v in data["detections"].items()}
+        sit.alerts = {k: dict(v, params=dict(v["params"])) for k, v in data["alerts"].items()}
+        sit.hazards = {k: dict(v) for k, v in data["hazards"].items()}
+        sit.warnings = {k: dict(v) for k, v in data["warnings"].items()}
+        sit.journal = deque(dict(j) for j in data["journal"])
+        sit.journal_count = data["journal_count"]
+        sit._active = {(r, e): a for r, e, a in data["active"]}
+        return sit
+
+
+def _copy_entity(e: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(e)
+    out["meta"] = dict(e["meta"])
+    out["readings"] = {k: dict(v) for k, v in e["readings"].items()}
+    out["status"] = dict(e["status"])
+    return out
+
+
+def _expired(expires: str | None, now: float) -> bool:
+    if not expires:
+        return False
+    return datetime.fromisoformat(expires).timestamp() <= now
+
+
+def _alert_view(a: Mapping[str, Any], now: float) -> dict[str, Any]:
+    out = dict(a)
+    out["age_s"] = round(max(0.0, now - a["raised_at"]), 3)
+    for key in ("raised_at", "updated_at", "cleared_at", "acknowledged_at"):
+        out[key] = iso(a[key])
+    return out
+
+
+def _hazard_view(h: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(h)
+    out["drawn_at"] = iso(h["drawn_at"])
+    return out
+
+
+def _journal_view(j: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(j)
+    out["t"] = iso(j["t"])
+    return out
+
+
+_Handler = Callable[[Situation, Any, float, int], list[Delta]]
+_HANDLERS: dict[type, _Handler] = {
+    EntityRegisteredEvent: Situation._on_registered,
+    EntityRemovedEvent: Situation._on_removed,
+    PositionEvent: Situation._on_position,
+    ReadingsEvent: Situation._on_readings,
+    StatusEvent: Situation._on_status,
+    WeatherEvent: Situation._on_weather,
+    JournalEvent: Situation._on_journal,
+    AlertEvent: Situation._on_alert,
+    AckEvent: Situation._on_ack,
+    DetectionEvent: Situation._on_detection,
+    WarningEvent: Situation._on_warning,
+    HazardEvent: Situation._on_hazard,
+    HazardRemovedEvent: Situation._on_hazard_removed,
+}
