@@ -1,0 +1,84 @@
+"""Who is asking: people by session cookie, devices by bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from cockpit.api.errors import ApiError
+from cockpit.api.services import Services, services
+from cockpit.auth import Device, User, can_write, device_may_post
+
+__all__ = [
+    "SESSION_COOKIE",
+    "bearer",
+    "device_for",
+    "require_device",
+    "require_user",
+    "require_writer",
+    "user_for",
+]
+
+SESSION_COOKIE = "cockpit_session"
+
+
+def bearer(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token.strip()
+
+
+def user_for(conn: HTTPConnection) -> User | None:
+    svc = services(conn)
+    token = conn.cookies.get(SESSION_COOKIE) or bearer(conn)
+    if not token:
+        return None
+    return svc.auth.user_for_session(token)
+
+
+def require_user(conn: HTTPConnection) -> User:
+    user = user_for(conn)
+    if user is None:
+        raise ApiError(401, "not logged in", "session", "log in on /login or POST /api/v1/session")
+    return user
+
+
+def require_writer(user: User = Depends(require_user)) -> User:  # noqa: B008
+    if not can_write(user):
+        raise ApiError(403, "forbidden", "role", f"role {user.role!r} may not write")
+    return user
+
+
+def device_for(conn: HTTPConnection, feed: str) -> Device:
+    """The device behind the bearer token, if it may post to `feed`; else ApiError."""
+    svc: Services = services(conn)
+    token = bearer(conn)
+    if token is None:
+        raise ApiError(401, "no device token", "authorization", "send 'Bearer <device token>'")
+    device = svc.auth.device_for_token(token)
+    if device is None:
+        raise ApiError(401, "unknown device token", "authorization", "token unknown or revoked")
+    if not device_may_post(device, feed):
+        raise ApiError(
+            403,
+            "feed not allowed",
+            "authorization",
+            f"device {device.name!r} may not post to {feed!r}",
+        )
+    return device
+
+
+def require_device(feed: str) -> Callable[[HTTPConnection], Coroutine[Any, Any, Device]]:
+    async def dependency(conn: HTTPConnection) -> Device:
+        try:
+            return device_for(conn, feed)
+        except ApiError as exc:
+            services(conn).health.feed(feed).reject(exc.error, services(conn).clock())
+            raise
+
+    return dependency

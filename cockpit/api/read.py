@@ -1,0 +1,101 @@
+"""Reading the picture: situation (now or at a past time), the log, the live stream."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from cockpit.api.deps import require_user
+from cockpit.api.errors import ApiError
+from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.services import services
+from cockpit.auth import User
+from cockpit.push import sse_stream
+from cockpit.replay import situation_at
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["situation"])
+
+_MAX_EVENTS_PAGE = 5000
+
+
+def _parse_at(value: str) -> float:
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ApiError(422, "invalid time", "at", f"{value!r} is not ISO 8601") from exc
+    if at.tzinfo is None:
+        raise ApiError(422, "invalid time", "at", f"{value!r} has no time zone (add Z)")
+    return at.timestamp()
+
+
+@router.get("/api/v1/situation", summary="The situation picture, now or at a past time")
+async def situation(
+    request: Request,
+    at: Annotated[str | None, Query(description="ISO 8601 time with zone")] = None,
+    tracks: Annotated[bool, Query(description="include track history")] = True,
+    user: User = Depends(require_user),  # noqa: B008
+) -> Response:
+    svc = services(request)
+    if at is None:
+        await svc.picture.caught_up()
+        # No await between reading the clock and the view: the picture cannot change.
+        now = svc.now()
+        return JsonResponse(svc.picture.situation.view(now, tracks=tracks))
+    t = _parse_at(at)
+    reader = svc.reader()
+    if reader is None:
+        raise ApiError(
+            409, "no recording here", "at", "this process has no copy of the incident log"
+        )
+    pipeline = svc.pipeline
+    factory = pipeline.new_situation if pipeline else svc.replay.factory  # type: ignore[union-attr]
+    sit = await asyncio.to_thread(situation_at, reader, t, factory)
+    return JsonResponse(sit.view(t, tracks=tracks))
+
+
+@router.get("/api/v1/events", summary="The recorded event log, in seq order")
+async def events(
+    request: Request,
+    since: Annotated[int, Query(ge=0, description="return events with seq > since")] = 0,
+    limit: Annotated[int, Query(ge=1, le=_MAX_EVENTS_PAGE)] = 1000,
+    user: User = Depends(require_user),  # noqa: B008
+) -> Response:
+    svc = services(request)
+    reader = svc.reader()
+    if reader is None:
+        raise ApiError(409, "no recording here", "since", "this process has no incident log")
+    bodies = await asyncio.to_thread(reader.raw_events, since, limit)
+    nxt = since
+    if bodies:
+        nxt = int(orjson.loads(bodies[-1])["seq"])
+    payload = b'{"incident":"%s","next":%d,"events":[' % (svc.incident.encode(), nxt)
+    return Response(payload + b",".join(bodies) + b"]}", media_type="application/json")
+
+
+@router.get(
+    "/api/v1/stream",
+    summary="Live deltas (server-sent events): snapshot, then delta batches",
+    response_class=StreamingResponse,
+)
+async def stream(
+    request: Request,
+    user: User = Depends(require_user),  # noqa: B008
+) -> StreamingResponse:
+    svc = services(request)
+    picture = svc.picture
+    await picture.caught_up()
+    # Join and snapshot in one step (no await between): no gap, no duplicate.
+    client = picture.hub.join(user.name)
+    snapshot = picture.situation.view(svc.now())
+    return StreamingResponse(
+        sse_stream(picture.hub, client, snapshot, svc.now, stopping=request.app.state.stopping),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,77 @@
+"""What the routes need, built once by the composition root and put on `app.state`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from starlette.requests import HTTPConnection
+
+from cockpit.api.errors import ApiError
+from cockpit.auth import AuthStore
+from cockpit.health import Health
+from cockpit.pipeline import Pipeline
+from cockpit.push import PushHub
+from cockpit.recorder import LogReader
+from cockpit.replay import ReplaySession
+from cockpit.settings import Settings
+from cockpit.situation import Situation
+
+__all__ = ["Picture", "Services", "services"]
+
+
+class Picture(Protocol):
+    """Where the routes read the picture: the live pipeline or a replay session."""
+
+    situation: Situation
+    hub: PushHub
+
+    async def caught_up(self, wait_s: float = 0.5) -> bool: ...
+
+
+@dataclass
+class Services:
+    settings: Settings
+    auth: AuthStore
+    incident: str
+    picture: Picture
+    log_path: Path
+    pipeline: Pipeline | None = None  # live mode
+    replay: ReplaySession | None = None  # replay mode (read-only)
+    health: Health = field(default_factory=Health)
+    clock: Callable[[], float] = time.time
+    started_at: float = field(default_factory=time.time)
+    _reader: LogReader | None = None
+    _reader_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> float:
+        """The picture's clock: wall time live, the replay clock in a replay."""
+        return self.replay.now() if self.replay is not None else self.clock()
+
+    def pipeline_or_409(self) -> Pipeline:
+        """The live pipeline; a replay is read-only."""
+        if self.pipeline is None:
+            raise ApiError(409, "read-only", "mode", "a replay cannot be written to")
+        return self.pipeline
+
+    def reader(self) -> LogReader | None:
+        """A read-only view of this incident's log, if this machine has it."""
+        if self.replay is not None:
+            return self.replay.reader
+        with self._reader_lock:
+            if self._reader is None and self.log_path.is_file():
+                self._reader = LogReader(self.log_path)
+            return self._reader
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+
+def services(conn: HTTPConnection) -> Services:
+    svc: Services = conn.app.state.services
+    return svc

@@ -1,0 +1,227 @@
+"""The `cockpit` command: demo, serve, replay, user add, token add, export, import."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import secrets
+import sys
+import tempfile
+import webbrowser
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from cockpit.auth import ROLES, AuthError, AuthStore
+from cockpit.recorder import RecorderError, export_incident, import_incident, incident_path
+from cockpit.server import create_app, resolve_incident
+from cockpit.settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+log = logging.getLogger("cockpit")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return load_settings(
+        getattr(args, "config", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=getattr(args, "data_dir", None),
+        **extra,
+    )
+
+
+def _auth(settings: Settings) -> AuthStore:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return AuthStore(settings.data_dir / "auth.sqlite", session_ttl_s=settings.session_ttl_s)
+
+
+async def _serve(settings: Settings, *, replay: Path | None = None, on_start: Any = None) -> None:
+    app = create_app(settings, replay=replay)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        ws_max_size=settings.max_body_bytes,
+        # Live streams never end by themselves: don't wait for them on shutdown.
+        timeout_graceful_shutdown=3,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
+        await asyncio.sleep(0.05)
+    extra: asyncio.Task[None] | None = None
+    if server.started and on_start is not None:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        extra = asyncio.create_task(on_start(port))
+    try:
+        await task
+    finally:
+        if extra is not None:
+            extra.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await extra
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    asyncio.run(_serve(settings))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from feeds.sim.client import run_sim
+
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="cockpit-demo-"))
+    settings = load_settings(
+        None, host=args.host, port=args.port, data_dir=data_dir, redis_url=None
+    )
+    password = secrets.token_urlsafe(12)  # a fresh one each run: no default secret
+    with _auth(settings) as auth:
+        auth.add_user("einsatzleitung", "commander", password, replace=True)
+        token = auth.add_device("demo-sim", ["telemetry"])
+    incident = resolve_incident(settings)
+
+    async def started(port: int) -> None:
+        url = f"http://{settings.host}:{port}/"
+        print(  # the demo's whole point is to tell a person where to go and how to log in
+            f"\nEinsatz-Cockpit demo: {url}\n"
+            f"  Anmeldung / log-in: einsatzleitung / {password}\n"
+            f"  incident {incident}, data in {settings.data_dir}\n",
+            flush=True,
+        )
+        if not args.no_browser:
+            webbrowser.open(url)
+        await run_sim(f"ws://{settings.host}:{port}/ws/ingest/telemetry", token)
+
+    asyncio.run(_serve(settings, on_start=started))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    recording = Path(args.recording)
+    asyncio.run(_serve(settings, replay=recording))
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"Passwort für {args.name}: ")
+        if getpass.getpass("Wiederholen: ") != password:
+            raise AuthError("password: the two entries differ")
+    with _auth(settings) as auth:
+        user = auth.add_user(args.name, args.role, password, replace=args.replace)
+    print(f"user {user.name} ({user.role}) saved in {settings.data_dir}", file=sys.stderr)
+    return 0
+
+
+def cmd_token_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    feeds = [f.strip() for f in args.feeds.split(",") if f.strip()]
+    with _auth(settings) as auth:
+        token = auth.add_device(args.device, feeds)
+    print(token)
+    print(f"device {args.device} may post to: {', '.join(feeds)}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    count = export_incident(incident_path(settings.data_dir, args.incident), Path(args.file))
+    print(f"exported incident {args.incident}: {count} events to {args.file}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    incident, path = import_incident(Path(args.file), settings.data_dir, force=args.force)
+    print(f"imported incident {incident} to {path}", file=sys.stderr)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cockpit", description="Einsatz-Cockpit")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser, *, net: bool = False) -> None:
+        sp.add_argument("--data-dir", type=Path, help="data directory (COCKPIT_DATA_DIR)")
+        sp.add_argument("--config", type=Path, help="TOML settings file")
+        if net:
+            sp.add_argument("--host", help="address to bind (default 127.0.0.1)")
+            sp.add_argument("--port", type=int, help="port (default 8050)")
+
+    demo = sub.add_parser("demo", help="run the demo incident with its simulator")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8050)
+    demo.add_argument("--data-dir", type=Path, help="default: a new temporary directory")
+    demo.add_argument("--no-browser", action="store_true", help="don't open a browser")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="serve the cockpit")
+    common(serve, net=True)
+    serve.set_defaults(func=cmd_serve)
+
+    replay = sub.add_parser("replay", help="serve a recorded incident for replay")
+    replay.add_argument("recording", help="an incident file (.sqlite)")
+    common(replay, net=True)
+    replay.set_defaults(func=cmd_replay)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    ua = user.add_parser("add", help="add a user")
+    ua.add_argument("name")
+    ua.add_argument("--role", required=True, choices=ROLES)
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    ua.add_argument("--replace", action="store_true", help="replace an existing user")
+    common(ua)
+    ua.set_defaults(func=cmd_user_add)
+
+    token = sub.add_parser("token", help="manage device tokens")
+    ta = token.add_subparsers(dest="action", required=True).add_parser("add", help="issue a token")
+    ta.add_argument("device")
+    ta.add_argument("--feeds", required=True, help="comma-separated: telemetry,video,adler,…")
+    common(ta)
+    ta.set_defaults(func=cmd_token_add)
+
+    ex = sub.add_parser("export", help="copy an incident's recording to a file")
+    ex.add_argument("incident")
+    ex.add_argument("file")
+    common(ex)
+    ex.set_defaults(func=cmd_export)
+
+    im = sub.add_parser("import", help="add a recording file to the data dir")
+    im.add_argument("file")
+    im.add_argument("--force", action="store_true", help="replace an incident of the same id")
+    common(im)
+    im.set_defaults(func=cmd_import)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (SettingsError, AuthError, RecorderError) as exc:
+        print(f"cockpit: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

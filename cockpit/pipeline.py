@@ -1,0 +1,278 @@
+"""The live pipeline of one process: bus -> fold -> push, and bus -> recorder.
+
+Every process folds the incident's whole stream into its own picture. Exactly one
+process per incident records (a lease on the bus; always this one on the memory bus).
+An ingest returns only once the recorder has committed its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cockpit.bus import Bus, Overflow, Overflowed
+from cockpit.events import Event
+from cockpit.push import PushHub
+from cockpit.recorder import LogReader, Recorder, incident_path
+from cockpit.settings import Settings
+from cockpit.situation import Situation
+
+__all__ = ["CommitTimeout", "Pipeline", "restore_from_log", "situation_factory"]
+
+log = logging.getLogger("cockpit.pipeline")
+
+LEASE_TTL_S = 10.0
+LEASE_RENEW_S = 3.0
+
+
+class CommitTimeout(Exception):
+    """The recorder did not confirm the events in time (they may still be written)."""
+
+
+def situation_factory(
+    settings: Settings, incident: str
+) -> Callable[[dict[str, Any] | None], Situation]:
+    """Make an empty picture, or restore one from a snapshot, with the configured limits."""
+
+    def make(snapshot: dict[str, Any] | None) -> Situation:
+        if snapshot is not None:
+            return Situation.restore(
+                snapshot, track_len=settings.track_len, stale_after=settings.stale_after_s
+            )
+        return Situation(
+            incident=incident, track_len=settings.track_len, stale_after=settings.stale_after_s
+        )
+
+    return make
+
+
+def restore_from_log(
+    reader: LogReader, situation_factory: Callable[[dict[str, Any] | None], Situation], upto: int
+) -> Situation:
+    """The picture at seq `upto`: nearest snapshot, then fold forward."""
+    snap = reader.snapshot_before(upto)
+    sit = situation_factory(snap[1] if snap else None)
+    for ev in reader.iter_events(sit.seq, upto):
+        sit.apply(ev)
+    return sit
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        incident: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.incident = incident
+        self.clock = clock
+        self.hub = PushHub(maxsize=settings.stream_queue)
+        self.new_situation = situation_factory(settings, incident)
+        self.situation = self.new_situation(None)
+        self.recorder: Recorder | None = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._tasks: list[asyncio.Task[None]] = []
+        self._folded = asyncio.Condition()
+        self._last_snapshot_seq = 0
+        self._last_snapshot_t = clock()
+        self.fold_errors = 0
+
+    @property
+    def log_path(self) -> Path:
+        return incident_path(self.settings.data_dir, self.incident)
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.bus.start()
+        if self.settings.recorder != "off" and await self._may_record():
+            await self._open_recorder()
+        await self._load_picture()
+        self._spawn(self._fold_loop(), "fold")
+        if self.recorder is not None:
+            self._spawn(self._record_loop(), "record")
+        if self.settings.recorder == "auto":
+            self._spawn(self._lease_loop(), "lease")
+
+    async def close(self) -> None:
+        self.hub.close_all()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.recorder is not None:
+            await self.recorder.close()
+            await self.bus.release_lead("recorder", self.owner)
+        await self.bus.close()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=f"pipeline-{name}"))
+
+    async def _may_record(self) -> bool:
+        if self.settings.recorder == "on":
+            return True
+        return await self.bus.try_lead("recorder", self.owner, LEASE_TTL_S)
+
+    async def _open_recorder(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def committed(seq: int) -> None:  # called in the writer thread
+            loop.call_soon_threadsafe(self._announce_commit, seq)
+
+        rec = Recorder(
+            self.log_path,
+            self.incident,
+            synchronous=self.settings.recorder_sync,
+            on_commit=committed,
+        )
+        last = await asyncio.to_thread(rec.open)
+        self.recorder = rec
+        await self.bus.ensure_seq_at_least(last)
+        if last:
+            await self.bus.mark_committed(last)
+        log.info("recording incident %s to %s (up to seq %d)", self.incident, rec.path, last)
+
+    def _announce_commit(self, seq: int) -> None:
+        task = asyncio.create_task(self.bus.mark_committed(seq))
+        task.add_done_callback(_log_failure)
+
+    async def _load_picture(self) -> None:
+        """Start from the newest picture we can get without folding from seq 1."""
+        if self.recorder is not None and self.recorder.committed_seq:
+            reader = LogReader(self.recorder.path)
+            try:
+                self.situation = await asyncio.to_thread(
+                    restore_from_log, reader, self.new_situation, self.recorder.committed_seq
+                )
+            finally:
+                reader.close()
+        else:
+            shared = await self.bus.get_snapshot()
+            if shared is not None:
+                self.situation = self.new_situation(orjson.loads(shared[1]))
+        self._last_snapshot_seq = self.situation.seq
+
+    # --- the loops ------------------------------------------------------------------
+
+    async def _fold_loop(self) -> None:
+        sub = self.bus.subscribe(
+            "fold", after=self.situation.seq, maxsize=50_000, overflow=Overflow.BLOCK
+        )
+        try:
+            async for batch in sub:
+                self._fold(batch)
+                async with self._folded:
+                    self._folded.notify_all()
+        finally:
+            await sub.close()
+
+    def _fold(self, batch: Sequence[Event]) -> None:
+        sit = self.situation
+        deltas = []
+        for ev in batch:
+            try:
+                deltas.extend(sit.apply(ev))
+            except Exception:  # a bug in one rule must not stop the picture
+                self.fold_errors += 1
+                log.exception("fold failed on event %s (seq %s)", ev.id, ev.seq)
+        self.hub.publish(deltas)
+        if self.recorder is not None:
+            self._maybe_snapshot()
+
+    def _maybe_snapshot(self) -> None:
+        sit = self.situation
+        now = self.clock()
+        due_n = sit.seq - self._last_snapshot_seq >= self.settings.snapshot_every_n
+        due_t = now - self._last_snapshot_t >= self.settings.snapshot_every_s
+        if sit.seq > self._last_snapshot_seq and (due_n or due_t):
+            assert self.recorder is not None
+            snap = sit.snapshot()
+            self.recorder.save_snapshot(sit.seq, sit.received_at, snap)
+            task = asyncio.create_task(self.bus.put_snapshot(sit.seq, orjson.dumps(snap)))
+            task.add_done_callback(_log_failure)
+            self._last_snapshot_seq, self._last_snapshot_t = sit.seq, now
+
+    async def _record_loop(self) -> None:
+        assert self.recorder is not None
+        rec = self.recorder
+        sub = self.bus.subscribe(
+            "recorder", after=rec.committed_seq, maxsize=100_000, overflow=Overflow.BLOCK
+        )
+        try:
+            async for batch in sub:
+                await rec.append(batch)
+        except Overflowed:  # pragma: no cover - BLOCK never overflows
+            log.error("recorder subscription overflowed")
+        finally:
+            await sub.close()
+
+    async def _lease_loop(self) -> None:
+        """Keep (or take over) the recorder lease; exactly one process records."""
+        while True:
+            await asyncio.sleep(LEASE_RENEW_S)
+            try:
+                leading = await self.bus.try_lead("recorder", self.owner, LEASE_TTL_S)
+            except Exception as exc:
+                log.warning("recorder lease check failed: %s", exc)
+                continue
+            if leading and self.recorder is None:
+                log.info("took over recording of incident %s", self.incident)
+                await self._open_recorder()
+                self._spawn(self._record_loop(), "record")
+            elif not leading and self.recorder is not None:
+                log.error("lost the recorder lease; another process records now")
+
+    # --- used by the routes ---------------------------------------------------------
+
+    async def ingest(self, events: Sequence[Event]) -> list[int]:
+        """Publish and wait for the durable commit; returns the assigned seqs."""
+        if not events:
+            return []
+        published = await self.bus.publish(events)
+        seqs = [ev.seq for ev in published if ev.seq is not None]
+        if not await self.bus.wait_committed(seqs[-1], self.settings.commit_timeout_s):
+            raise CommitTimeout(f"events up to seq {seqs[-1]} not committed in time")
+        return seqs
+
+    async def caught_up(self, wait_s: float = 0.5) -> bool:
+        """Wait until the picture has folded everything this process has published."""
+        deadline = self.clock() + wait_s
+        async with self._folded:
+            while self.situation.seq < self.bus.head:
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._folded.wait(), remaining)
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "incident": self.incident,
+            "seq": self.situation.seq,
+            "fold_errors": self.fold_errors,
+            "recording": self.recorder is not None,
+            "recorder": self.recorder.stats() if self.recorder else None,
+            "bus": self.bus.stats(),
+            "push": self.hub.stats(),
+        }
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("background step failed: %s", task.exception())

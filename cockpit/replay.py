@@ -1,0 +1,166 @@
+"""Replay a recorded incident: seek, play, pause, speed 0.25x-100x.
+
+Replay is the live pipeline under another clock: the recorded events are published
+onto the replay's own bus, folded into its own picture and pushed like live deltas.
+It only reads the recording; it never writes into any log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cockpit.bus import MemoryBus, Overflow
+from cockpit.pipeline import restore_from_log
+from cockpit.push import PushHub
+from cockpit.recorder import LogReader
+from cockpit.situation import Situation
+
+__all__ = ["MAX_SPEED", "MIN_SPEED", "ReplaySession", "situation_at"]
+
+log = logging.getLogger("cockpit.replay")
+
+MIN_SPEED = 0.25
+MAX_SPEED = 100.0
+_TICK_S = 0.02  # how often the replay clock publishes what has become due
+
+
+def situation_at(
+    reader: LogReader, t: float, factory: Callable[[dict[str, Any] | None], Situation]
+) -> Situation:
+    """The picture as the live server had it at server time `t`."""
+    return restore_from_log(reader, factory, reader.seq_at(t))
+
+
+class ReplaySession:
+    """One replay of one recording, with its own bus, picture and push hub."""
+
+    def __init__(
+        self,
+        reader: LogReader,
+        factory: Callable[[dict[str, Any] | None], Situation],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        stream_queue: int = 2000,
+    ) -> None:
+        self.reader = reader
+        self.incident = reader.incident
+        self.factory = factory
+        self._clock = clock
+        count, first, last = reader.bounds()
+        self.t_first: float = first or 0.0
+        self.t_last: float = last or 0.0
+        self.events_total = count
+        self.hub = PushHub(maxsize=stream_queue)
+        self.situation = factory(None)
+        self.position = self.t_first  # replay time: server time of the recording
+        self.speed = 1.0
+        self.playing = False
+        self._bus = MemoryBus(self.incident)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._anchor = (self._clock(), self.position)  # (wall, replay) at last change
+        self._lock = asyncio.Lock()
+
+    # --- control --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.seek(self.t_first)
+        self._tasks.append(asyncio.create_task(self._player(), name="replay-player"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self._bus.close()
+        self.hub.close_all()
+
+    def now(self) -> float:
+        """Current replay time (server time of the recording)."""
+        wall, replay = self._anchor
+        if not self.playing:
+            return replay
+        return min(self.t_last, replay + (self._clock() - wall) * self.speed)
+
+    async def seek(self, t: float) -> None:
+        t = min(max(t, self.t_first), self.t_last)
+        async with self._lock:
+            for task in self._tasks[1:]:
+                task.cancel()
+            del self._tasks[1:]
+            await self._bus.close()
+            self.situation = await asyncio.to_thread(situation_at, self.reader, t, self.factory)
+            self._bus = MemoryBus(self.incident, start_seq=self.situation.seq)
+            self._tasks.append(asyncio.create_task(self._fold(self._bus), name="replay-fold"))
+            self._anchor = (self._clock(), t)
+            # Browsers hold the old picture: make them resync from the new one.
+            self.hub.close_all()
+
+    def play(self, speed: float | None = None) -> None:
+        if speed is not None:
+            self.set_speed(speed)
+        self._anchor = (self._clock(), self.now())
+        self.playing = True
+
+    def pause(self) -> None:
+        self._anchor = (self._clock(), self.now())
+        self.playing = False
+
+    def set_speed(self, speed: float) -> None:
+        if not MIN_SPEED <= speed <= MAX_SPEED:
+            raise ValueError(f"speed: {speed} is outside {MIN_SPEED}..{MAX_SPEED}")
+        self._anchor = (self._clock(), self.now())
+        self.speed = speed
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "incident": self.incident,
+            "start": self.t_first,
+            "end": self.t_last,
+            "position": self.now(),
+            "speed": self.speed,
+            "playing": self.playing,
+            "seq": self.situation.seq,
+            "events": self.events_total,
+        }
+
+    # --- the loops ------------------------------------------------------------------
+
+    async def _player(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_S)
+            if not self.playing:
+                continue
+            async with self._lock:
+                target = self.now()
+                upto = await asyncio.to_thread(self.reader.seq_at, target)
+                after = self._bus.head
+                while after < upto:
+                    batch = await asyncio.to_thread(self.reader.events, after, upto, 2000)
+                    if not batch:
+                        break
+                    published = await self._bus.publish(batch)
+                    # The log's seqs are contiguous, so the replay bus re-assigns the same.
+                    after = published[-1].seq or upto
+                if target >= self.t_last:
+                    self.pause()
+
+    async def _fold(self, bus: MemoryBus) -> None:
+        sub = bus.subscribe("replay-fold", after=bus.head, maxsize=50_000, overflow=Overflow.BLOCK)
+        async for batch in sub:
+            deltas = []
+            for ev in batch:
+                deltas.extend(self.situation.apply(ev))
+            self.hub.publish(deltas)
+
+    async def caught_up(self, wait_s: float = 0.5) -> bool:
+        deadline = time.monotonic() + wait_s
+        # Polling is fine here: a replay folds in bursts, and this runs once per request.
+        while self.situation.seq < self._bus.head and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        return self.situation.seq >= self._bus.head

@@ -1,0 +1,201 @@
+"""The composition root: one ASGI app (FastAPI) with every route, wired in one lifespan.
+
+Settings, auth store, bus, pipeline (fold, recorder, push) or replay session are built
+here and nowhere else; routes get them from `app.state.services`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fastapi_offline
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import FileResponse, HTMLResponse, Response
+
+from cockpit.api import ingest, read, session, write
+from cockpit.api.deps import require_user
+from cockpit.api.errors import ApiError, error_response
+from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.services import Services, services
+from cockpit.auth import AuthStore, User
+from cockpit.bus import make_bus
+from cockpit.pipeline import Pipeline, situation_factory
+from cockpit.recorder import LogReader, incident_path
+from cockpit.replay import ReplaySession
+from cockpit.settings import Settings
+
+__all__ = ["create_app", "resolve_incident"]
+
+log = logging.getLogger("cockpit.server")
+
+_SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
+_SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"}
+
+
+def resolve_incident(settings: Settings) -> str:
+    """The configured incident, else the one kept in the data dir, else a new one."""
+    if settings.incident:
+        return settings.incident
+    marker = settings.data_dir / "incident"
+    if marker.is_file():
+        return marker.read_text().strip()
+    incident = f"{datetime.now(UTC):%Y-%m-%d}-{secrets.token_hex(3)}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(incident + "\n")
+    return incident
+
+
+@asynccontextmanager
+async def _live(settings: Settings, auth: AuthStore) -> AsyncIterator[Services]:
+    incident = resolve_incident(settings)
+    bus = make_bus(incident, settings.redis_url)
+    pipeline = Pipeline(settings, bus, incident)
+    await pipeline.start()
+    svc = Services(
+        settings=settings,
+        auth=auth,
+        incident=incident,
+        picture=pipeline,
+        pipeline=pipeline,
+        log_path=incident_path(settings.data_dir, incident),
+    )
+    try:
+        yield svc
+    finally:
+        await pipeline.close()
+        svc.close()
+
+
+@asynccontextmanager
+async def _replay(settings: Settings, auth: AuthStore, recording: Path) -> AsyncIterator[Services]:
+    reader = LogReader(recording)
+    factory = situation_factory(settings, reader.incident)
+    session_ = ReplaySession(reader, factory, stream_queue=settings.stream_queue)
+    await session_.start()
+    svc = Services(
+        settings=settings,
+        auth=auth,
+        incident=reader.incident,
+        picture=session_,
+        replay=session_,
+        log_path=recording,
+    )
+    try:
+        yield svc
+    finally:
+        await session_.close()
+        reader.close()
+
+
+def create_app(settings: Settings, *, replay: Path | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        auth = AuthStore(settings.data_dir / "auth.sqlite", session_ttl_s=settings.session_ttl_s)
+        app.state.stopping = asyncio.Event()
+        ctx = _replay(settings, auth, replay) if replay else _live(settings, auth)
+        try:
+            async with ctx as svc:
+                app.state.services = svc
+                log.info("serving incident %s", svc.incident)
+                yield
+                app.state.stopping.set()
+        finally:
+            auth.close()
+
+    app = FastAPI(
+        title="Einsatz-Cockpit API",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        default_response_class=JsonResponse,
+    )
+    _install_error_handlers(app)
+    for router in (session.router, read.router, ingest.router, write.router):
+        app.include_router(router)
+    _install_meta_routes(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        response = error_response(exc.status, exc.error, exc.errors)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        svc = services(request)
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or "request", "reason": e["msg"]}
+            for e in exc.errors()[:20]
+        ]
+        svc.health.feed("api").reject(f"invalid request: {errors[0]['field']}", svc.clock())
+        return error_response(422, "invalid request", errors)
+
+
+def _install_meta_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["meta"], summary="Liveness and per-feed status (no log-in)")
+    async def healthz(request: Request) -> Response:
+        svc = services(request)
+        now = svc.clock()
+        body: dict[str, Any] = {
+            "status": "ok",
+            "incident": svc.incident,
+            "mode": "replay" if svc.replay else "live",
+            "uptime_s": round(now - svc.started_at, 1),
+            "feeds": svc.health.view(now),
+        }
+        if svc.pipeline is not None:
+            stats = svc.pipeline.stats()
+            body["pipeline"] = stats
+            rec = stats["recorder"]
+            if (rec and rec["error"]) or not stats["bus"].get("connected", True):
+                body["status"] = "degraded"
+        if svc.replay is not None:
+            body["replay"] = svc.replay.state()
+        return JsonResponse(body, status_code=200)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(user: User = Depends(require_user)) -> Response:  # noqa: B008
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            defs = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in ingest.OPENAPI_MODELS:
+                js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                defs.update(js.pop("$defs", {}))
+                defs[model.__name__] = js
+            app.openapi_schema = schema
+        return JsonResponse(app.openapi_schema)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(user: User = Depends(require_user)) -> HTMLResponse:  # noqa: B008
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Einsatz-Cockpit API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon.png",
+        )
+
+    @app.get("/docs/static/{name}", include_in_schema=False)
+    async def docs_static(name: str, user: User = Depends(require_user)) -> Response:  # noqa: B008
+        # Served from the installed package: the docs work without internet.
+        if name not in _SWAGGER_FILES:
+            raise ApiError(404, "not found", "name", name)
+        return FileResponse(_SWAGGER_STATIC / name)

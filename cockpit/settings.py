@@ -1,0 +1,117 @@
+"""Settings: `COCKPIT_*` environment variables and an optional TOML file, validated once.
+
+Precedence: command-line flags > environment > TOML file > defaults. Errors name the
+key and the value, e.g. `COCKPIT_PORT='x': Input should be a valid integer`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from cockpit.situation import DEFAULT_STALE_AFTER
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the key, the value and the reason."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COCKPIT_", extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8050, ge=0, le=65535, description="TCP port to bind (0: any free one).")
+    data_dir: Path = Field(Path("cockpit-data"), description="Incident logs, users, tokens.")
+    incident: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Incident this process serves; created and kept in the data dir if unset.",
+    )
+    redis_url: str | None = Field(None, description="Redis Streams bus; unset: in-memory bus.")
+    recorder: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: exactly one process per incident records (Redis lease)."
+    )
+    recorder_sync: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="SQLite synchronous mode; FULL survives power loss."
+    )
+    snapshot_every_n: int = Field(5000, ge=100, le=10_000_000)
+    snapshot_every_s: float = Field(60.0, ge=1.0, le=86_400.0)
+    track_len: int = Field(200, ge=2, le=100_000, description="Track points kept per entity.")
+    stale_after_s: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_STALE_AFTER),
+        description="Seconds without a report after which an entity looks stale, per kind.",
+    )
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
+    max_batch: int = Field(1000, ge=1, le=100_000, description="Events per ingest request.")
+    commit_timeout_s: float = Field(5.0, gt=0, le=60)
+    session_ttl_s: float = Field(12 * 3600, ge=60, le=7 * 86400)
+    stream_queue: int = Field(2000, ge=10, le=1_000_000, description="Deltas per push client.")
+    cookie_secure: bool = Field(False, description="Mark the session cookie Secure (TLS).")
+
+    @field_validator("stale_after_s")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(DEFAULT_STALE_AFTER))
+        if unknown:
+            raise ValueError(
+                f"unknown entity kind {unknown[0]!r}; known: {', '.join(DEFAULT_STALE_AFTER)}"
+            )
+        if any(v <= 0 for v in value.values()):
+            raise ValueError("every threshold must be > 0 s")
+        return {**DEFAULT_STALE_AFTER, **value}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # toml_file comes from model_config; load_settings sets it on a subclass.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; raise SettingsError naming the key and value on bad input."""
+    if config is not None:
+        if not config.is_file():
+            raise SettingsError(f"--config: {str(config)!r}: no such file")
+        try:
+            with config.open("rb") as fh:
+                tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"--config: {str(config)!r}: not valid TOML: {exc}") from exc
+    cls: type[Settings] = Settings
+    if config is not None:
+        cls = type(
+            "FileSettings",
+            (Settings,),
+            {"model_config": {**Settings.model_config, "toml_file": config}},
+        )
+    try:
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        env = f"COCKPIT_{key.split('.')[0].upper()}"
+        value = err.get("input")
+        lines.append(f"{key} ({env}) = {value!r}: {err['msg']}")
+    return "; ".join(lines)
