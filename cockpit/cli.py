@@ -100,7 +100,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         if not args.no_browser:
             webbrowser.open(url)
-        await run_sim(f"ws://{settings.host}:{port}/ws/ingest/telemetry", token)
+        # Pick the incident up 90 s after the alarm: the first wave is on its way.
+        await run_sim(f"ws://{settings.host}:{port}/ws/ingest/telemetry", token, start_s=90.0)
 
     asyncio.run(_serve(settings, on_start=started))
     return 0
