@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cockpit.bus import MemoryBus, Overflow
+from cockpit.bus import MemoryBus, Overflow, Subscription
 from cockpit.pipeline import restore_from_log
 from cockpit.push import PushHub
 from cockpit.recorder import LogReader
@@ -61,7 +61,8 @@ class ReplaySession:
         self.speed = 1.0
         self.playing = False
         self._bus = MemoryBus(self.incident)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._player_task: asyncio.Task[None] | None = None
+        self._fold_task: asyncio.Task[None] | None = None
         self._anchor = (self._clock(), self.position)  # (wall, replay) at last change
         self._lock = asyncio.Lock()
 
@@ -69,14 +70,15 @@ class ReplaySession:
 
     async def start(self) -> None:
         await self.seek(self.t_first)
-        self._tasks.append(asyncio.create_task(self._player(), name="replay-player"))
+        self._player_task = asyncio.create_task(self._player(), name="replay-player")
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        for task in (self._player_task, self._fold_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._player_task = self._fold_task = None
         await self._bus.close()
         self.hub.close_all()
 
@@ -90,13 +92,17 @@ class ReplaySession:
     async def seek(self, t: float) -> None:
         t = min(max(t, self.t_first), self.t_last)
         async with self._lock:
-            for task in self._tasks[1:]:
-                task.cancel()
-            del self._tasks[1:]
+            if self._fold_task is not None:
+                self._fold_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._fold_task
             await self._bus.close()
             self.situation = await asyncio.to_thread(situation_at, self.reader, t, self.factory)
             self._bus = MemoryBus(self.incident, start_seq=self.situation.seq)
-            self._tasks.append(asyncio.create_task(self._fold(self._bus), name="replay-fold"))
+            sub = self._bus.subscribe(
+                "replay-fold", after=self._bus.head, maxsize=50_000, overflow=Overflow.BLOCK
+            )
+            self._fold_task = asyncio.create_task(self._fold(sub), name="replay-fold")
             self._anchor = (self._clock(), t)
             # Browsers hold the old picture: make them resync from the new one.
             self.hub.close_all()
@@ -150,8 +156,7 @@ class ReplaySession:
                 if target >= self.t_last:
                     self.pause()
 
-    async def _fold(self, bus: MemoryBus) -> None:
-        sub = bus.subscribe("replay-fold", after=bus.head, maxsize=50_000, overflow=Overflow.BLOCK)
+    async def _fold(self, sub: Subscription) -> None:
         async for batch in sub:
             deltas = []
             for ev in batch:

@@ -86,7 +86,8 @@ async def whoami(user: User = Depends(require_user)) -> dict[str, str]:  # noqa:
 
 @router.delete("/api/v1/session", tags=["session"], summary="Log out")
 async def logout(
-    request: Request, user: User = Depends(require_user)  # noqa: B008
+    request: Request,
+    user: User = Depends(require_user),  # noqa: B008
 ) -> Response:
     svc = services(request)
     token = request.cookies.get(SESSION_COOKIE)

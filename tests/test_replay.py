@@ -1,0 +1,147 @@
+"""Replay: seek, play, pause, speed; and a recorded demo replays as it was seen live."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cockpit.events import Event
+from cockpit.recorder import LogReader, Recorder, incident_path
+from cockpit.replay import ReplaySession, situation_at
+from cockpit.situation import Situation
+from feeds.sim.client import run_sim
+from tests.factories import T0, numbered, position
+from tests.serving import serve
+
+
+def _factory(snapshot: dict[str, Any] | None) -> Situation:
+    return Situation.restore(snapshot) if snapshot else Situation(incident="test")
+
+
+async def _recording(path: Path, n: int = 1200, snapshot_every: int = 100) -> list[Event]:
+    """n events, one every 0.1 s of server time, snapshots every `snapshot_every`."""
+    events = numbered([position(f"u{i % 10}", 51.5 + i * 1e-5, 7.4, i * 0.1) for i in range(n)])
+    rec = Recorder(path, "test")
+    await asyncio.to_thread(rec.open)
+    sit = Situation(incident="test")
+    for i in range(0, n, snapshot_every):
+        chunk = events[i : i + snapshot_every]
+        await rec.append(chunk)
+        sit.apply_all(chunk)
+        rec.save_snapshot(sit.seq, sit.received_at, sit.snapshot())
+    await rec.close()
+    return events
+
+
+async def test_seek_anywhere_equals_folding_from_the_start(tmp_path: Path) -> None:
+    events = await _recording(tmp_path / "r.sqlite")
+    reader = LogReader(tmp_path / "r.sqlite")
+    for k in (1, 99, 100, 101, 555, 1200):
+        t = events[k - 1].received_at.timestamp()
+        from_scratch = Situation(incident="test")
+        from_scratch.apply_all(events[:k])
+        seeked = situation_at(reader, t, _factory)
+        assert seeked.seq == k
+        assert seeked.snapshot() == from_scratch.snapshot()
+    assert situation_at(reader, T0.timestamp() - 1, _factory).seq == 0
+    reader.close()
+
+
+async def test_play_pause_and_speed(tmp_path: Path) -> None:
+    await _recording(tmp_path / "r.sqlite")
+    reader = LogReader(tmp_path / "r.sqlite")
+    clock = {"t": 1000.0}
+    replay = ReplaySession(reader, _factory, clock=lambda: clock["t"])
+    await replay.start()
+    try:
+        assert replay.situation.seq == 1 and not replay.playing
+        await replay.seek(T0.timestamp() + 30.0)  # 30 s in: 301 events
+        assert replay.situation.seq == 301
+        client = replay.hub.join("trainer")
+        replay.play(speed=10)
+        clock["t"] += 2.0  # two wall seconds at 10x: 20 s of incident
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if replay.situation.seq >= 501:
+                break
+        assert replay.situation.seq == 501
+        assert client.pending, "deltas of the replayed events reach push clients"
+        replay.pause()
+        clock["t"] += 5.0
+        await asyncio.sleep(0.1)
+        assert replay.situation.seq == 501 and replay.now() == pytest.approx(T0.timestamp() + 50.0)
+        with pytest.raises(ValueError, match="speed"):
+            replay.set_speed(200)
+        replay.play(speed=100)
+        clock["t"] += 100.0  # past the end: stops there
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if not replay.playing:
+                break
+        assert replay.situation.seq == 1200 and not replay.playing
+    finally:
+        await replay.close()
+        reader.close()
+
+
+@pytest.mark.slow
+async def test_recorded_demo_replays_what_the_live_server_answered(tmp_path: Path) -> None:
+    """Record >= 60 s of the demo, then replay it: situation?at=T equals the live answer at T."""
+    data = tmp_path / "data"
+    live: list[dict[str, Any]] = []
+    async with serve(data, incident="demo-e2e", snapshot_every_n=500) as s:
+        stop = asyncio.Event()
+        sim = asyncio.create_task(
+            run_sim(
+                s.ws_url + "/ws/ingest/telemetry",
+                s.tokens["robot"],
+                rate_hz=2.0,
+                start_s=120.0,
+                stop=stop,
+            )
+        )
+        started = time.monotonic()
+        async with httpx.AsyncClient(base_url=s.url, timeout=10) as c:
+            await s.login(c)
+            await asyncio.sleep(5)
+            while time.monotonic() - started < 62:
+                live.append((await c.get("/api/v1/situation")).json())
+                await asyncio.sleep(9)
+        stop.set()
+        await asyncio.wait_for(sim, 15)
+    assert len(live) >= 6 and live[-1]["seq"] > live[0]["seq"] > 0
+    assert len({e["id"] for e in live[-1]["entities"]}) >= 8
+
+    recording = incident_path(data, "demo-e2e")
+    async with (
+        serve(tmp_path / "replay-data", replay=recording) as r,
+        httpx.AsyncClient(base_url=r.url, timeout=10) as c,
+    ):
+        await r.login(c)
+        for seen in live:
+            replayed = (await c.get("/api/v1/situation", params={"at": seen["at"]})).json()
+            assert replayed["seq"] == seen["seq"]
+            for key in ("entities", "alerts", "journal", "detections", "hazards", "warnings"):
+                assert _without_float_noise(replayed[key]) == _without_float_noise(seen[key]), key
+        health = (await c.get("/healthz")).json()
+        assert health["mode"] == "replay"
+
+
+def _without_float_noise(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ages are computed from `at`, which went through a microsecond ISO string."""
+    out = []
+    for item in items:
+        item = dict(item)
+        if "age_s" in item:
+            item["age_s"] = round(item["age_s"], 2)
+        if "readings" in item:
+            item["readings"] = {
+                k: {**v, "age_s": round(v["age_s"], 2)} for k, v in item["readings"].items()
+            }
+        out.append(item)
+    return out
