@@ -45,17 +45,29 @@ class Settings(BaseSettings):
     recorder_sync: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="SQLite synchronous mode; FULL survives power loss."
     )
-    snapshot_every_n: int = Field(5000, ge=100, le=10_000_000)
-    snapshot_every_s: float = Field(60.0, ge=1.0, le=86_400.0)
+    snapshot_every_n: int = Field(
+        5000, ge=100, le=10_000_000, description="Snapshot the picture every N events (seek speed)."
+    )
+    snapshot_every_s: float = Field(
+        60.0, ge=1.0, le=86_400.0, description="... or every T seconds, whichever comes first."
+    )
     track_len: int = Field(200, ge=2, le=100_000, description="Track points kept per entity.")
     stale_after_s: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_STALE_AFTER),
         description="Seconds without a report after which an entity looks stale, per kind.",
     )
-    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
-    max_batch: int = Field(1000, ge=1, le=100_000, description="Events per ingest request.")
-    commit_timeout_s: float = Field(5.0, gt=0, le=60)
-    session_ttl_s: float = Field(12 * 3600, ge=60, le=7 * 86400)
+    max_body_bytes: int = Field(
+        1 << 20, ge=1024, le=64 << 20, description="Largest ingest body or WS message (413 above)."
+    )
+    max_batch: int = Field(
+        1000, ge=1, le=100_000, description="Messages per ingest request (413 above)."
+    )
+    commit_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="How long an ingest waits for the commit before 503."
+    )
+    session_ttl_s: float = Field(
+        12 * 3600, ge=60, le=7 * 86400, description="Log-in session lifetime (one shift)."
+    )
     stream_queue: int = Field(2000, ge=10, le=1_000_000, description="Deltas per push client.")
     cookie_secure: bool = Field(False, description="Mark the session cookie Secure (TLS).")
 
