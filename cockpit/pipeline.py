@@ -85,6 +85,8 @@ class Pipeline:
         self.recorder: Recorder | None = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._tasks: list[asyncio.Task[None]] = []
+        self._record_task: asyncio.Task[None] | None = None
+        self.gaps = 0  # times the fold found events missing on the bus and resynced
         self._folded = asyncio.Condition()
         self._last_snapshot_seq = 0
         self._last_snapshot_t = clock()
@@ -103,7 +105,7 @@ class Pipeline:
         await self._load_picture()
         self._spawn(self._fold_loop(), "fold")
         if self.recorder is not None:
-            self._spawn(self._record_loop(), "record")
+            self._record_task = asyncio.create_task(self._record_loop(), name="pipeline-record")
         if self.settings.recorder == "auto":
             self._spawn(self._lease_loop(), "lease")
 
@@ -116,9 +118,21 @@ class Pipeline:
                 await task
         self._tasks.clear()
         if self.recorder is not None:
-            await self.recorder.close()
-            await self.bus.release_lead("recorder", self.owner)
+            await self._stop_recording()
+            with contextlib.suppress(Exception):
+                await self.bus.release_lead("recorder", self.owner)
         await self.bus.close()
+
+    async def _stop_recording(self) -> None:
+        """Write what is queued, then stop (staged shutdown)."""
+        if self._record_task is not None:
+            self._record_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._record_task
+            self._record_task = None
+        if self.recorder is not None:
+            await self.recorder.close()
+            self.recorder = None
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"pipeline-{name}"))
@@ -170,16 +184,31 @@ class Pipeline:
     # --- the loops ------------------------------------------------------------------
 
     async def _fold_loop(self) -> None:
-        sub = self.bus.subscribe(
-            "fold", after=self.situation.seq, maxsize=50_000, overflow=Overflow.BLOCK
-        )
-        try:
-            async for batch in sub:
-                self._fold(batch)
-                async with self._folded:
-                    self._folded.notify_all()
-        finally:
-            await sub.close()
+        while True:
+            sub = self.bus.subscribe(
+                "fold", after=self.situation.seq, maxsize=50_000, overflow=Overflow.BLOCK
+            )
+            try:
+                async for batch in sub:
+                    self._fold(batch)
+                    async with self._folded:
+                        self._folded.notify_all()
+                return  # the bus closed
+            except Overflowed as exc:
+                # Events are gone from the bus (trimmed stream, lost Redis): say so, and
+                # continue from the newest shared picture rather than stop.
+                self.gaps += 1
+                log.error("picture missed events, resyncing: %s", exc)
+                await self._resync_from_shared()
+                await asyncio.sleep(1.0)
+            finally:
+                await sub.close()
+
+    async def _resync_from_shared(self) -> None:
+        shared = await self.bus.get_snapshot()
+        if shared is not None and shared[0] > self.situation.seq:
+            self.situation = self.new_situation(orjson.loads(shared[1]))
+            self.hub.close_all()  # browsers hold the old picture: make them resync
 
     def _fold(self, batch: Sequence[Event]) -> None:
         sit = self.situation
@@ -216,8 +245,11 @@ class Pipeline:
         try:
             async for batch in sub:
                 await rec.append(batch)
-        except Overflowed:  # pragma: no cover - BLOCK never overflows
-            log.error("recorder subscription overflowed")
+        except Overflowed as exc:
+            # Events left the bus before they were recorded: the log has a hole. That
+            # must be loud; /healthz turns degraded through the recorder's error.
+            rec.error = f"events missing from the log: {exc}"
+            log.error("%s", rec.error)
         finally:
             await sub.close()
 
@@ -233,9 +265,12 @@ class Pipeline:
             if leading and self.recorder is None:
                 log.info("took over recording of incident %s", self.incident)
                 await self._open_recorder()
-                self._spawn(self._record_loop(), "record")
+                self._record_task = asyncio.create_task(
+                    self._record_loop(), name="pipeline-record"
+                )
             elif not leading and self.recorder is not None:
                 log.error("lost the recorder lease; another process records now")
+                await self._stop_recording()
 
     # --- used by the routes ---------------------------------------------------------
 
@@ -266,6 +301,7 @@ class Pipeline:
             "incident": self.incident,
             "seq": self.situation.seq,
             "fold_errors": self.fold_errors,
+            "gaps": self.gaps,
             "recording": self.recorder is not None,
             "recorder": self.recorder.stats() if self.recorder else None,
             "bus": self.bus.stats(),
