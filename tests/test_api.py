@@ -276,3 +276,21 @@ async def test_situation_at_a_past_time_from_the_log(served: Served) -> None:
         assert past["entities"] == first["entities"]
         r = await c.get("/api/v1/situation", params={"at": "yesterday"})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "at"
+
+
+async def test_no_default_credentials_exist(tmp_path: Path) -> None:
+    from cockpit.auth import AuthStore
+
+    with AuthStore(tmp_path / "fresh.sqlite") as fresh:
+        assert fresh.list_users() == [] and fresh.list_devices() == []
+    async with serve(tmp_path / "data") as s, httpx.AsyncClient(base_url=s.url) as c:
+        for user, password in [
+            ("admin", "admin"),
+            ("admin", "password"),
+            ("root", "root"),
+            ("einsatzleitung", "einsatzleitung"),
+            ("el", ""),
+        ]:
+            r = await c.post("/api/v1/session", json={"username": user, "password": password})
+            assert r.status_code in (401, 422), (user, r.status_code)
+            assert "set-cookie" not in r.headers
