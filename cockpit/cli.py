@@ -8,6 +8,7 @@ import contextlib
 import getpass
 import logging
 import secrets
+import socket
 import sys
 import tempfile
 import webbrowser
@@ -15,11 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import redis
 import uvicorn
 
 from cockpit.auth import ROLES, AuthError, AuthStore
 from cockpit.recorder import RecorderError, export_incident, import_incident, incident_path
-from cockpit.server import create_app, resolve_incident
+from cockpit.server import build_services, create_app, resolve_incident
 from cockpit.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -43,32 +45,58 @@ def _auth(settings: Settings) -> AuthStore:
 
 
 async def _serve(settings: Settings, *, replay: Path | None = None, on_start: Any = None) -> None:
-    app = create_app(settings, replay=replay)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        ws_max_size=settings.max_body_bytes,
-        # Live streams never end by themselves: don't wait for them on shutdown.
-        timeout_graceful_shutdown=3,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
-        await asyncio.sleep(0.05)
-    extra: asyncio.Task[None] | None = None
-    if server.started and on_start is not None:
-        port = server.servers[0].sockets[0].getsockname()[1]
-        extra = asyncio.create_task(on_start(port))
+    # Bind and start everything before serving, so that a taken port, an unreachable
+    # Redis or a recording that isn't one end the command with one clear line.
+    sock = _bind(settings)
     try:
-        await task
+        async with build_services(settings, replay) as svc:
+            app = create_app(settings, replay=replay, services=svc)
+            config = uvicorn.Config(
+                app,
+                log_level="info",
+                ws_max_size=settings.max_body_bytes,
+                # Live streams never end by themselves: don't wait for them on shutdown.
+                timeout_graceful_shutdown=3,
+                access_log=False,
+            )
+            server = uvicorn.Server(config)
+            task = asyncio.create_task(server.serve(sockets=[sock]))
+            while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
+                await asyncio.sleep(0.05)
+            extra: asyncio.Task[None] | None = None
+            if server.started and on_start is not None:
+                extra = asyncio.create_task(on_start(sock.getsockname()[1]))
+            try:
+                await task
+            finally:
+                if extra is not None:
+                    extra.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await extra
+    except (OSError, redis.RedisError) as exc:
+        if settings.redis_url and isinstance(exc, (redis.RedisError, ConnectionError)):
+            raise SettingsError(
+                f"redis_url (COCKPIT_REDIS_URL) = {settings.redis_url!r}: {exc}"
+            ) from exc
+        raise
     finally:
-        if extra is not None:
-            extra.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await extra
+        sock.close()
+
+
+def _bind(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise SettingsError(
+            f"port (COCKPIT_PORT) = {settings.port} on {settings.host}: {exc.strerror}"
+        ) from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

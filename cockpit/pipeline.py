@@ -153,6 +153,7 @@ class Pipeline:
             self.incident,
             synchronous=self.settings.recorder_sync,
             on_commit=committed,
+            exclusive=self.settings.redis_url is None,
         )
         last = await asyncio.to_thread(rec.open)
         self.recorder = rec
@@ -265,9 +266,7 @@ class Pipeline:
             if leading and self.recorder is None:
                 log.info("took over recording of incident %s", self.incident)
                 await self._open_recorder()
-                self._record_task = asyncio.create_task(
-                    self._record_loop(), name="pipeline-record"
-                )
+                self._record_task = asyncio.create_task(self._record_loop(), name="pipeline-record")
             elif not leading and self.recorder is not None:
                 log.error("lost the recorder lease; another process records now")
                 await self._stop_recording()

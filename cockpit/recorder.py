@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import queue
@@ -94,8 +95,14 @@ class Recorder:
         synchronous: str = "FULL",
         backlog_max: int = 200_000,
         on_commit: Callable[[int], None] | None = None,
+        exclusive: bool = True,
     ) -> None:
         self.path = path
+        # exclusive: hold a file lock while recording, so a second process on the same
+        # data dir fails loudly instead of numbering events twice. Off when a Redis lease
+        # decides (a frozen former holder must not block the takeover).
+        self._exclusive = exclusive
+        self._lock_fd: int | None = None
         self.incident = incident
         self._synchronous = synchronous
         self._backlog_max = backlog_max
@@ -116,6 +123,8 @@ class Recorder:
     def open(self) -> int:
         """Open (or create) the log; returns the highest committed seq."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._exclusive:
+            self._take_lock()
         try:
             conn = _connect(self.path)
             conn.execute("PRAGMA journal_mode = WAL")
@@ -148,16 +157,30 @@ class Recorder:
         self._thread.start()
         return self.committed_seq
 
+    def _take_lock(self) -> None:
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RecorderError(
+                f"{self.path}: incident {self.incident!r} is already being recorded by another "
+                "process; run several processes with COCKPIT_REDIS_URL, or stop the other one"
+            ) from None
+        self._lock_fd = fd
+
     async def close(self) -> None:
         """Write everything queued, then stop the writer (staged shutdown)."""
-        if self._thread is None:
-            return
-        self._queue.put(None)
-        await asyncio.to_thread(self._thread.join)
-        self._thread = None
+        if self._thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     # --- writing --------------------------------------------------------------------
 
@@ -226,11 +249,14 @@ class Recorder:
                 )
         try:
             conn.execute("BEGIN")
+            before = conn.total_changes
             # OR IGNORE: a redelivered event (bus reconnect) is already in the log.
             conn.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+            if conn.total_changes - before < len(rows):
+                self._check_redelivered(conn, rows)
             conn.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", snaps)
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, RecorderError) as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self.error = f"{self.path}: write failed: {exc}"
@@ -247,6 +273,19 @@ class Recorder:
                 self.committed_seq = top
                 if self._on_commit is not None:
                     self._on_commit(top)
+
+    @staticmethod
+    def _check_redelivered(
+        conn: sqlite3.Connection, rows: list[tuple[int, str, str, float, float, bytes]]
+    ) -> None:
+        """Ignored rows must be the very same events, else two writers share a seq."""
+        for seq, event_id, *_ in rows:
+            stored = conn.execute("SELECT id FROM events WHERE seq = ?", (seq,)).fetchone()
+            if stored is not None and stored[0] != event_id:
+                raise RecorderError(
+                    f"seq {seq} is taken by event {stored[0]}, not {event_id}: "
+                    "another process writes this incident"
+                )
 
     def stats(self) -> dict[str, Any]:
         return {

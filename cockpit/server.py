@@ -34,7 +34,7 @@ from cockpit.recorder import LogReader, incident_path
 from cockpit.replay import ReplaySession
 from cockpit.settings import Settings
 
-__all__ = ["create_app", "resolve_incident"]
+__all__ = ["build_services", "create_app", "resolve_incident"]
 
 log = logging.getLogger("cockpit.server")
 
@@ -97,21 +97,38 @@ async def _replay(settings: Settings, auth: AuthStore, recording: Path) -> Async
         reader.close()
 
 
-def create_app(settings: Settings, *, replay: Path | None = None) -> FastAPI:
+@asynccontextmanager
+async def build_services(settings: Settings, replay: Path | None = None) -> AsyncIterator[Services]:
+    """Everything the routes need, started; torn down in reverse on exit."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    auth = AuthStore(settings.data_dir / "auth.sqlite", session_ttl_s=settings.session_ttl_s)
+    try:
+        ctx = _replay(settings, auth, replay) if replay else _live(settings, auth)
+        async with ctx as svc:
+            log.info("serving incident %s", svc.incident)
+            yield svc
+    finally:
+        auth.close()
+
+
+def create_app(
+    settings: Settings, *, replay: Path | None = None, services: Services | None = None
+) -> FastAPI:
+    """The ASGI app. With `services` (already started by the caller, as the CLI does so
+    that start-up errors surface before serving) the lifespan only attaches them."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        auth = AuthStore(settings.data_dir / "auth.sqlite", session_ttl_s=settings.session_ttl_s)
         app.state.stopping = asyncio.Event()
-        ctx = _replay(settings, auth, replay) if replay else _live(settings, auth)
-        try:
-            async with ctx as svc:
-                app.state.services = svc
-                log.info("serving incident %s", svc.incident)
-                yield
-                app.state.stopping.set()
-        finally:
-            auth.close()
+        if services is not None:
+            app.state.services = services
+            yield
+            app.state.stopping.set()
+            return
+        async with build_services(settings, replay) as svc:
+            app.state.services = svc
+            yield
+            app.state.stopping.set()
 
     app = FastAPI(
         title="Einsatz-Cockpit API",
