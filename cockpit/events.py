@@ -23,10 +23,13 @@ from ulid import ULID
 __all__ = [
     "ENTITY_KINDS",
     "FEEDS",
+    "AccuracyM",
     "AckEvent",
     "Acknowledgement",
     "Alert",
     "AlertEvent",
+    "AltitudeM",
+    "Callsign",
     "Context",
     "Detection",
     "DetectionEvent",
@@ -42,14 +45,22 @@ __all__ = [
     "HazardEvent",
     "HazardRemoved",
     "HazardRemovedEvent",
+    "HeadingDeg",
+    "Id",
     "JournalEntry",
     "JournalEvent",
+    "Lat",
+    "Lon",
+    "Meta",
+    "Name",
+    "Percent",
     "Position",
     "PositionEvent",
     "Reading",
     "Readings",
     "ReadingsEvent",
     "Source",
+    "SpeedMps",
     "Status",
     "StatusEvent",
     "Warning",
@@ -74,13 +85,19 @@ FEEDS: tuple[str, ...] = Feed.__args__  # type: ignore[attr-defined]
 
 Severity = Literal["info", "warning", "critical"]
 
-_ID = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
-]
-_Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+# Constrained types shared by every model that accepts outside input (feeds reuse them).
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Callsign = Annotated[str, Field(max_length=64)]
+Lat = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
+Lon = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
+AltitudeM = Annotated[float, Field(ge=-500.0, le=20000.0, allow_inf_nan=False)]
+HeadingDeg = Annotated[float, Field(ge=0.0, le=360.0, allow_inf_nan=False)]
+SpeedMps = Annotated[float, Field(ge=0.0, le=400.0, allow_inf_nan=False)]
+AccuracyM = Annotated[float, Field(ge=0.0, le=100000.0, allow_inf_nan=False)]
+Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
+Meta = Annotated[dict[Name, Annotated[str, Field(max_length=200)]], Field(max_length=32)]
 _Text = Annotated[str, Field(max_length=4000)]
-_Lat = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
-_Lon = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
 _Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -104,30 +121,28 @@ class _Model(BaseModel):
 class EntityRegistered(_Model):
     """An entity announces itself (or is announced) with its kind and callsign."""
 
-    entity: _ID
+    entity: Id
     entity_kind: EntityKind
-    callsign: Annotated[str, Field(max_length=64)] | None = None
+    callsign: Callsign | None = None
     # e.g. {"vehicle": "HLF 20", "organisation": "FW Dortmund"}; shown, never interpreted.
-    meta: dict[_Name, Annotated[str, Field(max_length=200)]] = Field(
-        default_factory=dict, max_length=32
-    )
+    meta: Meta = Field(default_factory=dict)
 
 
 class EntityRemoved(_Model):
-    entity: _ID
+    entity: Id
     reason: _Text = ""
 
 
 class Position(_Model):
-    entity: _ID
+    entity: Id
     entity_kind: EntityKind
-    callsign: Annotated[str, Field(max_length=64)] | None = None
-    lat: _Lat
-    lon: _Lon
-    alt_m: Annotated[float, Field(ge=-500.0, le=20000.0, allow_inf_nan=False)] | None = None
-    heading_deg: Annotated[float, Field(ge=0.0, le=360.0, allow_inf_nan=False)] | None = None
-    speed_mps: Annotated[float, Field(ge=0.0, le=400.0, allow_inf_nan=False)] | None = None
-    accuracy_m: Annotated[float, Field(ge=0.0, le=100000.0, allow_inf_nan=False)] | None = None
+    callsign: Callsign | None = None
+    lat: Lat
+    lon: Lon
+    alt_m: AltitudeM | None = None
+    heading_deg: HeadingDeg | None = None
+    speed_mps: SpeedMps | None = None
+    accuracy_m: AccuracyM | None = None
 
 
 class Reading(_Model):
@@ -136,17 +151,17 @@ class Reading(_Model):
 
 
 class Readings(_Model):
-    entity: _ID
+    entity: Id
     entity_kind: EntityKind
-    callsign: Annotated[str, Field(max_length=64)] | None = None
-    values: dict[_Name, Reading] = Field(min_length=1, max_length=64)
+    callsign: Callsign | None = None
+    values: dict[Name, Reading] = Field(min_length=1, max_length=64)
 
 
 class Status(_Model):
-    entity: _ID
+    entity: Id
     entity_kind: EntityKind
-    callsign: Annotated[str, Field(max_length=64)] | None = None
-    battery_pct: Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)] | None = None
+    callsign: Callsign | None = None
+    battery_pct: Percent | None = None
     link: Literal["ok", "degraded", "lost"] | None = None
     mode: Annotated[str, Field(max_length=64)] | None = None
 
@@ -154,16 +169,16 @@ class Status(_Model):
 class Detection(_Model):
     """Something found: by A.D.Le.R., by video analysis, by a person."""
 
-    id: _ID
+    id: Id
     source: Literal["adler", "video", "manual"]
-    category: _Name
+    category: Name
     confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
-    lat: _Lat | None = None
-    lon: _Lon | None = None
+    lat: Lat | None = None
+    lon: Lon | None = None
     state: Literal["new", "confirmed", "dismissed", "dispatched", "on_scene", "closed"] = "new"
     summary: _Text = ""
     # Personal data is kept apart so that redaction is one key, not a search.
-    personal: dict[_Name, Any] | None = None
+    personal: dict[Name, Any] | None = None
 
 
 class WarningArea(_Model):
@@ -173,10 +188,10 @@ class WarningArea(_Model):
 
 
 class Warning(_Model):
-    id: _ID
+    id: Id
     sender: Annotated[str, Field(max_length=200)]
     msg_type: Literal["Alert", "Update", "Cancel"] = "Alert"
-    references: list[_ID] = Field(default_factory=list)
+    references: list[Id] = Field(default_factory=list)
     event: Annotated[str, Field(max_length=200)] = ""
     severity: Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"] = "Unknown"
     urgency: Literal["Immediate", "Expected", "Future", "Past", "Unknown"] = "Unknown"
@@ -190,10 +205,10 @@ class Warning(_Model):
 
 
 class WeatherObservation(_Model):
-    station: _ID
-    callsign: Annotated[str, Field(max_length=64)] | None = None
-    lat: _Lat | None = None
-    lon: _Lon | None = None
+    station: Id
+    callsign: Callsign | None = None
+    lat: Lat | None = None
+    lon: Lon | None = None
     wind_speed_mps: Annotated[float, Field(ge=0.0, le=120.0)] | None = None
     wind_dir_deg: Annotated[float, Field(ge=0.0, le=360.0)] | None = None
     gust_mps: Annotated[float, Field(ge=0.0, le=150.0)] | None = None
@@ -211,30 +226,30 @@ class JournalEntry(_Model):
 
 
 class Acknowledgement(_Model):
-    alert: _ID
+    alert: Id
 
 
 class Alert(_Model):
     """An alert raised from outside the fold (a trainer's injection, an operator)."""
 
-    id: _ID
-    rule: _Name = "manual"
+    id: Id
+    rule: Name = "manual"
     severity: Severity = "warning"
-    entity: _ID | None = None
+    entity: Id | None = None
     text: _Text
 
 
 class Hazard(_Model):
     """A hand-drawn hazard area (Gefahrenbereich)."""
 
-    id: _ID
+    id: Id
     label: Annotated[str, Field(max_length=200)] = ""
     severity: Severity = "warning"
     geometry: dict[str, Any]
 
 
 class HazardRemoved(_Model):
-    id: _ID
+    id: Id
 
 
 # --- envelope -------------------------------------------------------------------------
@@ -242,19 +257,19 @@ class HazardRemoved(_Model):
 
 class Source(_Model):
     feed: Feed
-    device: _ID
+    device: Id
 
 
 class Context(_Model):
     """Who caused this event (a user or device) and what it answers (an event id)."""
 
     actor: Annotated[str, Field(max_length=128)] | None = None
-    parent: _ID | None = None
+    parent: Id | None = None
 
 
 class _Envelope(_Model):
     id: str = Field(default_factory=new_event_id)
-    incident: _ID
+    incident: Id
     source: Source
     observed_at: AwareDatetime
     received_at: AwareDatetime

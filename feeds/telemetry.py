@@ -8,22 +8,33 @@ break.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from cockpit.events import (
+    AccuracyM,
+    AltitudeM,
+    Callsign,
     Context,
     EntityKind,
     EntityRegistered,
     EntityRegisteredEvent,
     Event,
+    HeadingDeg,
+    Id,
+    Lat,
+    Lon,
+    Meta,
+    Name,
+    Percent,
     Position,
     PositionEvent,
     Reading,
     Readings,
     ReadingsEvent,
     Source,
+    SpeedMps,
     Status,
     StatusEvent,
 )
@@ -37,44 +48,37 @@ __all__ = [
     "to_events",
 ]
 
-_ID = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
-]
-_Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TelemetryPosition(_Strict):
-    lat: Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
-    lon: Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
-    alt_m: Annotated[float, Field(ge=-500.0, le=20000.0, allow_inf_nan=False)] | None = None
-    heading_deg: Annotated[float, Field(ge=0.0, le=360.0, allow_inf_nan=False)] | None = None
-    speed_mps: Annotated[float, Field(ge=0.0, le=400.0, allow_inf_nan=False)] | None = None
-    accuracy_m: Annotated[float, Field(ge=0.0, le=100000.0, allow_inf_nan=False)] | None = None
+    lat: Lat
+    lon: Lon
+    alt_m: AltitudeM | None = None
+    heading_deg: HeadingDeg | None = None
+    speed_mps: SpeedMps | None = None
+    accuracy_m: AccuracyM | None = None
 
 
 class TelemetryStatus(_Strict):
-    battery_pct: Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)] | None = None
-    link: Annotated[str, Field(pattern="^(ok|degraded|lost)$")] | None = None
+    battery_pct: Percent | None = None
+    link: Literal["ok", "degraded", "lost"] | None = None
     mode: Annotated[str, Field(max_length=64)] | None = None
 
 
 class TelemetryMessage(_Strict):
     """One report about one entity, as robots, drones and units send it."""
 
-    entity: _ID
+    entity: Id
     kind: EntityKind
-    callsign: Annotated[str, Field(max_length=64)] | None = None
+    callsign: Callsign | None = None
     observed_at: AwareDatetime
     position: TelemetryPosition | None = None
-    readings: Annotated[dict[_Name, Reading], Field(max_length=64)] | None = None
+    readings: Annotated[dict[Name, Reading], Field(max_length=64)] | None = None
     status: TelemetryStatus | None = None
-    meta: (
-        Annotated[dict[_Name, Annotated[str, Field(max_length=200)]], Field(max_length=32)] | None
-    ) = None
+    meta: Meta | None = None
 
 
 TelemetryBatch = TelemetryMessage | list[TelemetryMessage]
