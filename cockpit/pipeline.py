@@ -233,8 +233,9 @@ class Pipeline:
             assert self.recorder is not None
             snap = sit.snapshot()
             self.recorder.save_snapshot(sit.seq, sit.received_at, snap)
-            task = asyncio.create_task(self.bus.put_snapshot(sit.seq, orjson.dumps(snap)))
-            task.add_done_callback(_log_failure)
+            if self.settings.redis_url:  # only other processes need it, and it costs ms
+                task = asyncio.create_task(self.bus.put_snapshot(sit.seq, orjson.dumps(snap)))
+                task.add_done_callback(_log_failure)
             self._last_snapshot_seq, self._last_snapshot_t = sit.seq, now
 
     async def _record_loop(self) -> None:
