@@ -20,6 +20,10 @@ class ApiError(Exception):
         self.error = error
         self.errors = [{"field": field, "reason": reason}] if field or reason else []
 
+    def summary(self) -> str:
+        """Short form for the reject counters: the error and the first field."""
+        return f"{self.error}: {self.errors[0]['field']}" if self.errors else self.error
+
 
 def describe_validation(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
     out = []

@@ -69,19 +69,24 @@ def _parse(svc: Services, body: bytes) -> list[TelemetryMessage]:
     return messages
 
 
-async def _ingest(svc: Services, device: Device, messages: list[TelemetryMessage]) -> list[int]:
-    """Stamp arrival time and publish in one step (no await between), then await commit.
-
-    Stamping and seq assignment must not interleave with other ingests, so that
-    received_at grows with seq and `situation?at=T` is a prefix of the log.
-    """
+def _stamped(svc: Services, device: Device, messages: list[TelemetryMessage]) -> list[Event]:
+    """The events of `messages`, stamped with the server's arrival time."""
     received = utcnow()
     events: list[Event] = []
     for msg in messages:
         events.extend(
             to_events(msg, incident=svc.incident, device=device.name, received_at=received)
         )
-    return await svc.pipeline_or_409().ingest(events)
+    return events
+
+
+async def _ingest(svc: Services, device: Device, messages: list[TelemetryMessage]) -> list[int]:
+    """Stamp arrival time and publish in one step (no await between), then await commit.
+
+    Stamping and seq assignment must not interleave with other ingests, so that
+    received_at grows with seq and `situation?at=T` is a prefix of the log.
+    """
+    return await svc.pipeline_or_409().ingest(_stamped(svc, device, messages))
 
 
 @router.post(
@@ -118,7 +123,7 @@ async def ingest_telemetry(
         body = await read_body(request, svc.settings.max_body_bytes)
         messages = _parse(svc, body)
     except ApiError as exc:
-        health.reject(f"{exc.error}: {exc.errors[0]['field'] if exc.errors else ''}", svc.clock())
+        health.reject(exc.summary(), svc.clock())
         raise
     try:
         seqs = await _ingest(svc, device, messages)
@@ -177,7 +182,7 @@ def _ws_handle(svc: Services, grouper: _Grouper, data: bytes) -> asyncio.Future[
     try:
         messages = _parse(svc, data)
     except ApiError as exc:
-        health.reject(f"{exc.error}: {exc.errors[0]['field'] if exc.errors else ''}", svc.clock())
+        health.reject(exc.summary(), svc.clock())
         return _done({"error": exc.error, "errors": exc.errors})
     return grouper.submit(messages)
 
@@ -225,21 +230,9 @@ class _Grouper:
             if not group:
                 continue
             # Stamp and publish in one step (see _ingest): received_at grows with seq.
-            received = utcnow()
-            events: list[Event] = []
-            counts: list[int] = []
-            for messages, _ in group:
-                before = len(events)
-                for msg in messages:
-                    events.extend(
-                        to_events(
-                            msg,
-                            incident=svc.incident,
-                            device=self.device.name,
-                            received_at=received,
-                        )
-                    )
-                counts.append(len(events) - before)
+            parts = [_stamped(svc, self.device, messages) for messages, _ in group]
+            counts = [len(part) for part in parts]
+            events = [event for part in parts for event in part]
             try:
                 seqs = await svc.pipeline_or_409().publish(events)
             except Exception as exc:  # the bus is gone: answer, don't drop the connection
