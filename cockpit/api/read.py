@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import orjson
@@ -46,7 +46,9 @@ async def situation(
     if at is None:
         await svc.picture.caught_up()
         # No await between reading the clock and the view: the picture cannot change.
-        now = svc.now()
+        # The time is cut to what the answer's `at` can say (microseconds), so that
+        # asking again with ?at= gives exactly the same ages.
+        now = datetime.fromtimestamp(svc.now(), UTC).timestamp()
         return JsonResponse(svc.picture.situation.view(now, tracks=tracks))
     t = _parse_at(at)
     reader = svc.reader()

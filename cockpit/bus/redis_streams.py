@@ -251,6 +251,8 @@ class RedisBus(_BaseBus):
         tasks = [t for t, _ in self._readers.values()]
         if self._listener is not None:
             tasks.append(self._listener)
+        if self._poll_task is not None:
+            tasks.append(self._poll_task)  # its GET holds a pooled connection
         await self._stop(tasks)
         for _, client in self._readers.values():
             await client.aclose()
