@@ -32,7 +32,7 @@ import orjson  # noqa: E402
 
 from bench.ingest import BATCH, Traffic  # noqa: E402
 from cockpit.events import event_to_json, new_event_id, parse_event, utcnow  # noqa: E402
-from cockpit.recorder import _SCHEMA  # noqa: E402
+from cockpit.recorder import _SCHEMA, log_row  # noqa: E402
 from cockpit.situation import Situation  # noqa: E402
 from feeds.telemetry import parse_body, to_events  # noqa: E402
 
@@ -88,17 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             to_events(m, incident="steps", device="bench", received_at=rec)
 
     def rows() -> list[tuple[Any, ...]]:
-        return [
-            (
-                e.seq,
-                e.id,
-                e.kind,
-                e.received_at.timestamp(),
-                e.observed_at.timestamp(),
-                event_to_json(e),
-            )
-            for e in stamped
-        ]
+        return [log_row(e) for e in stamped]
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-steps-"))
     results: dict[str, Any] = {}

@@ -31,11 +31,13 @@ from cockpit.events import Event, event_to_json, parse_event
 __all__ = [
     "FORMAT_VERSION",
     "LogReader",
+    "LogRow",
     "Recorder",
     "RecorderError",
     "export_incident",
     "import_incident",
     "incident_path",
+    "log_row",
 ]
 
 FORMAT_VERSION = "1"
@@ -62,6 +64,24 @@ CREATE TABLE IF NOT EXISTS snapshots (
 
 class RecorderError(Exception):
     """The log cannot be opened or written; the message says which file and why."""
+
+
+# One row of the events table: seq, id, kind, received_at, observed_at, JSON body.
+LogRow = tuple[int, str, str, float, float, bytes]
+
+
+def log_row(event: Event) -> LogRow:
+    """How an event (with its seq) is stored in the log."""
+    if event.seq is None:
+        raise RecorderError(f"event {event.id} has no seq: only the bus assigns them")
+    return (
+        event.seq,
+        event.id,
+        event.kind,
+        event.received_at.timestamp(),
+        event.observed_at.timestamp(),
+        event_to_json(event),
+    )
 
 
 def incident_path(data_dir: Path, incident: str) -> Path:
@@ -230,25 +250,14 @@ class Recorder:
 
     def _write(self, conn: sqlite3.Connection, batch: list[list[Event] | _Snapshot]) -> None:
         started = time.perf_counter()
-        rows: list[tuple[int, str, str, float, float, bytes]] = []
+        rows: list[LogRow] = []
         snaps: list[tuple[int, float, bytes]] = []
         for item in batch:
             if isinstance(item, _Snapshot):
                 body = zlib.compress(orjson.dumps(item.data), 1)
                 snaps.append((item.seq, item.received_at, body))
                 continue
-            for ev in item:
-                assert ev.seq is not None
-                rows.append(
-                    (
-                        ev.seq,
-                        ev.id,
-                        ev.kind,
-                        ev.received_at.timestamp(),
-                        ev.observed_at.timestamp(),
-                        event_to_json(ev),
-                    )
-                )
+            rows.extend(log_row(ev) for ev in item)
         try:
             conn.execute("BEGIN")
             before = conn.total_changes
@@ -278,9 +287,7 @@ class Recorder:
                     self._on_commit(top)
 
     @staticmethod
-    def _check_redelivered(
-        conn: sqlite3.Connection, rows: list[tuple[int, str, str, float, float, bytes]]
-    ) -> None:
+    def _check_redelivered(conn: sqlite3.Connection, rows: list[LogRow]) -> None:
         """Ignored rows must be the very same events, else two writers share a seq."""
         for seq, event_id, *_ in rows:
             stored = conn.execute("SELECT id FROM events WHERE seq = ?", (seq,)).fetchone()
@@ -306,9 +313,7 @@ class Recorder:
 _ROWS_PER_STATEMENT = 1000  # 6000 parameters; SQLite allows 32766
 
 
-def _insert_events(
-    conn: sqlite3.Connection, rows: list[tuple[int, str, str, float, float, bytes]]
-) -> None:
+def _insert_events(conn: sqlite3.Connection, rows: list[LogRow]) -> None:
     """One multi-row INSERT per chunk instead of executemany.
 
     sqlite3 releases the GIL for every statement step; executemany steps once per row,
