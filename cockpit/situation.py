@@ -406,18 +406,18 @@ class Situation:
         """The picture as the API and the UI show it, with ages relative to `now`."""
         entities = [self._entity_view(e, now, tracks) for e in self.entities.values()]
         entities.sort(key=lambda e: (e["kind"], e["id"]))
-        warnings = [dict(w) for w in self.warnings.values() if not _expired(w.get("expires"), now)]
+        warnings = [
+            _warning_view(w, now)
+            for w in self.warnings.values()
+            if not _expired(w.get("expires"), now)
+        ]
         alerts = [
             _alert_view(a, now)
             for a in self.alerts.values()
             if a["active"] or a["acknowledged_by"] is None
         ]
         alerts.sort(key=lambda a: (a["severity"] != "critical", a["raised_at"]))
-        detections = []
-        for d in self.detections.values():
-            dv = dict(d)
-            dv["first_seen"], dv["updated_at"] = iso(d["first_seen"]), iso(d["updated_at"])
-            detections.append(dv)
+        detections = [_detection_view(d, now) for d in self.detections.values()]
         return {
             "at": iso(now),
             "incident": self.incident,
@@ -425,7 +425,7 @@ class Situation:
             "entities": entities,
             "detections": detections,
             "alerts": alerts,
-            "hazards": [_hazard_view(h) for h in self.hazards.values()],
+            "hazards": [_hazard_view(h, now) for h in self.hazards.values()],
             "warnings": warnings,
             "journal": [_journal_view(j) for j in self.journal],
         }
@@ -542,9 +542,27 @@ def _alert_view(a: Mapping[str, Any], now: float) -> dict[str, Any]:
     return out
 
 
-def _hazard_view(h: Mapping[str, Any]) -> dict[str, Any]:
+# Every item says how old it is (age_s, from its last update), as entities and alerts do.
+
+
+def _hazard_view(h: Mapping[str, Any], now: float) -> dict[str, Any]:
     out = dict(h)
     out["drawn_at"] = iso(h["drawn_at"])
+    out["age_s"] = round(max(0.0, now - h["drawn_at"]), 3)
+    return out
+
+
+def _detection_view(d: Mapping[str, Any], now: float) -> dict[str, Any]:
+    out = dict(d)
+    out["first_seen"], out["updated_at"] = iso(d["first_seen"]), iso(d["updated_at"])
+    out["age_s"] = round(max(0.0, now - d["updated_at"]), 3)
+    return out
+
+
+def _warning_view(w: Mapping[str, Any], now: float) -> dict[str, Any]:
+    out = dict(w)
+    out["received"] = iso(w["received"])
+    out["age_s"] = round(max(0.0, now - w["received"]), 3)
     return out
 
 

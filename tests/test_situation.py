@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from cockpit.events import (
     Context,
+    Detection,
+    DetectionEvent,
     EntityRemoved,
     EntityRemovedEvent,
     Event,
@@ -134,7 +136,9 @@ def _warning(
 
 def test_cap_update_replaces_cancel_removes_and_expired_leave() -> None:
     sit = fold(numbered([_warning("w1", 0), _warning("w2", 10, "Update", ("w1",))]))
-    assert [w["id"] for w in sit.view(NOW + 11)["warnings"]] == ["w2"]
+    shown = sit.view(NOW + 11)["warnings"]
+    assert [w["id"] for w in shown] == ["w2"]
+    assert shown[0]["received"] == "2026-11-26T10:00:10.000000Z" and shown[0]["age_s"] == 1.0
     sit.apply(_warning("w3", 20, "Cancel", ("w2",)).model_copy(update={"seq": 3}))
     assert sit.view(NOW + 21)["warnings"] == []
     sit.apply(_warning("w4", 30, expires_in=60).model_copy(update={"seq": 4}))
@@ -255,3 +259,40 @@ def test_restore_snapshot_then_fold_rest_equals_fold_all(
     assert resumed.snapshot() == whole.snapshot()
     now = NOW + 700
     assert resumed.view(now) == whole.view(now)
+
+
+def test_detections_and_hazards_say_how_old_they_are() -> None:
+    env = {
+        "incident": "test",
+        "source": Source(feed="ui", device="el"),
+        "context": Context(actor="el"),
+    }
+    geom = {
+        "type": "Polygon",
+        "coordinates": [[[7.44, 51.52], [7.45, 51.52], [7.45, 51.53], [7.44, 51.52]]],
+    }
+    sit = fold(
+        numbered(
+            [
+                HazardEvent(
+                    **env,
+                    observed_at=at(5),
+                    received_at=at(5),
+                    payload=Hazard(id="h1", geometry=geom),
+                ),  # type: ignore[arg-type]
+                DetectionEvent(
+                    **env,  # type: ignore[arg-type]
+                    observed_at=at(8),
+                    received_at=at(8),
+                    payload=Detection(
+                        id="d1", source="manual", category="person", lat=51.52, lon=7.44
+                    ),
+                ),
+            ]
+        )
+    )
+    view = sit.view(NOW + 20)
+    assert view["hazards"][0]["age_s"] == 15.0 and view["hazards"][0]["drawn_at"].endswith(
+        "05.000000Z"
+    )
+    assert view["detections"][0]["age_s"] == 12.0
