@@ -193,10 +193,7 @@ def _install_meta_routes(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
             defs = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in ingest.OPENAPI_MODELS:
-                js = model.model_json_schema(ref_template="#/components/schemas/{model}")
-                defs.update(js.pop("$defs", {}))
-                defs[model.__name__] = js
+            defs.update(ingest.OPENAPI_SCHEMAS())
             app.openapi_schema = schema
         return JsonResponse(app.openapi_schema)
 

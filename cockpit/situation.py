@@ -30,6 +30,7 @@ from cockpit.events import (
     StatusEvent,
     WarningEvent,
     WeatherEvent,
+    to_plain,
 )
 from cockpit.rules import thresholds
 
@@ -357,7 +358,7 @@ class Situation:
     def _on_detection(self, ev: DetectionEvent, t: float, seq: int) -> list[Delta]:
         p = ev.payload
         old = self.detections.get(p.id)
-        det = p.model_dump(mode="json")
+        det = to_plain(p)
         det["first_seen"] = old["first_seen"] if old else t
         det["updated_at"] = t
         self.detections[p.id] = det
@@ -375,7 +376,7 @@ class Situation:
                 if self.warnings.pop(ref, None) is not None:
                     deltas.append(Delta("warnings", "remove", ref, seq))
         if p.msg_type != "Cancel":
-            w = p.model_dump(mode="json")
+            w = to_plain(p)
             w["received"] = t
             self.warnings[p.id] = w
             deltas.append(Delta("warnings", "upsert", p.id, seq, dict(w)))

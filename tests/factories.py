@@ -20,6 +20,7 @@ from cockpit.events import (
     Source,
     Status,
     StatusEvent,
+    with_seq,
 )
 
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
@@ -88,4 +89,4 @@ def ack(alert: str, t: float, seq: int | None = None, actor: str = "el") -> Even
 
 
 def numbered(events: list[Event]) -> list[Event]:
-    return [e.model_copy(update={"seq": i}) for i, e in enumerate(events, 1)]
+    return [with_seq(e, i) for i, e in enumerate(events, 1)]

@@ -6,6 +6,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -43,8 +44,8 @@ def test_json_round_trips_exactly_with_any_zone(
     zone = timezone(timedelta(hours=hours))
     observed = datetime(2026, 11, 26, 10, 0, 0, micros, tzinfo=zone)
     for event in (
-        position("hlf-1", lat, lon, 0, seq=7, heading_deg=359.5).model_copy(
-            update={"observed_at": observed}
+        msgspec.structs.replace(
+            position("hlf-1", lat, lon, 0, seq=7, heading_deg=359.5), observed_at=observed
         ),
         readings("robot-1", 1, seq=8, co=12.5),
         status("uav-1", 2, seq=9, battery=42.0),

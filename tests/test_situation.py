@@ -24,6 +24,7 @@ from cockpit.events import (
     WarningEvent,
     WeatherEvent,
     WeatherObservation,
+    with_seq,
 )
 from cockpit.situation import Situation
 from tests.factories import T0, ack, at, journal, numbered, position, readings, status
@@ -139,9 +140,9 @@ def test_cap_update_replaces_cancel_removes_and_expired_leave() -> None:
     shown = sit.view(NOW + 11)["warnings"]
     assert [w["id"] for w in shown] == ["w2"]
     assert shown[0]["received"] == "2026-11-26T10:00:10.000000Z" and shown[0]["age_s"] == 1.0
-    sit.apply(_warning("w3", 20, "Cancel", ("w2",)).model_copy(update={"seq": 3}))
+    sit.apply(with_seq(_warning("w3", 20, "Cancel", ("w2",)), 3))
     assert sit.view(NOW + 21)["warnings"] == []
-    sit.apply(_warning("w4", 30, expires_in=60).model_copy(update={"seq": 4}))
+    sit.apply(with_seq(_warning("w4", 30, expires_in=60), 4))
     assert len(sit.view(NOW + 60)["warnings"]) == 1
     assert sit.view(NOW + 91)["warnings"] == []
 

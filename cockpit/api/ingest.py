@@ -14,26 +14,25 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
 from starlette.responses import Response
 
 from cockpit.api.deps import device_for, require_device
-from cockpit.api.errors import ApiError, describe_validation
+from cockpit.api.errors import ApiError, describe_decode_error
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import Services, services
 from cockpit.auth import Device
-from cockpit.events import Event, utcnow
+from cockpit.events import Event, InvalidInput, utcnow
 from cockpit.pipeline import CommitTimeout
-from feeds.telemetry import TelemetryMessage, parse_body, to_events
+from feeds.telemetry import TelemetryMessage, parse_body, schema_components, to_events
 
-__all__ = ["OPENAPI_MODELS", "read_body", "router"]
+__all__ = ["OPENAPI_SCHEMAS", "read_body", "router"]
 
 router = APIRouter(tags=["ingest"])
 log = logging.getLogger("cockpit.ingest")
 
 FEED = "telemetry"
-# Models referenced from hand-written request bodies; server.py adds them to components.
-OPENAPI_MODELS = (TelemetryMessage,)
+# Schemas referenced from hand-written request bodies; server.py adds them to components.
+OPENAPI_SCHEMAS = schema_components
 _WS_PIPELINE = 4096  # messages read ahead of their acknowledgement, per connection
 
 
@@ -56,8 +55,8 @@ def _parse(svc: Services, body: bytes) -> list[TelemetryMessage]:
     """Validate a whole body; raises ApiError naming the field, nothing half-done."""
     try:
         messages = parse_body(body)
-    except ValidationError as exc:
-        errors = describe_validation(exc)
+    except InvalidInput as exc:
+        errors = describe_decode_error(exc)
         err = ApiError(422, "invalid telemetry", errors[0]["field"], errors[0]["reason"])
         err.errors = errors
         raise err from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -46,7 +46,7 @@ async def _publish(svc: Services, event: Event) -> Response:
     return JsonResponse({"seq": seqs, "id": event.id}, status_code=201)
 
 
-def _envelope(svc: Services, user: User) -> dict[str, object]:
+def _envelope(svc: Services, user: User) -> dict[str, Any]:
     now = utcnow()
     return {
         "incident": svc.incident,

@@ -13,7 +13,7 @@ from cockpit.bus.base import (
     Subscription,
     _BaseBus,
 )
-from cockpit.events import Event
+from cockpit.events import Event, with_seq
 
 __all__ = ["MemoryBus"]
 
@@ -63,7 +63,7 @@ class MemoryBus(_BaseBus):
                 raise RuntimeError(f"bus for incident {self.incident!r} is closed")
             # From here on there is no await: stamping and delivery are atomic.
             first = self._head + 1
-            stamped = [e.model_copy(update={"seq": first + i}) for i, e in enumerate(events)]
+            stamped = [with_seq(e, first + i) for i, e in enumerate(events)]
             self._head += n
             if self._history is not None:
                 self._history.extend(stamped)

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
@@ -25,7 +24,7 @@ from cockpit.bus.base import (
     Subscription,
     _BaseBus,
 )
-from cockpit.events import Event, event_to_json, parse_event
+from cockpit.events import Event, InvalidInput, event_to_json, parse_event, with_seq
 
 __all__ = ["RedisBus"]
 
@@ -321,16 +320,13 @@ class RedisBus(_BaseBus):
             return []
         self._check(events)
         # The stream holds events without seq; the stream id is the seq.
-        payload = [
-            event_to_json(e if e.seq is None else e.model_copy(update={"seq": None}))
-            for e in events
-        ]
+        payload = [event_to_json(e if e.seq is None else with_seq(e, None)) for e in events]
         keys = [self.key_seq, self.key_stream, f"{self._prefix}:dedup:{token}"]
         args: list[str | int | bytes] = [self.maxlen, self.start_seq, self._dedup_ttl_ms, *payload]
         script = self._script().publish
         async with self._publish_lock:
             first = int(await self._call("publish", lambda: script(keys=keys, args=args)))
-        stamped = [e.model_copy(update={"seq": first + i}) for i, e in enumerate(events)]
+        stamped = [with_seq(e, first + i) for i, e in enumerate(events)]
         self._head = max(self._head, first + len(events) - 1)
         return stamped
 
@@ -430,14 +426,14 @@ class RedisBus(_BaseBus):
                     last = seq
                     try:
                         event = parse_event(fields[b"e"])
-                    except (ValidationError, KeyError) as exc:
+                    except (InvalidInput, KeyError) as exc:
                         # A peer speaking another vocabulary version; skip, don't stall.
                         self._errors += 1
                         log.error(
                             "redis bus %s: unreadable event seq %d: %s", self.incident, seq, exc
                         )
                         continue
-                    batch.append(event.model_copy(update={"seq": seq}))
+                    batch.append(with_seq(event, seq))
                 if last > self._head:
                     self._head = last
                 if not batch:
