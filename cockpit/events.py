@@ -71,6 +71,7 @@ __all__ = [
     "WeatherEvent",
     "WeatherObservation",
     "checked",
+    "decode",
     "dump_events",
     "event_to_json",
     "new_event_id",
@@ -92,10 +93,13 @@ _Aware = Annotated[datetime, msgspec.Meta(tz=True)]  # a time without zone is re
 Severity = Literal["info", "warning", "critical"]
 
 # Constrained types shared by every model that accepts outside input (feeds reuse them).
+# msgspec matches with re.search, where `$` also matches before a final newline: the
+# `(?!\n)` keeps `robot-1\n` from passing as an id that looks like `robot-1`.
 Id = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
+    str,
+    msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$(?!\n)"),
 ]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$(?!\n)")]
 Callsign = Annotated[str, msgspec.Meta(max_length=64)]
 Lat = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
 Lon = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
@@ -134,7 +138,8 @@ def new_event_id() -> str:
     are encoded per call.
     """
     global _ulid_last_ms, _ulid_random, _ulid_head, _ulid_head_key
-    ms = time.time_ns() // 1_000_000
+    # A clock stepped back must not make ids sort before earlier ones.
+    ms = max(time.time_ns() // 1_000_000, _ulid_last_ms)
     if ms != _ulid_last_ms:
         _ulid_last_ms = ms
         _ulid_random = int.from_bytes(os.urandom(10)) >> 1  # headroom to count up
@@ -152,8 +157,12 @@ def new_event_id() -> str:
 
 
 class _Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Immutable and closed. Decoding validates every constraint; calling the class does
-    not (it is the fast path for code that builds events from already validated input)."""
+    """Immutable and closed. Decoding validates every constraint; calling the class neither
+    validates nor coerces (an int stays an int): it is the fast path for input a decoder
+    already checked. Anything else goes through `checked()`.
+
+    `kw_only` and `frozen` are repeated on every subclass: msgspec applies `kw_only` per
+    class, and mypy wants `frozen` spelled out."""
 
 
 # --- payloads -------------------------------------------------------------------------
@@ -420,15 +429,24 @@ _MANY: msgspec.json.Decoder[list[Event]] = msgspec.json.Decoder(list[Event])
 
 InvalidInput = msgspec.DecodeError  # what every parser raises: malformed or invalid
 _E = TypeVar("_E", bound=_Model)
+_T = TypeVar("_T")
+
+
+def decode(decoder: msgspec.json.Decoder[_T], data: str | bytes) -> _T:
+    """`decoder.decode`, with broken UTF-8 reported as `InvalidInput` like any bad input."""
+    try:
+        return decoder.decode(data)
+    except UnicodeDecodeError as exc:
+        raise msgspec.DecodeError("JSON is malformed: a string is not valid UTF-8") from exc
 
 
 def parse_event(data: str | bytes) -> Event:
     """Decode and validate one event (raises `InvalidInput` naming the path)."""
-    return _ONE.decode(data)
+    return decode(_ONE, data)
 
 
 def parse_events(data: str | bytes) -> list[Event]:
-    return _MANY.decode(data)
+    return decode(_MANY, data)
 
 
 def event_to_json(event: Event) -> bytes:

@@ -38,6 +38,7 @@ from cockpit.events import (
     SpeedMps,
     Status,
     StatusEvent,
+    decode,
     new_event_id,
 )
 
@@ -97,8 +98,8 @@ def parse_body(body: bytes | str) -> list[TelemetryMessage]:
     """
     raw = body.encode() if isinstance(body, str) else body
     if raw.lstrip()[:1] == b"[":
-        return _MANY.decode(raw)
-    return [_ONE.decode(raw)]
+        return decode(_MANY, raw)
+    return [decode(_ONE, raw)]
 
 
 def schema_components() -> dict[str, object]:

@@ -162,6 +162,9 @@ BAD_BODIES: list[tuple[bytes, str, int]] = [
     (orjson.dumps(msg(kind="submarine")), "kind", 422),
     (orjson.dumps(msg(colour="red")), "colour", 422),
     (orjson.dumps(msg(observed_at="2026-11-26T10:00:00")), "observed_at", 422),
+    (orjson.dumps(msg("robot-1\n")), "entity", 422),  # looks like robot-1, is not
+    (orjson.dumps(msg(readings={"co": {"value": "12"}})), "readings.*.value", 422),
+    (orjson.dumps(msg("robot-1")).replace(b"robot-1", b"robot-\xff"), "body", 422),
     (orjson.dumps([]), "body", 422),
     (orjson.dumps([msg()] * 1001), "body", 413),
     (b"[" + b" " * (1 << 20) + b"]", "body", 413),
@@ -210,10 +213,14 @@ async def test_websocket_ingest_acknowledges_in_order_and_names_errors(served: S
         await ws.send(orjson.dumps(msg("robot-1")))
         await ws.send(orjson.dumps(msg("robot-2", position={"lat": 1, "lon": 200})))
         await ws.send(orjson.dumps([msg("robot-3"), msg("robot-4")]))
-        replies = [orjson.loads(await ws.recv()) for _ in range(3)]
+        await ws.send(orjson.dumps(msg("robot-5")).replace(b"robot-5", b"robot-\xff"))
+        await ws.send(orjson.dumps(msg("robot-6")))
+        replies = [orjson.loads(await ws.recv()) for _ in range(5)]
     assert replies[0] == {"seq": [1, 2]}
     assert replies[1]["errors"][0]["field"] == "position.lon"
     assert replies[2] == {"seq": [3, 4, 5, 6]}
+    assert "UTF-8" in replies[3]["errors"][0]["reason"]  # and the connection lives on
+    assert replies[4] == {"seq": [7, 8]}
 
 
 async def test_acknowledging_an_alert_is_journalled_once(served: Served) -> None:

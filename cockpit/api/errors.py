@@ -52,7 +52,9 @@ def describe_decode_error(exc: msgspec.DecodeError, prefix: str = "") -> list[di
     path = m["path"]
     if path == "key":  # a bad key of a mapping: name the mapping
         path, reason = m["outer"], f"key: {reason}"
-    parts = [p for p in re.split(r"[.\[\]]+", (path or "$")[1:]) if p]
+    # `[...]` is msgspec's "some key of this mapping": shown as `*` (`readings.*.value`).
+    path = (path or "$")[1:].replace("[...]", ".*")
+    parts = [p for p in re.split(r"[.\[\]]+", path) if p]
     if (named := _NAMED.search(reason)) is not None:
         parts.append(named["name"])
     loc = ".".join(parts)

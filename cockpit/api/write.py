@@ -22,6 +22,7 @@ from cockpit.events import (
     JournalEntry,
     JournalEvent,
     Source,
+    checked,
     utcnow,
 )
 from cockpit.pipeline import CommitTimeout
@@ -72,9 +73,12 @@ async def write_journal(
         err = ApiError(422, "invalid journal entry", errors[0]["field"], errors[0]["reason"])
         err.errors = errors
         raise err from exc
-    event = JournalEvent(
-        **_envelope(svc, user),
-        payload=JournalEntry(text=entry.text, category=entry.category or "note"),
+    # checked: the author's name goes into the envelope, and no decoder has seen it.
+    event = checked(
+        JournalEvent(
+            **_envelope(svc, user),
+            payload=JournalEntry(text=entry.text, category=entry.category or "note"),
+        )
     )
     return await _publish(svc, event)
 
@@ -91,8 +95,5 @@ async def acknowledge(
         raise ApiError(404, "no such alert", "alert_id", f"{alert_id!r} is not in the picture")
     if alert["acknowledged_by"] is not None:
         raise ApiError(409, "already acknowledged", "alert_id", f"by {alert['acknowledged_by']}")
-    event = AckEvent(
-        **_envelope(svc, user),
-        payload=Acknowledgement(alert=alert_id),
-    )
+    event = checked(AckEvent(**_envelope(svc, user), payload=Acknowledgement(alert=alert_id)))
     return await _publish(svc, event)
