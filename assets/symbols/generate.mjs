@@ -1,0 +1,123 @@
+// Renders the tactical symbols (DV 102 style, "Taktische Zeichen") in this folder as
+// static SVG files, with the MIT-licensed npm package taktische-zeichen-core.
+//
+// Regenerate (Node >= 18; nothing is installed into the repository):
+//
+//   tmp="$(mktemp -d)" && cd "$tmp" && npm install taktische-zeichen-core@0.10.0
+//   node /path/to/repo/assets/symbols/generate.mjs            # writes next to this script
+//   node /path/to/repo/assets/symbols/generate.mjs /some/dir  # or into another folder
+//
+// The package is looked up from the current working directory first (the temp dir
+// above), then from this script's own location. Only *.svg files are written;
+// index.json (vehicle type / entity kind -> file) is maintained by hand, and this
+// script warns about any file it names that does not exist.
+//
+// Text (the vehicle abbreviations) uses the font the package embeds in each SVG as a
+// data: URL (a subset of Roboto Slab Bold, Apache-2.0), so the files need nothing from
+// outside; a generic `serif` fallback is added for renderers that ignore @font-face.
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const PACKAGE = "taktische-zeichen-core";
+
+function loadPackage() {
+  for (const base of [join(process.cwd(), "noop.js"), fileURLToPath(import.meta.url)]) {
+    const require = createRequire(base);
+    try {
+      const main = require.resolve(PACKAGE);
+      const lib = require(PACKAGE);
+      // main is .../node_modules/taktische-zeichen-core/dist/cjs/index.js
+      const pkg = JSON.parse(readFileSync(join(dirname(main), "..", "..", "package.json"), "utf8"));
+      return { lib, version: pkg.version };
+    } catch {
+      // try the next base
+    }
+  }
+  console.error(`Cannot find ${PACKAGE}: run \`npm install ${PACKAGE}\` in the current directory.`);
+  process.exit(1);
+}
+
+// Land vehicle of the fire service (red), abbreviation written large inside, so the
+// type stays readable at 32-48 px on a map. (The DV 102 pictograms for the task, e.g.
+// crossed hammers, shrink to illegible dots at that size.)
+const FW = { organisation: "feuerwehr" };
+const kfz = (text) => ({ grundzeichen: "kraftfahrzeug-landgebunden", ...FW, text });
+
+// file name (without .svg) -> [title, taktische-zeichen-core spec]
+const SYMBOLS = {
+  hlf: ["Hilfeleistungslöschgruppenfahrzeug (HLF)", kfz("HLF")],
+  lf: ["Löschgruppenfahrzeug (LF)", kfz("LF")],
+  tlf: ["Tanklöschfahrzeug (TLF)", kfz("TLF")],
+  dlk: ["Drehleiter mit Korb (DLK)", kfz("DLK")],
+  elw1: ["Einsatzleitwagen 1 (ELW 1)", kfz("ELW 1")],
+  elw2: ["Einsatzleitwagen 2 (ELW 2)", kfz("ELW 2")],
+  rtw: ["Rettungswagen (RTW)", kfz("RTW")],
+  nef: ["Notarzteinsatzfahrzeug (NEF)", kfz("NEF")],
+  ktw: ["Krankentransportwagen (KTW)", kfz("KTW")],
+  gwmess: ["Gerätewagen Messtechnik / ABC-Erkundung (GW-Mess)", kfz("GW-Mess")],
+  gwl: ["Gerätewagen Logistik (GW-L)", kfz("GW-L")],
+  rw: ["Rüstwagen (RW)", kfz("RW")],
+  wlf: ["Wechselladerfahrzeug (WLF)", { grundzeichen: "wechsellader", ...FW, text: "WLF" }],
+  ab: ["Abrollbehälter (AB)", { grundzeichen: "abrollbehaelter", ...FW, text: "AB" }],
+  mtf: ["Mannschaftstransportfahrzeug (MTF)", kfz("MTF")],
+  // Unmanned aircraft: generic vehicle with the package's "Drohne" symbol.
+  drone: ["Drohne / unbemanntes Luftfahrzeug (UAS)", { grundzeichen: "fahrzeug", ...FW, symbol: "drohne" }],
+  // The package has no robot sign: a tracked vehicle marked UGV (unmanned ground vehicle).
+  robot: ["Roboter / unbemanntes Bodenfahrzeug (UGV)", { grundzeichen: "kettenfahrzeug", ...FW, text: "UGV" }],
+  // Stelle + Fachaufgabe Messen = Messstelle.
+  sensor: ["Messstelle / Sensor", { grundzeichen: "stelle", ...FW, fachaufgabe: "messen" }],
+  person: ["Person / Einsatzkraft", { grundzeichen: "person", ...FW }],
+  unit: ["Taktische Formation (Einheit)", { grundzeichen: "taktische-formation", ...FW }],
+  hazard: ["Gefahr", { grundzeichen: "gefahr" }],
+  fire: ["Brand (Vollbrand)", { symbol: "vollbrand" }],
+};
+
+// Escapes text for an element or a comment ("--" must not occur in an XML comment).
+const escapeXml = (s) =>
+  s
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/--/g, "- -");
+
+function render(lib, version, title, spec) {
+  const image = lib.erzeugeTaktischesZeichen(spec);
+  let svg = image.toString();
+  const [w, h] = image.size;
+  // Natural size = viewBox size; the map scales it. Add a <title> for accessibility.
+  svg = svg.replace(/<svg /, `<svg width="${w}" height="${h}" `);
+  svg = svg.replace(/(<svg [^>]*>)/, `$1<title>${escapeXml(title)}</title>`);
+  svg = svg.replace(/font-family:Roboto Slab/g, "font-family:'Roboto Slab',serif");
+  svg = svg.replace(
+    /^(<\?xml[^>]*\?>)\n?/,
+    `$1\n<!-- ${escapeXml(title)}. Generated by assets/symbols/generate.mjs with ` +
+      `${PACKAGE} ${version} (MIT License; package by Philipp Jardas); see LICENSE.md. -->\n`,
+  );
+  if (/(?:href|url)\(\s*["']?(?:https?:|\/\/)/.test(svg) || /href="https?:/.test(svg)) {
+    throw new Error(`${title}: output references an external resource`);
+  }
+  return svg + "\n";
+}
+
+const { lib, version } = loadPackage();
+const here = dirname(fileURLToPath(import.meta.url));
+const outDir = resolve(process.argv[2] ?? here);
+mkdirSync(outDir, { recursive: true });
+
+for (const [name, [title, spec]] of Object.entries(SYMBOLS)) {
+  const file = join(outDir, `${name}.svg`);
+  writeFileSync(file, render(lib, version, title, spec));
+  console.log(`wrote ${file}`);
+}
+
+const indexFile = join(here, "index.json");
+if (existsSync(indexFile)) {
+  const index = JSON.parse(readFileSync(indexFile, "utf8"));
+  for (const [key, file] of Object.entries(index)) {
+    if (!existsSync(join(outDir, file))) console.warn(`index.json: "${key}" -> ${file} is missing`);
+  }
+}
