@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["LANGS", "STRINGS", "Lang", "t"]
+__all__ = ["LANGS", "QUICK_ENTRIES", "STRINGS", "Lang", "browser_strings", "t"]
 
 Lang = Literal["de", "en"]
 LANGS: tuple[Lang, ...] = ("de", "en")
@@ -20,17 +20,96 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "en": "Log-in failed: wrong name or password, or temporarily locked.",
     },
     "login.other_lang": {"de": "English", "en": "Deutsch"},
-    "home.logged_in": {
-        "de": "Angemeldet als {user} ({role}).",
-        "en": "Logged in as {user} ({role}).",
+    # --- the commander layout (keys starting with "ui." also go to the browser) ---
+    "ui.incident": {"de": "Einsatz", "en": "Incident"},
+    "ui.lang_toggle": {"de": "English", "en": "Deutsch"},
+    "ui.logout": {"de": "Abmelden", "en": "Log out"},
+    "ui.map": {"de": "Lagekarte", "en": "Situation map"},
+    "ui.layer.units": {"de": "Einheiten", "en": "Units"},
+    "ui.layer.drones": {"de": "Drohnen", "en": "Drones"},
+    "ui.layer.robots": {"de": "Roboter", "en": "Robots"},
+    "ui.layer.sensors": {"de": "Sensoren", "en": "Sensors"},
+    "ui.layer.persons": {"de": "Personen", "en": "People"},
+    "ui.layer.tracks": {"de": "Fahrspuren", "en": "Tracks"},
+    "ui.layer.detections": {"de": "Meldungen", "en": "Detections"},
+    "ui.layer.hazards": {"de": "Gefahrenbereiche", "en": "Hazard areas"},
+    "ui.layer.warnings": {"de": "Warnungen", "en": "Warnings"},
+    "ui.layer.basemap": {"de": "Grundkarte", "en": "Base map"},
+    "ui.conn.live": {"de": "Live", "en": "Live"},
+    "ui.conn.connecting": {"de": "Verbinde …", "en": "Connecting …"},
+    "ui.conn.lost": {
+        "de": "Verbindung unterbrochen — Stand {time}",
+        "en": "Connection lost — as of {time}",
     },
-    "home.lage": {"de": "Lage (JSON)", "en": "Situation (JSON)"},
-    "home.docs": {"de": "API-Dokumentation", "en": "API documentation"},
-    "home.pending_ui": {
-        "de": "Die Lagekarte folgt; bis dahin liefert die API das Lagebild.",
-        "en": "The map view follows; until then the API serves the situation picture.",
+    "ui.conn.never": {"de": "Keine Verbindung zum Server", "en": "No connection to the server"},
+    "ui.alerts": {"de": "Alarme", "en": "Alerts"},
+    "ui.alerts.none": {"de": "Keine offenen Alarme", "en": "No open alerts"},
+    "ui.alerts.ack": {"de": "Quittieren", "en": "Acknowledge"},
+    "ui.alerts.acked": {"de": "quittiert von {user}", "en": "acknowledged by {user}"},
+    "ui.alerts.cleared": {"de": "aufgehoben", "en": "cleared"},
+    "ui.severity.critical": {"de": "Kritisch", "en": "Critical"},
+    "ui.severity.warning": {"de": "Warnung", "en": "Warning"},
+    "ui.severity.info": {"de": "Hinweis", "en": "Info"},
+    "ui.details": {"de": "Details", "en": "Details"},
+    "ui.details.none": {
+        "de": "Ein Symbol auf der Karte antippen",
+        "en": "Tap a symbol on the map",
     },
+    "ui.details.kind": {"de": "Art", "en": "Kind"},
+    "ui.details.last": {"de": "Letzte Meldung", "en": "Last report"},
+    "ui.details.position": {"de": "Position", "en": "Position"},
+    "ui.details.speed": {"de": "Geschwindigkeit", "en": "Speed"},
+    "ui.details.battery": {"de": "Akku", "en": "Battery"},
+    "ui.details.link": {"de": "Verbindung", "en": "Link"},
+    "ui.details.readings": {"de": "Messwerte", "en": "Readings"},
+    "ui.details.stale": {"de": "VERALTET", "en": "STALE"},
+    "ui.kind.unit": {"de": "Fahrzeug", "en": "Vehicle"},
+    "ui.kind.drone": {"de": "Drohne", "en": "Drone"},
+    "ui.kind.robot": {"de": "Roboter", "en": "Robot"},
+    "ui.kind.sensor": {"de": "Sensor", "en": "Sensor"},
+    "ui.kind.person": {"de": "Person", "en": "Person"},
+    "ui.journal": {"de": "Einsatztagebuch", "en": "Incident log"},
+    "ui.journal.placeholder": {"de": "Eintrag …", "en": "Entry …"},
+    "ui.journal.send": {"de": "Eintragen", "en": "Add"},
+    "ui.journal.empty": {"de": "Noch keine Einträge", "en": "No entries yet"},
+    "ui.journal.failed": {"de": "Nicht gespeichert: {reason}", "en": "Not saved: {reason}"},
+    "ui.journal.readonly": {
+        "de": "Nur Lesen: diese Rolle schreibt nicht ins Einsatztagebuch",
+        "en": "Read-only: this role does not write to the log",
+    },
+    "ui.quick.lage": {"de": "Lage erkundet", "en": "Situation assessed"},
+    "ui.quick.nachforderung": {"de": "Kräfte nachgefordert", "en": "Resources requested"},
+    "ui.quick.wasser": {"de": "Wasserversorgung steht", "en": "Water supply established"},
+    "ui.quick.menschenrettung": {"de": "Menschenrettung abgeschlossen", "en": "Rescue complete"},
+    "ui.quick.unter_kontrolle": {"de": "Feuer unter Kontrolle", "en": "Fire under control"},
+    "ui.quick.feuer_aus": {"de": "Feuer aus", "en": "Fire out"},
+    "ui.age.now": {"de": "jetzt", "en": "now"},
+    "ui.age.s": {"de": "{n} s", "en": "{n} s"},
+    "ui.age.min": {"de": "{n} min", "en": "{n} min"},
+    "ui.age.h": {"de": "{n} h", "en": "{n} h"},
+    "ui.age.ago": {"de": "vor {age}", "en": "{age} ago"},
+    "ui.journal.cat.alert": {"de": "Alarm", "en": "Alert"},
+    "ui.journal.cat.ack": {"de": "Quittung", "en": "Acknowledged"},
+    "ui.journal.cat.note": {"de": "Eintrag", "en": "Entry"},
+    "ui.journal.cat.detection": {"de": "Meldung", "en": "Detection"},
+    "ui.system": {"de": "System", "en": "System"},
 }
+
+# The quick entries a commander can tap, in this order; the text is written in the
+# language of the person tapping (the Einsatztagebuch keeps what was written).
+QUICK_ENTRIES = (
+    "lage",
+    "nachforderung",
+    "wasser",
+    "menschenrettung",
+    "unter_kontrolle",
+    "feuer_aus",
+)
+
+
+def browser_strings(lang: Lang) -> dict[str, str]:
+    """The `ui.*` strings in `lang`, for the page scripts (without the prefix)."""
+    return {k[3:]: t(k, lang) for k in STRINGS if k.startswith("ui.")}
 
 
 def t(key: str, lang: Lang = "de", **params: str) -> str:

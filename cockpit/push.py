@@ -128,20 +128,25 @@ async def sse_stream(
     snapshot: dict[str, Any],
     now: Callable[[], float],
     *,
-    heartbeat_s: float = 10.0,
+    heartbeat_s: float = 1.0,
     stopping: asyncio.Event | None = None,
 ) -> AsyncIterator[bytes]:
-    """Server-sent events: `snapshot`, then `delta` batches, heartbeats, `resync` on drop."""
+    """Server-sent events: `snapshot`, then `delta` batches, `hb`, `resync` on drop.
+
+    Every message carries the server's `now`, so a browser can compute ages on the
+    server's clock. The heartbeat is an event, not a comment, because page scripts never
+    see SSE comments and must notice a silent connection within seconds.
+    """
     try:
         watermark = int(snapshot["seq"])
-        yield b"event: snapshot\ndata: " + orjson.dumps(snapshot) + b"\n\n"
+        yield b"event: snapshot\ndata: " + orjson.dumps({**snapshot, "now": now()}) + b"\n\n"
         while True:
             if stopping is not None and stopping.is_set():
                 return
             try:
                 await asyncio.wait_for(client.wake.wait(), heartbeat_s)
             except TimeoutError:
-                yield b": heartbeat " + str(now()).encode() + b"\n\n"
+                yield b'event: hb\ndata: {"seq":%d,"now":%.3f}\n\n' % (watermark, now())
                 continue
             if client.dropped:
                 yield b'event: resync\ndata: {"reason": "too slow"}\n\n'

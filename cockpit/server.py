@@ -22,11 +22,13 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from cockpit.api import ingest, read, session, write
+from cockpit.api import ingest, read, session, tiles, write
 from cockpit.api.deps import require_user
 from cockpit.api.errors import ApiError, error_response
 from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.pages import PageGuard
 from cockpit.api.services import Services, services
+from cockpit.api.tiles import MBTiles
 from cockpit.auth import AuthStore, User
 from cockpit.bus import make_bus
 from cockpit.pipeline import Pipeline, situation_factory
@@ -105,6 +107,8 @@ async def build_services(settings: Settings, replay: Path | None = None) -> Asyn
     try:
         ctx = _replay(settings, auth, replay) if replay else _live(settings, auth)
         async with ctx as svc:
+            if settings.map_mbtiles is not None:
+                svc.tiles = MBTiles(settings.map_mbtiles)
             log.info("serving incident %s", svc.incident)
             yield svc
     finally:
@@ -140,10 +144,24 @@ def create_app(
         default_response_class=JsonResponse,
     )
     _install_error_handlers(app)
-    for router in (session.router, read.router, ingest.router, write.router):
+    for router in (session.router, read.router, ingest.router, write.router, tiles.router):
         app.include_router(router)
     _install_meta_routes(app)
+    # The browser pages: Dash on this same app, behind the log-in (the guard runs first).
+    from layouts.app import mount  # composition only: layouts never import the server
+
+    mount(app, settings)
+    app.add_middleware(PageGuard)
+    _install_not_found(app)
     return app
+
+
+def _install_not_found(app: FastAPI) -> None:
+    # Registered before Dash's own catch-all (added at start-up, which would answer any
+    # unknown GET with the page): an unknown path is a 404 naming it.
+    @app.get("/{path:path}", include_in_schema=False)
+    async def not_found(path: str) -> Response:
+        raise ApiError(404, "not found", "path", f"/{path}")
 
 
 def _install_error_handlers(app: FastAPI) -> None:

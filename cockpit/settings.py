@@ -73,6 +73,19 @@ class Settings(BaseSettings):
     )
     stream_queue: int = Field(2000, ge=10, le=1_000_000, description="Deltas per push client.")
     cookie_secure: bool = Field(False, description="Mark the session cookie Secure (TLS).")
+    map_center: tuple[float, float] = Field(
+        (51.5270, 7.4445), description="Where the map opens: latitude, longitude."
+    )
+    map_zoom: int = Field(15, ge=1, le=20, description="The map's opening zoom level.")
+    map_tiles: str | None = Field(
+        None,
+        pattern=r"^(https?://|/)\S*\{z\}\S*\{x\}\S*\{y\}",
+        description="Tile URL template ({z}/{x}/{y}); unset: no tiles, the base layer only.",
+    )
+    map_mbtiles: Path | None = Field(
+        None, description="Local MBTiles file, served as /tiles/{z}/{x}/{y} (wins over map_tiles)."
+    )
+    map_attribution: str = Field("", max_length=300, description="Credit shown for the tiles.")
 
     @field_validator("stale_after_s")
     @classmethod

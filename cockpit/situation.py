@@ -403,6 +403,22 @@ class Situation:
 
     # --- reading the picture --------------------------------------------------------
 
+    def live_state(self) -> dict[str, Any]:
+        """The picture in the form the push deltas carry (times as epoch seconds), for a
+        browser that computes ages itself: what `/api/v1/stream` sends first."""
+        return {
+            "incident": self.incident,
+            "seq": self.seq,
+            "stale_after": dict(self.stale_after),
+            "entities": [_copy_entity(e) for e in self.entities.values()],
+            "tracks": {k: [list(p) for p in v] for k, v in self.tracks.items()},
+            "detections": [dict(d) for d in self.detections.values()],
+            "alerts": [dict(a, params=dict(a["params"])) for a in self.alerts.values()],
+            "hazards": [dict(h) for h in self.hazards.values()],
+            "warnings": [dict(w) for w in self.warnings.values()],
+            "journal": [dict(j) for j in self.journal],
+        }
+
     def view(self, now: float, *, tracks: bool = True) -> dict[str, Any]:
         """The picture as the API and the UI show it, with ages relative to `now`."""
         entities = [self._entity_view(e, now, tracks) for e in self.entities.values()]

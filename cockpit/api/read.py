@@ -95,7 +95,7 @@ async def stream(
     await picture.caught_up()
     # Join and snapshot in one step (no await between): no gap, no duplicate.
     client = picture.hub.join(user.name)
-    snapshot = picture.situation.view(svc.now())
+    snapshot = picture.situation.live_state()
     return StreamingResponse(
         sse_stream(picture.hub, client, snapshot, svc.now, stopping=request.app.state.stopping),
         media_type="text/event-stream",

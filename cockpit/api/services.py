@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.requests import HTTPConnection
 
@@ -20,6 +20,9 @@ from cockpit.recorder import LogReader
 from cockpit.replay import ReplaySession
 from cockpit.settings import Settings
 from cockpit.situation import Situation
+
+if TYPE_CHECKING:
+    from cockpit.api.tiles import MBTiles
 
 __all__ = ["Picture", "Services", "services"]
 
@@ -43,6 +46,7 @@ class Services:
     pipeline: Pipeline | None = None  # live mode
     replay: ReplaySession | None = None  # replay mode (read-only)
     health: Health = field(default_factory=Health)
+    tiles: MBTiles | None = None  # map tiles from a local file, if configured
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     _reader: LogReader | None = None
@@ -70,6 +74,8 @@ class Services:
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
+        if self.tiles is not None:
+            self.tiles.close()
 
 
 def services(conn: HTTPConnection) -> Services:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -11,9 +13,10 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from cockpit.api.deps import SESSION_COOKIE, require_user, user_for
+from cockpit.api.deps import SESSION_COOKIE, require_user
 from cockpit.api.errors import ApiError, describe_validation
 from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.pages import lang_of
 from cockpit.api.services import Services, services
 from cockpit.auth import User
 from cockpit.i18n import Lang, t
@@ -30,7 +33,7 @@ class Credentials(BaseModel):
 
 
 def _lang(request: Request) -> Lang:
-    return "en" if request.query_params.get("lang") == "en" else "de"
+    return lang_of(request)
 
 
 def _set_cookie(response: Response, svc: Services, token: str) -> None:
@@ -98,6 +101,15 @@ async def logout(
     return response
 
 
+# Inline, so that the log-in page asks for nothing that needs a log-in.
+_ICON = (
+    "data:image/svg+xml;base64,"
+    + base64.b64encode(
+        (Path(__file__).resolve().parents[2] / "assets" / "favicon.svg").read_bytes()
+    ).decode()
+)
+
+
 def _page(lang: Lang, failed: bool, next_url: str) -> str:
     other: Lang = "en" if lang == "de" else "de"
     error = (
@@ -110,6 +122,7 @@ def _page(lang: Lang, failed: bool, next_url: str) -> str:
 <html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{t("login.title", lang)} · {t("app.title", lang)}</title>
+<link rel="icon" href="{_ICON}">
 <style>
  body{{font-family:system-ui,sans-serif;background:#111;color:#eee;display:grid;place-items:center;min-height:100vh;margin:0}}
  form{{background:#1e1e1e;padding:2rem;border-radius:8px;min-width:18rem}}
@@ -159,18 +172,3 @@ async def login_form(request: Request) -> Response:
     response = RedirectResponse(nxt, status_code=303)
     _set_cookie(response, svc, result[1])
     return response
-
-
-@router.get("/", include_in_schema=False)
-async def home(request: Request) -> Response:
-    user = user_for(request)
-    if user is None:
-        return RedirectResponse("/login?next=/", status_code=303)
-    lang = _lang(request)
-    who = t("home.logged_in", lang, user=html.escape(user.name), role=user.role)
-    return HTMLResponse(
-        f"<!doctype html><html lang='{lang}'><meta charset='utf-8'><title>{t('app.title', lang)}"
-        f"</title><body style='font-family:system-ui'><h1>{t('app.title', lang)}</h1><p>{who}</p>"
-        f"<p>{t('home.pending_ui', lang)}</p><ul><li><a href='/api/v1/situation'>"
-        f"{t('home.lage', lang)}</a></li><li><a href='/docs'>{t('home.docs', lang)}</a></li></ul>"
-    )

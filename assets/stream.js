@@ -1,0 +1,468 @@
+/* The live picture in the browser: one server-sent-events connection per page.
+ *
+ * /api/v1/stream sends a snapshot, then delta batches (and a heartbeat each second);
+ * every message carries the server's clock. This script keeps the picture, applies the
+ * deltas, and hands the result to Dash with dash_clientside.set_props: map layers
+ * directly, panels through stores (drawn by panels.js). No server callback per event, no
+ * polling. When the connection drops the page says so at once, greys the map, and
+ * reconnects with backoff; a new snapshot replaces the old picture (resync, no reload).
+ */
+(function () {
+  "use strict";
+
+  const LAYER_OF_KIND = { unit: "units", drone: "drones", robot: "robots", sensor: "sensors", person: "persons" };
+  const POINT_LAYERS = ["units", "drones", "robots", "sensors", "persons"];
+  const DOTS_ABOVE = 300; // features per layer above which symbols become canvas dots
+  const BIG_LAYER_MS = 250; // a large layer is redrawn at most this often
+  const TRACK_POINTS = 200;
+  const HISTORY_POINTS = 240; // reading values kept per series for the sparklines
+  const SILENCE_MS = 2500; // heartbeat is 1 s: this much silence means the link is gone
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 8000;
+
+  const C = {
+    cfg: null,
+    picture: null,
+    seq: 0,
+    skew: 0, // server clock minus browser clock, seconds
+    connected: false,
+    everConnected: false,
+    lastDataAt: null, // server time of the last message (the "Stand" of the picture)
+    selected: null, // {id, type}
+    history: {}, // entity id -> reading name -> [[t, value], ...]
+    stats: { snapshots: 0, deltaBatches: 0, deltas: 0, reconnects: 0, renders: 0 },
+    listeners: [], // function(message) after each applied delta batch (benchmarks)
+  };
+  window.cockpit = C;
+
+  let source = null;
+  let backoff = BACKOFF_MIN_MS;
+  let lastMessageMs = 0;
+  let retryTimer = null;
+  const dirty = new Set();
+  const lastRender = {};
+  const shownDots = {};
+  let frameQueued = false;
+
+  const clientNow = () => (performance.timeOrigin + performance.now()) / 1000;
+  C.now = () => clientNow() + C.skew;
+
+  // --- text ------------------------------------------------------------------------
+
+  C.t = function (key, params) {
+    const strings = (C.cfg && C.cfg.strings) || {};
+    let text = strings[key] || key;
+    for (const [k, v] of Object.entries(params || {})) text = text.replace("{" + k + "}", v);
+    return text;
+  };
+
+  C.age = function (seconds) {
+    if (seconds == null || !isFinite(seconds)) return "";
+    const s = Math.max(0, seconds);
+    if (s < 1) return C.t("age.now");
+    if (s < 90) return C.t("age.s", { n: String(Math.floor(s)) });
+    if (s < 5400) return C.t("age.min", { n: String(Math.round(s / 60)) });
+    return C.t("age.h", { n: String(Math.round(s / 360) / 10).replace(".", C.cfg.lang === "de" ? "," : ".") });
+  };
+
+  C.time = function (t) {
+    if (t == null) return "–";
+    return new Date(t * 1000).toLocaleTimeString(C.cfg.lang === "de" ? "de-DE" : "en-GB", { hour12: false });
+  };
+
+  C.staleAfter = function (kind) {
+    return ((C.picture && C.picture.staleAfter) || C.cfg.stale_after || {})[kind] || 60;
+  };
+
+  function setProps(id, props) {
+    window.dash_clientside.set_props(id, props);
+  }
+
+  // --- the picture ---------------------------------------------------------------------
+
+  function emptyPicture() {
+    return {
+      entities: new Map(), tracks: new Map(), alerts: new Map(), journal: new Map(),
+      detections: new Map(), hazards: new Map(), warnings: new Map(), staleAfter: {},
+    };
+  }
+
+  function remember(entity) {
+    const series = C.history[entity.id] || (C.history[entity.id] = {});
+    for (const [name, r] of Object.entries(entity.readings || {})) {
+      if (typeof r.value !== "number") continue;
+      const points = series[name] || (series[name] = []);
+      const last = points[points.length - 1];
+      if (!last || r.observed_at > last[0]) {
+        points.push([r.observed_at, r.value]);
+        if (points.length > HISTORY_POINTS) points.splice(0, points.length - HISTORY_POINTS);
+      }
+    }
+  }
+
+  function onSnapshot(msg) {
+    const p = emptyPicture();
+    p.staleAfter = msg.stale_after || {};
+    for (const e of msg.entities) { p.entities.set(e.id, e); remember(e); }
+    for (const [id, points] of Object.entries(msg.tracks || {})) p.tracks.set(id, points.slice(-TRACK_POINTS));
+    for (const a of msg.alerts) p.alerts.set(a.id, a);
+    for (const j of msg.journal) p.journal.set(j.id, j);
+    for (const d of msg.detections) p.detections.set(d.id, d);
+    for (const h of msg.hazards) p.hazards.set(h.id, h);
+    for (const w of msg.warnings) p.warnings.set(w.id, w);
+    C.picture = p;
+    C.seq = msg.seq;
+    C.stats.snapshots += 1;
+    for (const name of [...POINT_LAYERS, "tracks", "detections", "hazards", "warnings", "alerts", "journal", "selected"]) dirty.add(name);
+    queueRender();
+  }
+
+  function applyEntity(d) {
+    const p = C.picture;
+    const old = p.entities.get(d.id);
+    if (d.op === "remove") {
+      p.entities.delete(d.id);
+      p.tracks.delete(d.id);
+      if (old) dirty.add(LAYER_OF_KIND[old.kind]);
+      dirty.add("tracks");
+      return;
+    }
+    const e = d.d;
+    p.entities.set(d.id, e);
+    remember(e);
+    if (e.lat != null && (!old || old.lat !== e.lat || old.lon !== e.lon) && e.observed_at != null) {
+      const track = p.tracks.get(d.id) || [];
+      const last = track[track.length - 1];
+      if (!last || e.observed_at >= last[0]) {
+        track.push([e.observed_at, e.lat, e.lon]);
+        if (track.length > TRACK_POINTS) track.splice(0, track.length - TRACK_POINTS);
+        p.tracks.set(d.id, track);
+        dirty.add("tracks");
+      }
+    }
+    dirty.add(LAYER_OF_KIND[e.kind]);
+    if (old && old.kind !== e.kind) dirty.add(LAYER_OF_KIND[old.kind]);
+    if (C.selected && C.selected.id === d.id) dirty.add("selected");
+  }
+
+  function onDelta(msg) {
+    const p = C.picture;
+    if (!p) return;
+    for (const d of msg.deltas) {
+      if (d.l === "entities") { applyEntity(d); continue; }
+      const table = p[d.l];
+      if (!table) continue;
+      if (d.op === "remove") table.delete(d.id);
+      else table.set(d.id, d.d);
+      dirty.add(d.l);
+      if (C.selected && C.selected.id === d.id) dirty.add("selected");
+    }
+    C.seq = Math.max(C.seq, msg.seq);
+    C.stats.deltaBatches += 1;
+    C.stats.deltas += msg.deltas.length;
+    queueRender();
+    for (const listener of C.listeners) listener(msg);
+  }
+
+  // --- features --------------------------------------------------------------------
+
+  function symbolFor(e) {
+    const symbols = C.cfg.symbols || {};
+    const vehicle = (e.meta && (e.meta.vehicle || e.meta.type)) || "";
+    return symbols[vehicle] || symbols[e.kind] || "unit.svg";
+  }
+
+  // On the map "Florian Dortmund 1-HLF20-1" reads as "1-HLF20-1": the radio name's
+  // service and town are the same for every vehicle; the details show it in full.
+  C.shortLabel = (callsign) => callsign.replace(/^Florian\s+\S+\s+/, "");
+
+  function entityFeature(e, now, dots) {
+    const age = now - e.last_reported;
+    const stale = age > C.staleAfter(e.kind);
+    const label = C.shortLabel(e.callsign || e.id);
+    return {
+      type: "Feature",
+      id: e.id,
+      geometry: { type: "Point", coordinates: [e.lon, e.lat] },
+      properties: {
+        id: e.id, kind: e.kind, label: label, age: C.age(age), stale: stale,
+        icon: dots ? null : symbolFor(e),
+        selected: !!(C.selected && C.selected.id === e.id),
+      },
+    };
+  }
+
+  function pointLayer(name, now) {
+    const features = [];
+    for (const e of C.picture.entities.values()) {
+      if (LAYER_OF_KIND[e.kind] === name && e.lat != null && e.lon != null) features.push(e);
+    }
+    const dots = features.length > DOTS_ABOVE;
+    return { dots: dots, data: { type: "FeatureCollection", features: features.map((e) => entityFeature(e, now, dots)) } };
+  }
+
+  function tracksLayer(now) {
+    const features = [];
+    for (const [id, points] of C.picture.tracks) {
+      const e = C.picture.entities.get(id);
+      if (!e || points.length < 2) continue;
+      features.push({
+        type: "Feature",
+        geometry: { type: "LineString", coordinates: points.map((q) => [q[2], q[1]]) },
+        properties: { id: id, kind: e.kind, stale: now - e.last_reported > C.staleAfter(e.kind) },
+      });
+    }
+    return { type: "FeatureCollection", features: features };
+  }
+
+  function geometryOf(g) {
+    if (!g) return null;
+    if (g.type === "Feature") return g.geometry;
+    return g;
+  }
+
+  function detectionsLayer(now) {
+    const features = [];
+    for (const d of C.picture.detections.values()) {
+      if (d.lat == null || d.lon == null || d.state === "closed" || d.state === "dismissed") continue;
+      features.push({
+        type: "Feature",
+        geometry: { type: "Point", coordinates: [d.lon, d.lat] },
+        properties: { id: d.id, kind: "detection", label: d.category, age: C.age(now - d.updated_at), stale: false },
+      });
+    }
+    return { type: "FeatureCollection", features: features };
+  }
+
+  function hazardsLayer() {
+    const features = [];
+    for (const h of C.picture.hazards.values()) {
+      const g = geometryOf(h.geometry);
+      if (g) features.push({ type: "Feature", geometry: g, properties: { id: h.id, kind: "hazard", label: h.label, severity: h.severity } });
+    }
+    return { type: "FeatureCollection", features: features };
+  }
+
+  function warningsLayer(now) {
+    const features = [];
+    for (const w of C.picture.warnings.values()) {
+      if (w.expires && Date.parse(w.expires) / 1000 <= now) continue;
+      for (const area of w.areas || []) {
+        const g = geometryOf(area.geometry);
+        if (g) features.push({ type: "Feature", geometry: g, properties: { id: w.id, kind: "warning", label: w.headline || w.event, severity: w.severity } });
+      }
+    }
+    return { type: "FeatureCollection", features: features };
+  }
+
+  // --- panels ----------------------------------------------------------------------
+
+  function alertsData() {
+    const out = [];
+    for (const a of C.picture.alerts.values()) {
+      if (!a.active && a.acknowledged_by) continue; // done: it lives on in the journal
+      out.push({
+        id: a.id, severity: a.severity, text: a.text, entity: a.entity, active: a.active,
+        raised_at: a.raised_at, acknowledged_by: a.acknowledged_by,
+      });
+    }
+    out.sort((x, y) => (
+      (x.acknowledged_by ? 1 : 0) - (y.acknowledged_by ? 1 : 0) ||
+      (x.severity === "critical" ? 0 : 1) - (y.severity === "critical" ? 0 : 1) ||
+      y.raised_at - x.raised_at));
+    return out;
+  }
+
+  function journalData() {
+    const out = Array.from(C.picture.journal.values());
+    out.sort((x, y) => y.seq - x.seq || (y.id > x.id ? 1 : -1));
+    return out.slice(0, 300);
+  }
+
+  function selectedData() {
+    const sel = C.selected;
+    if (!sel || !C.picture) return null;
+    if (sel.type === "detection") {
+      const d = C.picture.detections.get(sel.id);
+      return d ? { type: "detection", id: d.id, item: d } : null;
+    }
+    const e = C.picture.entities.get(sel.id);
+    if (!e) return null;
+    return { type: "entity", id: e.id, item: e, staleAfter: C.staleAfter(e.kind), history: C.history[e.id] || {}, symbol: symbolFor(e) };
+  }
+
+  C.select = function (id, type) {
+    const before = C.selected && C.selected.id;
+    C.selected = { id: id, type: type || "entity" };
+    const e = C.picture && C.picture.entities.get(id);
+    if (e) dirty.add(LAYER_OF_KIND[e.kind]);
+    if (before && C.picture && C.picture.entities.get(before)) dirty.add(LAYER_OF_KIND[C.picture.entities.get(before).kind]);
+    dirty.add("selected");
+    queueRender();
+  };
+
+  // --- rendering ---------------------------------------------------------------------
+
+  function queueRender() {
+    if (frameQueued) return;
+    frameQueued = true;
+    requestAnimationFrame(render);
+  }
+
+  function render() {
+    frameQueued = false;
+    if (!C.picture || !window.dash_clientside || !window.dash_clientside.set_props) return;
+    const now = C.now();
+    const t = performance.now();
+    let postponed = false;
+    for (const name of Array.from(dirty)) {
+      if (POINT_LAYERS.includes(name)) {
+        const layer = pointLayer(name, now);
+        if (layer.data.features.length > DOTS_ABOVE && t - (lastRender[name] || 0) < BIG_LAYER_MS) {
+          postponed = true;
+          continue;
+        }
+        const props = { data: layer.data };
+        if (shownDots[name] !== layer.dots) {
+          shownDots[name] = layer.dots;
+          props.hideout = { layer: name, dots: layer.dots };
+        }
+        setProps("layer-" + name, props);
+      } else if (name === "tracks") {
+        setProps("layer-tracks", { data: tracksLayer(now) });
+      } else if (name === "detections") {
+        setProps("layer-detections", { data: detectionsLayer(now) });
+      } else if (name === "hazards") {
+        setProps("layer-hazards", { data: hazardsLayer() });
+      } else if (name === "warnings") {
+        setProps("layer-warnings", { data: warningsLayer(now) });
+      } else if (name === "alerts") {
+        setProps("store-alerts", { data: alertsData() });
+      } else if (name === "journal") {
+        setProps("store-journal", { data: journalData() });
+      } else if (name === "selected") {
+        setProps("store-selected", { data: selectedData() });
+      }
+      lastRender[name] = t;
+      dirty.delete(name);
+    }
+    C.stats.renders += 1;
+    if (postponed) setTimeout(queueRender, BIG_LAYER_MS);
+  }
+
+  // Ages move on without any message: labels, panels and the clock, once a second.
+  function tick() {
+    if (!C.cfg) return;
+    const now = C.now();
+    const clock = document.getElementById("clock");
+    if (clock) clock.textContent = C.time(C.connected ? now : C.lastDataAt);
+    for (const el of document.querySelectorAll("[data-since]")) {
+      const since = parseFloat(el.getAttribute("data-since"));
+      el.textContent = C.age(now - since);
+      const limit = parseFloat(el.getAttribute("data-stale-after"));
+      if (isFinite(limit)) el.classList.toggle("stale", now - since > limit);
+    }
+    if (C.picture) {
+      for (const name of POINT_LAYERS) dirty.add(name);
+      dirty.add("tracks");
+      dirty.add("detections");
+      queueRender();
+    }
+  }
+
+  // --- the connection ------------------------------------------------------------------
+
+  function showConnection() {
+    const state = document.getElementById("conn-state");
+    const banner = document.getElementById("conn-banner");
+    const map = document.querySelector(".map-wrap");
+    if (state) {
+      state.className = "conn " + (C.connected ? "live" : C.everConnected ? "lost" : "connecting");
+      state.textContent = C.connected ? C.t("conn.live") : C.everConnected ? C.t("conn.lost", { time: C.time(C.lastDataAt) }) : C.t("conn.connecting");
+    }
+    if (banner) {
+      banner.hidden = C.connected;
+      banner.textContent = C.everConnected ? C.t("conn.lost", { time: C.time(C.lastDataAt) }) : C.t("conn.never");
+    }
+    if (map) map.classList.toggle("disconnected", !C.connected);
+    document.body.classList.toggle("offline", !C.connected);
+  }
+
+  function heard(msg) {
+    lastMessageMs = performance.now();
+    if (typeof msg.now === "number") {
+      C.skew = msg.now - clientNow();
+      C.lastDataAt = msg.now;
+    }
+  }
+
+  function handler(kind, fn) {
+    return (ev) => {
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch (err) { console.error("stream: bad " + kind, err); return; }
+      heard(msg);
+      fn(msg);
+    };
+  }
+
+  function connect() {
+    retryTimer = null;
+    const es = new EventSource("/api/v1/stream");
+    source = es;
+    es.addEventListener("snapshot", handler("snapshot", (msg) => {
+      C.connected = true;
+      C.everConnected = true;
+      backoff = BACKOFF_MIN_MS;
+      onSnapshot(msg);
+      showConnection();
+    }));
+    es.addEventListener("delta", handler("delta", onDelta));
+    es.addEventListener("hb", handler("hb", () => {}));
+    es.addEventListener("resync", () => lost("resync", true));
+    es.onerror = () => lost("error", false);
+  }
+
+  function lost(why, soon) {
+    if (source) { source.close(); source = null; }
+    const was = C.connected;
+    C.connected = false;
+    if (was || !C.everConnected) showConnection();
+    if (retryTimer) return;
+    const delay = soon ? 0 : Math.min(backoff, BACKOFF_MAX_MS) * (0.75 + Math.random() * 0.5);
+    backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+    C.stats.reconnects += 1;
+    retryTimer = setTimeout(async () => {
+      try {
+        // A closed stream can mean an expired log-in: then the log-in page, not retries.
+        const r = await fetch("/api/v1/session", { cache: "no-store", credentials: "same-origin" });
+        if (r.status === 401) {
+          location.href = "/login?next=" + encodeURIComponent(location.pathname);
+          return;
+        }
+      } catch (err) { /* server unreachable: just try the stream again */ }
+      connect();
+    }, delay);
+  }
+
+  function watchdog() {
+    if (C.connected && performance.now() - lastMessageMs > SILENCE_MS) lost("silent", false);
+  }
+
+  // The layout arrives after this script: start once Dash has rendered the config.
+  function start() {
+    const el = document.getElementById("ui-config");
+    if (!el || !el.dataset.config || !window.dash_clientside || !window.dash_clientside.set_props) {
+      setTimeout(start, 30);
+      return;
+    }
+    C.cfg = JSON.parse(el.dataset.config);
+    showConnection();
+    connect();
+    tick();
+    setInterval(tick, 1000);
+    setInterval(watchdog, 250);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

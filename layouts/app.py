@@ -1,0 +1,83 @@
+"""The Dash app, mounted on the cockpit's FastAPI server (one origin, one log-in).
+
+Which layout a page gets, in which language and for whom comes from the request, which
+`cockpit.api.pages.PageGuard` has checked and annotated before Dash sees it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dash import Dash, html
+from fastapi import FastAPI
+
+from cockpit.auth import User, can_write
+from cockpit.i18n import Lang, browser_strings, t
+from cockpit.settings import Settings
+from layouts import commander
+
+__all__ = ["ASSETS", "mount", "page_config"]
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+_SYMBOLS = ASSETS / "symbols" / "index.json"
+
+
+def page_config(settings: Settings, user: User, lang: Lang, incident: str) -> dict[str, Any]:
+    """What the page scripts need to know, handed over in the layout (no extra request)."""
+    tiles = "/tiles/{z}/{x}/{y}" if settings.map_mbtiles else settings.map_tiles
+    return {
+        "lang": lang,
+        "user": user.name,
+        "role": user.role,
+        "can_write": can_write(user),
+        "incident": incident,
+        "strings": browser_strings(lang),
+        "symbols": json.loads(_SYMBOLS.read_text(encoding="utf-8")),
+        "stale_after": dict(settings.stale_after_s),
+        "center": list(settings.map_center),
+        "zoom": settings.map_zoom,
+        "tiles": tiles,
+        "attribution": settings.map_attribution,
+    }
+
+
+def mount(server: FastAPI, settings: Settings) -> Dash:
+    app = Dash(
+        __name__,
+        server=server,  # type: ignore[arg-type]  # Dash 4 takes a FastAPI app; its hints lag
+        assets_folder=str(ASSETS),
+        title=t("app.title"),
+        update_title="",
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+        meta_tags=[
+            {"name": "viewport", "content": "width=device-width, initial-scale=1"},
+            {"name": "color-scheme", "content": "dark"},
+        ],
+    )
+
+    def layout() -> Any:
+        try:
+            request = app.backend.request_adapter()
+            state = request.context
+            user: User = state.user
+            lang: Lang = state.lang
+            incident: str = state.incident
+        except (AttributeError, RuntimeError, LookupError):
+            # Dash may build the layout outside a request (validation): an empty page.
+            return html.Div(id="ui-config")
+        return commander.layout(
+            lang=lang,
+            user=user.name,
+            role=user.role,
+            can_write=can_write(user),
+            incident=incident,
+            config=page_config(settings, user, lang, incident),
+        )
+
+    app.layout = layout
+    app._favicon = "favicon.svg"  # type: ignore[assignment]  # Dash looks for .ico only
+    commander.register(app)
+    return app

@@ -1,0 +1,273 @@
+"""The commander layout in a real browser (Debian's Chromium through Playwright).
+
+One `cockpit demo` process with a prepared data dir (users of every role, a device token
+for the test's own telemetry) and one browser page, used in order by the tests below, as
+a commander would: log in, see the demo's units, watch a robot move and go stale,
+acknowledge an alert, switch the language, lose the server and get it back.
+
+The only timings asserted are the issue's promises: a marker moves within 1 s of the
+202, the banner appears within 2 s of the server going away.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.procs import Proc, Procs, free_port
+from tests.serving import prepare
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("COCKPIT_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+START_TIMEOUT_S = 30.0
+ROBOT_STALE_S = 4.0
+# Requests that are not the network: plotly.js probes for Node modules at load time.
+_HARMLESS = ("node:",)
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+def _iso(t: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if t is None else t, UTC).isoformat()
+
+
+@dataclass
+class Cockpit:
+    procs: Procs
+    data_dir: Path
+    port: int
+    token: str
+    password: str
+    proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {"COCKPIT_STALE_AFTER_S": f'{{"robot": {ROBOT_STALE_S}}}'}
+        self.proc = self.procs.start(
+            "demo", "--no-browser", "--data-dir", str(self.data_dir), port=self.port, env=env
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.proc.alive(), self.proc.tail()
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"cockpit did not answer in {START_TIMEOUT_S} s\n{self.proc.tail()}")
+
+    def post(self, *messages: dict[str, Any]) -> float:
+        """Post telemetry; returns the time the 202 arrived."""
+        r = httpx.post(
+            self.url + "/api/v1/ingest/telemetry",
+            json=list(messages),
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=15,
+        )
+        assert r.status_code == 202, r.text
+        return time.monotonic()
+
+
+def robot(lat: float, lon: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "entity": "robot-7",
+        "kind": "robot",
+        "callsign": "Robo 7",
+        "observed_at": _iso(),
+        "position": {"lat": lat, "lon": lon},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def cockpit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cockpit]:
+    work = tmp_path_factory.mktemp("ui")
+    data_dir = work / "data"
+    tokens, passwords = prepare(data_dir)
+    procs = Procs(work / "procs")
+    app = Cockpit(procs, data_dir, free_port(), tokens["robot"], passwords["el"])
+    try:
+        app.start()
+        yield app
+    finally:
+        procs.close()
+
+
+@pytest.fixture(scope="module")
+def page(cockpit: Cockpit) -> Iterator[Any]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 800}, locale="de-DE", timezone_id="Europe/Berlin"
+        )
+        pg = context.new_page()
+        pg.errors = []  # type: ignore[attr-defined]
+        pg.outside = []  # type: ignore[attr-defined]
+        pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+        pg.on(
+            "request",
+            lambda req: (
+                None
+                if req.url.startswith((cockpit.url, "data:", "blob:", *_HARMLESS))
+                else pg.outside.append(req.url)
+            ),
+        )
+        try:
+            yield pg
+        finally:
+            context.close()
+            browser.close()
+
+
+def _wait(page: Any, js: str, timeout_s: float, arg: Any = None) -> None:
+    page.wait_for_function(js, arg=arg, timeout=timeout_s * 1000, polling=20)
+
+
+def _marker_box(page: Any, label: str) -> dict[str, float] | None:
+    loc = page.locator(".sym", has_text=label)
+    if loc.count() == 0:
+        return None
+    box: dict[str, float] | None = loc.first.bounding_box()
+    return box
+
+
+# --- the tests, in the order a commander meets them -------------------------------------
+
+
+def test_log_in_and_see_the_demo_units_on_the_map(cockpit: Cockpit, page: Any) -> None:
+    page.goto(cockpit.url + "/")
+    assert "/login" in page.url  # no session: the log-in page, nothing else
+    page.fill("#u", "el")
+    page.fill("#p", cockpit.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(cockpit.url + "/")
+    _wait(page, "document.querySelectorAll('.sym-unit').length >= 8", 20)
+    labels = page.locator(".sym-unit .lbl").all_inner_texts()
+    assert any("HLF" in text for text in labels), labels
+    assert page.locator("#conn-state").inner_text() == "Live"
+    assert page.errors == [] and page.outside == []
+
+
+def test_a_telemetry_post_moves_the_marker_within_a_second(cockpit: Cockpit, page: Any) -> None:
+    cockpit.post(robot(51.5280, 7.4430))
+    _wait(
+        page,
+        "[...document.querySelectorAll('.sym-robot')].some(e => e.textContent.includes('Robo 7'))",
+        5,
+    )
+    before = _marker_box(page, "Robo 7")
+    assert before is not None
+    acked = cockpit.post(robot(51.5285, 7.4440))  # ~80 m north-east: tens of pixels at zoom 15
+    page.wait_for_function(
+        """([x, y]) => {
+            const el = [...document.querySelectorAll('.sym-robot')]
+                .find(e => e.textContent.includes('Robo 7'));
+            if (!el) return false;
+            const r = el.getBoundingClientRect();
+            return Math.abs(r.x - x) > 5 || Math.abs(r.y - y) > 5;
+        }""",
+        arg=[before["x"], before["y"]],
+        timeout=1000,
+        polling="raf",
+    )
+    moved_after = time.monotonic() - acked
+    after = _marker_box(page, "Robo 7")
+    assert after is not None and after["y"] < before["y"] and after["x"] > before["x"]
+    assert moved_after < 1.0
+
+
+def test_a_robot_that_stops_reporting_turns_stale_after_its_threshold(
+    cockpit: Cockpit, page: Any
+) -> None:
+    sent = cockpit.post(robot(51.5286, 7.4441))
+    robot_el = ".sym-robot:has-text('Robo 7')"
+    _wait(page, 'document.querySelector(".sym-robot:not(.stale)") !== null', 2)
+    page.wait_for_selector(f"{robot_el}.stale", timeout=(ROBOT_STALE_S + 4) * 1000)
+    turned = time.monotonic() - sent
+    assert turned >= ROBOT_STALE_S - 0.5  # not before its threshold
+    label = page.locator(f"{robot_el} .age").inner_text()
+    assert label.endswith(" s") and int(label.split()[0]) >= ROBOT_STALE_S - 1
+    # Reporting again brings it back.
+    cockpit.post(robot(51.5286, 7.4442))
+    page.wait_for_selector(f"{robot_el}:not(.stale)", timeout=3000)
+
+
+def test_acknowledging_an_alert_puts_it_in_the_einsatztagebuch(cockpit: Cockpit, page: Any) -> None:
+    cockpit.post(robot(51.5286, 7.4443, readings={"co": {"value": 60.0, "unit": "ppm"}}))
+    alert = page.locator("#alerts-list .alert.sev-warning", has_text="CO")
+    alert.wait_for(timeout=3000)
+    assert "robot-7" in alert.inner_text()
+    alert.locator("button.ack").click()
+    entry = page.locator("#journal-list .entry.cat-ack", has_text="CO")
+    entry.wait_for(timeout=3000)
+    assert entry.locator(".author").inner_text() == "el"
+    page.locator("#alerts-list .alert .acked", has_text="el").wait_for(timeout=3000)
+    # A quick entry is one tap and shows the author too.
+    page.locator("button.quick", has_text="Lage erkundet").click()
+    page.locator("#journal-list .entry.cat-note", has_text="Lage erkundet").wait_for(timeout=3000)
+
+
+def test_screenshots_in_german_and_english(cockpit: Cockpit, page: Any) -> None:
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "commander-de.png"))
+    assert page.locator(".card.alerts h2").inner_text().lower() == "alarme"
+    page.click("#lang-toggle")
+    page.wait_for_selector(".card.alerts h2:has-text('Alerts')", timeout=10000)
+    _wait(page, "document.querySelectorAll('.sym-unit').length >= 8", 10)
+    assert page.locator(".card.journal-card h2").inner_text().lower() == "incident log"
+    page.screenshot(path=str(ARTIFACTS / "commander-en.png"))
+    page.click("#lang-toggle")  # back to German for the rest
+    page.wait_for_selector(".card.alerts h2:has-text('Alarme')", timeout=10000)
+
+
+def test_losing_the_server_shows_the_banner_and_a_restart_resyncs(
+    cockpit: Cockpit, page: Any
+) -> None:
+    _wait(page, "window.cockpit && window.cockpit.connected", 10)
+    page.evaluate("window.__sameDocument = true")
+    snapshots = page.evaluate("window.cockpit.stats.snapshots")
+    assert cockpit.proc is not None
+    cockpit.proc.send(signal.SIGKILL)
+    cockpit.proc.wait(10)
+    gone = time.monotonic()
+    banner = page.locator("#conn-banner")
+    banner.wait_for(state="visible", timeout=2000)
+    shown_after = time.monotonic() - gone
+    assert banner.inner_text().startswith("Verbindung unterbrochen — Stand ")
+    assert "disconnected" in (page.locator(".map-wrap").get_attribute("class") or "")
+    assert shown_after < 2.0
+    cockpit.start()
+    banner.wait_for(state="hidden", timeout=15000)
+    assert page.evaluate("window.__sameDocument") is True  # no reload
+    assert page.evaluate("window.cockpit.stats.snapshots") > snapshots
+    _wait(page, "document.querySelectorAll('.sym-unit').length >= 8", 10)
+    # What was recorded before the kill is back: the robot and the acknowledged alert.
+    assert page.locator(".sym-robot", has_text="Robo 7").count() == 1
+    page.locator("#journal-list .entry.cat-ack").first.wait_for(timeout=3000)
+    assert page.errors == [] and page.outside == []
+
+
+def teardown_module() -> None:
+    # Keep the screenshots; nothing else of a run stays in the tree.
+    for child in ARTIFACTS.glob("*"):
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
