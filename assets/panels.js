@@ -26,6 +26,11 @@
     return value.toLocaleString(C().cfg.lang === "de" ? "de-DE" : "en-GB", { maximumFractionDigits: digits });
   }
 
+  // Five decimals: about a metre, what a crew can find on the ground.
+  function coord(value) {
+    return value.toLocaleString(C().cfg.lang === "de" ? "de-DE" : "en-GB", { minimumFractionDigits: 5, maximumFractionDigits: 5 });
+  }
+
   async function post(url, body) {
     const r = await fetch(url, {
       method: "POST", credentials: "same-origin", cache: "no-store",
@@ -61,13 +66,15 @@
           : cfg.can_write
             ? el("Button", { id: { type: "ack", alert: a.id }, className: "btn ack", n_clicks: 0 }, t("alerts.ack"))
             : null;
-        return el("Div", { key: a.id, className: "alert sev-" + a.severity + (done ? " done" : "") + (a.active ? "" : " cleared"), "data-alert": a.id }, [
+        const props = { key: a.id, className: "alert sev-" + a.severity + (done ? " done" : "") + (a.active ? "" : " cleared"), "data-alert": a.id };
+        if (a.entity) props["data-entity"] = a.entity;
+        return el("Div", props, [
           el("Div", { className: "alert-head" }, [
             el("Span", { className: "sev" }, t("severity." + a.severity)),
             age(a.raised_at),
             a.active ? null : el("Span", { className: "muted" }, t("alerts.cleared")),
           ]),
-          el("Div", { className: "alert-text" }, (a.entity ? a.entity + ": " : "") + a.text),
+          el("Div", { className: "alert-text" }, (a.who ? a.who + ": " : "") + a.text),
           action,
         ]);
       });
@@ -118,7 +125,7 @@
       const row = (label, value) => rows.push(el("Tr", {}, [el("Th", {}, label), el("Td", {}, value)]));
       row(t("details.kind"), t("kind." + x.kind));
       row(t("details.last"), [C().time(x.last_reported), " (", age(x.last_reported, sel.staleAfter), ")"]);
-      if (x.lat != null) row(t("details.position"), fmt(x.lat) + ", " + fmt(x.lon));
+      if (x.lat != null) row(t("details.position"), coord(x.lat) + ", " + coord(x.lon));
       if (x.speed_mps != null) row(t("details.speed"), fmt(x.speed_mps * 3.6) + " km/h");
       if (x.status && x.status.battery_pct != null) row(t("details.battery"), fmt(x.status.battery_pct) + " %");
       if (x.status && x.status.link) row(t("details.link"), x.status.link);
@@ -143,7 +150,8 @@
         xaxis: "x", yaxis: i ? "y" + (i + 1) : "y", hoverinfo: "skip",
       }));
       const layout = {
-        margin: { l: 44, r: 8, t: 4, b: 20 }, showlegend: false, height: 34 * names.length + 44,
+        margin: { l: 44, r: 8, t: 4, b: 22 }, showlegend: false, height: 40 * names.length + 40,
+        xaxis: { tickformat: "%H:%M:%S", showgrid: false, nticks: 4 },
         grid: { rows: names.length, columns: 1, pattern: "coupled" },
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { size: 11 },
         annotations: names.map((n, i) => ({ text: n, xref: "paper", yref: (i ? "y" + (i + 1) : "y") + " domain", x: 0.01, y: 1, showarrow: false, xanchor: "left", yanchor: "top", font: { size: 11 } })),

@@ -261,8 +261,10 @@
     const out = [];
     for (const a of C.picture.alerts.values()) {
       if (!a.active && a.acknowledged_by) continue; // done: it lives on in the journal
+      const e = a.entity && C.picture.entities.get(a.entity);
       out.push({
         id: a.id, severity: a.severity, text: a.text, entity: a.entity, active: a.active,
+        who: e ? C.shortLabel(e.callsign || e.id) : a.entity,
         raised_at: a.raised_at, acknowledged_by: a.acknowledged_by,
       });
     }
@@ -300,6 +302,21 @@
     dirty.add("selected");
     queueRender();
   };
+
+  // Tapping an alert (not its button) shows its unit: details, highlight, and the map flies there.
+  C.showEntity = function (id) {
+    const e = C.picture && C.picture.entities.get(id);
+    if (!e) return;
+    C.select(id, "entity");
+    if (e.lat != null) {
+      setProps("map", { viewport: { center: [e.lat, e.lon], zoom: 17, transition: "flyTo" } });
+    }
+  };
+  document.addEventListener("click", (ev) => {
+    const target = ev.target instanceof Element ? ev.target : null;
+    const item = target && target.closest("[data-entity]");
+    if (item && !target.closest("button")) C.showEntity(item.getAttribute("data-entity"));
+  });
 
   // --- rendering ---------------------------------------------------------------------
 

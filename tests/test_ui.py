@@ -212,15 +212,22 @@ def test_a_robot_that_stops_reporting_turns_stale_after_its_threshold(
 
 
 def test_acknowledging_an_alert_puts_it_in_the_einsatztagebuch(cockpit: Cockpit, page: Any) -> None:
+    cockpit.post(robot(51.5286, 7.4443, readings={"co": {"value": 20.0, "unit": "ppm"}}))
     cockpit.post(robot(51.5286, 7.4443, readings={"co": {"value": 60.0, "unit": "ppm"}}))
     alert = page.locator("#alerts-list .alert.sev-warning", has_text="CO")
     alert.wait_for(timeout=3000)
-    assert "robot-7" in alert.inner_text()
+    assert "Robo 7" in alert.inner_text()  # the callsign, not the id
     alert.locator("button.ack").click()
     entry = page.locator("#journal-list .entry.cat-ack", has_text="CO")
     entry.wait_for(timeout=3000)
     assert entry.locator(".author").inner_text() == "el"
     page.locator("#alerts-list .alert .acked", has_text="el").wait_for(timeout=3000)
+    # Tapping the alert shows its robot: details with the reading and its sparkline.
+    alert.locator(".alert-text").click()
+    page.locator("#details h3", has_text="Robo 7").wait_for(timeout=3000)
+    assert "60 ppm" in page.locator("#details .facts").inner_text()
+    page.locator("#details-spark .scatterlayer .trace").first.wait_for(timeout=3000)
+    assert page.locator(".sym-robot.selected", has_text="Robo 7").count() == 1
     # A quick entry is one tap and shows the author too.
     page.locator("button.quick", has_text="Lage erkundet").click()
     page.locator("#journal-list .entry.cat-note", has_text="Lage erkundet").wait_for(timeout=3000)
