@@ -301,7 +301,25 @@
     if (before && C.picture && C.picture.entities.get(before)) dirty.add(LAYER_OF_KIND[C.picture.entities.get(before).kind]);
     dirty.add("selected");
     queueRender();
+    if ((type || "entity") === "entity" && id !== before) loadHistory(id);
   };
+
+  // The recorded readings before this page opened, merged under what arrived since.
+  async function loadHistory(id) {
+    try {
+      const r = await fetch("/api/v1/entities/" + encodeURIComponent(id) + "/readings", { credentials: "same-origin", cache: "no-store" });
+      if (!r.ok) return;
+      const body = await r.json();
+      const series = C.history[id] || (C.history[id] = {});
+      for (const [name, points] of Object.entries(body.series || {})) {
+        const seen = series[name] || [];
+        const first = seen.length ? seen[0][0] : Infinity;
+        const merged = points.filter((p) => p[0] < first).concat(seen);
+        series[name] = merged.slice(-HISTORY_POINTS);
+      }
+      if (C.selected && C.selected.id === id) { dirty.add("selected"); queueRender(); }
+    } catch (err) { /* offline: the live values will do */ }
+  }
 
   // Tapping an alert (not its button) shows its unit: details, highlight, and the map flies there.
   C.showEntity = function (id) {

@@ -391,6 +391,33 @@ class LogReader:
             ).fetchall()
         return [bytes(r[0]) for r in rows]
 
+    def recent(
+        self,
+        kinds: tuple[str, ...],
+        upto: int,
+        needles: tuple[bytes, ...],
+        *,
+        scan: int,
+        limit: int,
+    ) -> list[Event]:
+        """The newest events (newest first) of `kinds` up to seq `upto` whose JSON contains
+        one of `needles`, looking back at most `scan` seqs: a bounded search without an
+        index, for small questions like one unit's recent readings."""
+        marks = ",".join("?" * len(kinds))  # placeholders only: the kinds are bound
+        out: list[Event] = []
+        with self._lock:
+            cursor = self._conn.execute(
+                f"SELECT body FROM events WHERE seq > ? AND seq <= ? AND kind IN ({marks})"  # noqa: S608
+                " ORDER BY seq DESC",
+                (max(0, upto - scan), upto, *kinds),
+            )
+            for (body,) in cursor:
+                if any(n in body for n in needles):
+                    out.append(parse_event(body))
+                    if len(out) >= limit:
+                        break
+        return out
+
     def iter_events(self, after: int, upto: int, chunk: int = 5000) -> Iterator[Event]:
         while after < upto:
             batch = self.events(after, upto, chunk)

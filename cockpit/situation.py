@@ -34,7 +34,15 @@ from cockpit.events import (
 )
 from cockpit.rules import thresholds
 
-__all__ = ["DEFAULT_STALE_AFTER", "Delta", "Layer", "Situation", "iso"]
+__all__ = [
+    "DEFAULT_STALE_AFTER",
+    "Delta",
+    "Layer",
+    "Situation",
+    "iso",
+    "reading_entity",
+    "reading_values",
+]
 
 Layer = Literal["entities", "detections", "alerts", "hazards", "warnings", "journal", "meta"]
 
@@ -60,6 +68,29 @@ _WEATHER_READINGS: tuple[tuple[str, str, str], ...] = (
     ("pressure_hpa", "pressure", "hPa"),
     ("precipitation_mm", "precipitation", "mm"),
 )
+
+
+def reading_entity(event: Event) -> str | None:
+    """The entity whose readings `event` carries (readings and weather events), else None."""
+    if isinstance(event, ReadingsEvent):
+        return event.payload.entity
+    if isinstance(event, WeatherEvent):
+        return event.payload.station
+    return None
+
+
+def reading_values(event: Event) -> list[tuple[str, float]]:
+    """(name, value) of every reading in `event`, named as the picture names them."""
+    if isinstance(event, ReadingsEvent):
+        return [(name, r.value) for name, r in event.payload.values.items()]
+    if isinstance(event, WeatherEvent):
+        p = event.payload
+        return [
+            (name, float(v))
+            for attr, name, _ in _WEATHER_READINGS
+            if (v := getattr(p, attr)) is not None
+        ]
+    return []
 
 
 def iso(t: float | None) -> str | None:

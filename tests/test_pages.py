@@ -172,3 +172,27 @@ async def test_tiles_come_from_the_configured_mbtiles_file(tmp_path: Path) -> No
         assert (await c.get("/tiles/15/17001/10900")).status_code == 204  # not in the file
         assert (await c.get("/tiles/3/9/1")).status_code == 404  # not on the globe
         assert _config((await c.get("/_dash-layout")).json())["tiles"] == "/tiles/{z}/{x}/{y}"
+
+
+async def test_an_entitys_recent_readings_come_from_the_log(served: Served) -> None:
+    def msg(t: int, co: float, entity: str = "robot-1") -> dict[str, Any]:
+        return {
+            "entity": entity,
+            "kind": "robot",
+            "observed_at": f"2026-11-26T10:00:{t:02d}Z",
+            "readings": {"co": {"value": co, "unit": "ppm"}, "o2": {"value": 20.9}},
+        }
+
+    batch = [msg(t, 10.0 + t) for t in range(5)] + [msg(9, 99.0, entity="robot-10")]
+    async with client(served) as c:
+        r = await c.post("/api/v1/ingest/telemetry", json=batch, headers=served.device())
+        assert r.status_code == 202
+        body = (await c.get("/api/v1/entities/robot-1/readings")).json()
+        assert body["entity"] == "robot-1" and body["seq"] == 6
+        start = 1795687200.0  # 2026-11-26T10:00:00Z
+        assert body["series"]["co"] == [[start + t, 10.0 + t] for t in range(5)]
+        assert len(body["series"]["o2"]) == 5  # robot-10's readings are not robot-1's
+        empty = (await c.get("/api/v1/entities/nobody/readings")).json()
+        assert empty["series"] == {}
+    async with client(served, user=None) as c:
+        assert (await c.get("/api/v1/entities/robot-1/readings")).status_code == 401

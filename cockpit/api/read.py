@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from cockpit.api.deps import require_user
@@ -16,7 +16,9 @@ from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import services
 from cockpit.auth import User
 from cockpit.push import sse_stream
+from cockpit.recorder import LogReader
 from cockpit.replay import situation_at
+from cockpit.situation import reading_entity, reading_values
 
 __all__ = ["router"]
 
@@ -60,6 +62,45 @@ async def situation(
     factory = pipeline.new_situation if pipeline else svc.replay.factory  # type: ignore[union-attr]
     sit = await asyncio.to_thread(situation_at, reader, t, factory)
     return JsonResponse(sit.view(t, tracks=tracks))
+
+
+_HISTORY_SCAN = 50_000  # seqs looked back for one entity's readings (no index: bounded)
+_HISTORY_POINTS = 240
+
+
+def _history(reader: LogReader, entity: str, upto: int) -> dict[str, list[list[float]]]:
+    quoted = orjson.dumps(entity)
+    events = reader.recent(
+        ("readings", "weather"),
+        upto,
+        (b'"entity":' + quoted, b'"station":' + quoted),
+        scan=_HISTORY_SCAN,
+        limit=_HISTORY_POINTS,
+    )
+    series: dict[str, list[list[float]]] = {}
+    for ev in reversed(events):  # oldest first
+        if reading_entity(ev) != entity:  # the needle matched another field
+            continue
+        t = min(ev.observed_at.timestamp(), ev.received_at.timestamp())  # as the fold does
+        for name, value in reading_values(ev):
+            series.setdefault(name, []).append([t, value])
+    return series
+
+
+@router.get(
+    "/api/v1/entities/{entity}/readings",
+    summary="One entity's recent readings (for sparklines), up to the picture's time",
+)
+async def readings_history(
+    request: Request,
+    entity: Annotated[str, Path(max_length=128)],
+    user: User = Depends(require_user),  # noqa: B008
+) -> Response:
+    svc = services(request)
+    reader = svc.reader()
+    upto = svc.picture.situation.seq
+    series = {} if reader is None else await asyncio.to_thread(_history, reader, entity, upto)
+    return JsonResponse({"entity": entity, "seq": upto, "series": series})
 
 
 @router.get("/api/v1/events", summary="The recorded event log, in seq order")
