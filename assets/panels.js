@@ -84,7 +84,7 @@
       const id = triggered();
       if (!id || !id.alert) return noUpdate();
       const error = await post("/api/v1/alerts/" + encodeURIComponent(id.alert) + "/ack");
-      return error || "ok";
+      return error ? t("alerts.ack_failed", { reason: error }) : "";
     },
 
     renderJournal: function (entries) {

@@ -47,6 +47,10 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "ui.alerts.ack": {"de": "Quittieren", "en": "Acknowledge"},
     "ui.alerts.acked": {"de": "quittiert von {user}", "en": "acknowledged by {user}"},
     "ui.alerts.cleared": {"de": "aufgehoben", "en": "cleared"},
+    "ui.alerts.ack_failed": {
+        "de": "Quittieren nicht möglich: {reason}",
+        "en": "Could not acknowledge: {reason}",
+    },
     "ui.severity.critical": {"de": "Kritisch", "en": "Critical"},
     "ui.severity.warning": {"de": "Warnung", "en": "Warning"},
     "ui.severity.info": {"de": "Hinweis", "en": "Info"},

@@ -161,7 +161,10 @@ def layout(
                         children=[
                             _section(
                                 t("ui.alerts", lang),
-                                [html.Div(id="alerts-list", className="list")],
+                                [
+                                    html.Div(id="ack-status", className="status", role="status"),
+                                    html.Div(id="alerts-list", className="list"),
+                                ],
                                 "alerts",
                             ),
                             _section(
@@ -194,7 +197,6 @@ def layout(
             dcc.Store(id="store-alerts", data=[]),
             dcc.Store(id="store-journal", data=[]),
             dcc.Store(id="store-selected", data=None),
-            html.Div(id="ack-status", hidden=True),
         ],
     )
 
