@@ -22,7 +22,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from cockpit.api import ingest, read, session, tiles, write
+from cockpit.api import ingest, media, read, session, tiles, write
 from cockpit.api.deps import require_user
 from cockpit.api.errors import ApiError, error_response
 from cockpit.api.jsonresponse import JsonResponse
@@ -31,6 +31,7 @@ from cockpit.api.services import Services, services
 from cockpit.api.tiles import MBTiles
 from cockpit.auth import AuthStore, User
 from cockpit.bus import make_bus
+from cockpit.media.streams import MediaHub
 from cockpit.pipeline import Pipeline, situation_factory
 from cockpit.recorder import LogReader, incident_path
 from cockpit.replay import ReplaySession
@@ -71,9 +72,11 @@ async def _live(settings: Settings, auth: AuthStore) -> AsyncIterator[Services]:
         pipeline=pipeline,
         log_path=incident_path(settings.data_dir, incident),
     )
+    svc.media = MediaHub(ice_servers=settings.ice_servers)
     try:
         yield svc
     finally:
+        await svc.media.close()
         await pipeline.close()
         svc.close()
 
@@ -144,7 +147,8 @@ def create_app(
         default_response_class=JsonResponse,
     )
     _install_error_handlers(app)
-    for router in (session.router, read.router, ingest.router, write.router, tiles.router):
+    routers = (session, read, ingest, write, tiles, media)
+    for router in (r.router for r in routers):
         app.include_router(router)
     _install_meta_routes(app)
     # The browser pages: Dash on this same app, behind the log-in (the guard runs first).
@@ -204,6 +208,8 @@ def _install_meta_routes(app: FastAPI) -> None:
                 body["status"] = "degraded"
         if svc.replay is not None:
             body["replay"] = svc.replay.state()
+        if svc.media is not None:
+            body["video"] = svc.media.stats()
         return JsonResponse(body, status_code=200)
 
     @app.get("/openapi.json", include_in_schema=False)

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     )
     stream_queue: int = Field(2000, ge=10, le=1_000_000, description="Deltas per push client.")
     cookie_secure: bool = Field(False, description="Mark the session cookie Secure (TLS).")
+    ice_servers: list[str] = Field(
+        default_factory=list,
+        description="STUN/TURN URLs for video (stun:host:port); none: host candidates only.",
+    )
     map_center: tuple[float, float] = Field(
         (51.5270, 7.4445), description="Where the map opens: latitude, longitude."
     )

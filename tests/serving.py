@@ -55,6 +55,7 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
         tokens = {
             "robot": auth.add_device("robot", ["telemetry"]),
             "weather": auth.add_device("weather", ["cap"]),
+            "uav": auth.add_device("uav", ["video"]),
         }
     return tokens, passwords
 

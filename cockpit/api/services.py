@@ -23,6 +23,7 @@ from cockpit.situation import Situation
 
 if TYPE_CHECKING:
     from cockpit.api.tiles import MBTiles
+    from cockpit.media.streams import MediaHub
 
 __all__ = ["Picture", "Services", "services"]
 
@@ -47,6 +48,7 @@ class Services:
     replay: ReplaySession | None = None  # replay mode (read-only)
     health: Health = field(default_factory=Health)
     tiles: MBTiles | None = None  # map tiles from a local file, if configured
+    media: MediaHub | None = None  # video streams (live mode)
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     _reader: LogReader | None = None

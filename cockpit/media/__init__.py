@@ -1,0 +1,1 @@
+"""Video: WHIP ingest, WHEP playback, packet forwarding (no re-encoding), recording."""
