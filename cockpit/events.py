@@ -65,6 +65,11 @@ __all__ = [
     "SpeedMps",
     "Status",
     "StatusEvent",
+    "VideoCodec",
+    "VideoSegment",
+    "VideoSegmentEvent",
+    "VideoStream",
+    "VideoStreamEvent",
     "Warning",
     "WarningArea",
     "WarningEvent",
@@ -302,6 +307,30 @@ class HazardRemoved(_Model, frozen=True, kw_only=True):
     id: Id
 
 
+VideoCodec = Literal["VP8", "H264"]
+
+
+class VideoStream(_Model, frozen=True, kw_only=True):
+    """A video stream went live or ended; players find streams through the picture."""
+
+    stream: Id
+    entity: Id | None = None  # whose camera (by convention the stream name)
+    state: Literal["live", "ended"]
+    codec: VideoCodec | None = None
+
+
+class VideoSegment(_Model, frozen=True, kw_only=True):
+    """A closed recording segment: the stream's packets from start to end, unchanged."""
+
+    stream: Id
+    path: Annotated[str, msgspec.Meta(max_length=400)]  # relative to the incident folder
+    start: _Aware
+    end: _Aware
+    codec: VideoCodec
+    frames: Annotated[int, msgspec.Meta(ge=0)] = 0
+    bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
 # --- envelope -------------------------------------------------------------------------
 
 
@@ -392,6 +421,16 @@ class HazardRemovedEvent(_Envelope, tag="hazard.removed", frozen=True, kw_only=T
     payload: HazardRemoved
 
 
+class VideoStreamEvent(_Envelope, tag="video.stream", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["video.stream"]] = "video.stream"
+    payload: VideoStream
+
+
+class VideoSegmentEvent(_Envelope, tag="video.segment", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["video.segment"]] = "video.segment"
+    payload: VideoSegment
+
+
 Event = (
     EntityRegisteredEvent
     | EntityRemovedEvent
@@ -406,6 +445,8 @@ Event = (
     | AlertEvent
     | HazardEvent
     | HazardRemovedEvent
+    | VideoStreamEvent
+    | VideoSegmentEvent
 )
 EventKind = Literal[
     "entity.registered",
@@ -421,6 +462,8 @@ EventKind = Literal[
     "alert",
     "hazard.drawn",
     "hazard.removed",
+    "video.stream",
+    "video.segment",
 ]
 
 _ENCODER = msgspec.json.Encoder()

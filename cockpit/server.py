@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,16 @@ from cockpit.api.services import Services, services
 from cockpit.api.tiles import MBTiles
 from cockpit.auth import AuthStore, User
 from cockpit.bus import make_bus
-from cockpit.media.streams import MediaHub
+from cockpit.events import (
+    Context,
+    Source,
+    VideoStream,
+    VideoStreamEvent,
+    checked,
+    new_event_id,
+    utcnow,
+)
+from cockpit.media.streams import MediaHub, Stream
 from cockpit.pipeline import Pipeline, situation_factory
 from cockpit.recorder import LogReader, incident_path
 from cockpit.replay import ReplaySession
@@ -73,12 +82,42 @@ async def _live(settings: Settings, auth: AuthStore) -> AsyncIterator[Services]:
         log_path=incident_path(settings.data_dir, incident),
     )
     svc.media = MediaHub(ice_servers=settings.ice_servers)
+    svc.media.on_change.append(_announce_video(pipeline, incident))
     try:
         yield svc
     finally:
         await svc.media.close()
         await pipeline.close()
         svc.close()
+
+
+def _announce_video(pipeline: Pipeline, incident: str) -> Callable[[Stream], None]:
+    """A stream going live or ending is an event: players find streams in the picture,
+    and a replay knows when there was video."""
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def announce(stream: Stream) -> None:
+        device = stream.owner.removeprefix("device:") or "media"
+        now = utcnow()
+        event = VideoStreamEvent(
+            id=new_event_id(),
+            incident=incident,
+            source=Source(feed="video", device=device),
+            observed_at=now,
+            received_at=now,
+            context=Context(actor=stream.owner or None),
+            payload=VideoStream(
+                stream=stream.name,
+                entity=stream.name,
+                state="live" if stream.live else "ended",
+                codec=stream.codec if stream.codec in ("VP8", "H264") else None,  # type: ignore[arg-type]
+            ),
+        )
+        task = asyncio.create_task(pipeline.publish([checked(event)]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return announce
 
 
 @asynccontextmanager

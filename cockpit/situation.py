@@ -28,6 +28,8 @@ from cockpit.events import (
     PositionEvent,
     ReadingsEvent,
     StatusEvent,
+    VideoSegmentEvent,
+    VideoStreamEvent,
     WarningEvent,
     WeatherEvent,
     to_plain,
@@ -44,7 +46,9 @@ __all__ = [
     "reading_values",
 ]
 
-Layer = Literal["entities", "detections", "alerts", "hazards", "warnings", "journal", "meta"]
+Layer = Literal[
+    "entities", "detections", "alerts", "hazards", "warnings", "journal", "videos", "meta"
+]
 
 # Seconds without a report after which a value is shown as stale, per entity kind.
 # Vehicles report every few seconds, drones several times a second, LoRaWAN sensors
@@ -145,6 +149,7 @@ class Situation:
     hazards: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
     journal: deque[dict[str, Any]] = field(default_factory=deque)
+    videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # by stream name
     journal_count: int = 0  # entries ever written; gives stable ids after trimming
     # (rule, entity) -> id of the alert currently raised for it
     _active: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -432,6 +437,50 @@ class Situation:
             return []
         return [Delta("hazards", "remove", ev.payload.id, seq)]
 
+    def _video(self, stream: str, t: float) -> dict[str, Any]:
+        v = self.videos.get(stream)
+        if v is None:
+            v = self.videos[stream] = {
+                "stream": stream,
+                "entity": stream,
+                "live": False,
+                "codec": None,
+                "since": t,
+                "ended_at": None,
+                "segments": [],
+            }
+        return v
+
+    def _on_video_stream(self, ev: VideoStreamEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        v = self._video(p.stream, t)
+        v["entity"] = p.entity or p.stream
+        if p.codec is not None:
+            v["codec"] = p.codec
+        if p.state == "live":
+            if not v["live"]:
+                v["since"] = t
+            v["live"], v["ended_at"] = True, None
+        else:
+            v["live"], v["ended_at"] = False, t
+        return [Delta("videos", "upsert", p.stream, seq, _copy_video(v))]
+
+    def _on_video_segment(self, ev: VideoSegmentEvent, t: float, seq: int) -> list[Delta]:
+        p = ev.payload
+        v = self._video(p.stream, t)
+        v["codec"] = v["codec"] or p.codec
+        v["segments"].append(
+            {
+                "path": p.path,
+                "start": p.start.timestamp(),
+                "end": p.end.timestamp(),
+                "codec": p.codec,
+                "frames": p.frames,
+                "bytes": p.bytes,
+            }
+        )
+        return [Delta("videos", "upsert", p.stream, seq, _copy_video(v))]
+
     # --- reading the picture --------------------------------------------------------
 
     def live_state(self) -> dict[str, Any]:
@@ -448,6 +497,7 @@ class Situation:
             "hazards": [dict(h) for h in self.hazards.values()],
             "warnings": [dict(w) for w in self.warnings.values()],
             "journal": [dict(j) for j in self.journal],
+            "videos": [_copy_video(v) for v in self.videos.values()],
         }
 
     def view(self, now: float, *, tracks: bool = True) -> dict[str, Any]:
@@ -476,6 +526,7 @@ class Situation:
             "hazards": [_hazard_view(h, now) for h in self.hazards.values()],
             "warnings": warnings,
             "journal": [_journal_view(j) for j in self.journal],
+            "videos": [_video_view(v, now) for v in self.videos.values()],
         }
 
     def _entity_view(self, e: dict[str, Any], now: float, tracks: bool) -> dict[str, Any]:
@@ -531,6 +582,7 @@ class Situation:
             "warnings": {k: dict(v) for k, v in self.warnings.items()},
             "journal": [dict(j) for j in self.journal],
             "journal_count": self.journal_count,
+            "videos": {k: _copy_video(v) for k, v in self.videos.items()},
             "active": [[r, e, a] for (r, e), a in self._active.items()],
         }
 
@@ -564,8 +616,13 @@ class Situation:
         sit.warnings = {k: dict(v) for k, v in data["warnings"].items()}
         sit.journal = deque(dict(j) for j in data["journal"])
         sit.journal_count = data["journal_count"]
+        sit.videos = {k: _copy_video(v) for k, v in data.get("videos", {}).items()}
         sit._active = {(r, e): a for r, e, a in data["active"]}
         return sit
+
+
+def _copy_video(v: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(v, segments=[dict(s) for s in v["segments"]])
 
 
 def _copy_entity(e: Mapping[str, Any]) -> dict[str, Any]:
@@ -614,6 +671,15 @@ def _warning_view(w: Mapping[str, Any], now: float) -> dict[str, Any]:
     return out
 
 
+def _video_view(v: Mapping[str, Any], now: float) -> dict[str, Any]:
+    out = _copy_video(v)
+    out["since"], out["ended_at"] = iso(v["since"]), iso(v["ended_at"])
+    out["age_s"] = round(max(0.0, now - (v["ended_at"] or v["since"])), 3)
+    for s in out["segments"]:
+        s["start"], s["end"] = iso(s["start"]), iso(s["end"])
+    return out
+
+
 def _journal_view(j: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(j)
     out["t"] = iso(j["t"])
@@ -635,4 +701,6 @@ _HANDLERS: dict[type, _Handler] = {
     WarningEvent: Situation._on_warning,
     HazardEvent: Situation._on_hazard,
     HazardRemovedEvent: Situation._on_hazard_removed,
+    VideoStreamEvent: Situation._on_video_stream,
+    VideoSegmentEvent: Situation._on_video_segment,
 }

@@ -180,12 +180,18 @@ async def test_ending_the_whip_session_ends_the_stream(served: Served) -> None:
         async with viewer(served) as frames:
             await _frames(frames, 3)
             async with httpx.AsyncClient(base_url=served.url) as c:
+                await served.login(c)
+                (video,) = (await c.get("/api/v1/situation")).json()["videos"]
+                assert video["stream"] == "uav-1" and video["live"] is True
+                assert video["entity"] == "uav-1" and video["codec"] in ("VP8", "H264")
                 other = await c.delete(location, headers=served.device("robot"))
                 assert other.status_code == 403  # not this device's stream
                 r = await c.delete(location, headers=served.device("uav"))
                 assert r.status_code == 200
                 await asyncio.sleep(0.2)
                 health = (await c.get("/healthz")).json()
+                (video,) = (await c.get("/api/v1/situation")).json()["videos"]
+                assert video["live"] is False and video["ended_at"] is not None
         (stream,) = health["video"]["streams"]
         assert stream["live"] is False and health["video"]["sessions"]["whip"] == 0
 

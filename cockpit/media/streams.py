@@ -103,6 +103,7 @@ class Stream:
     keyframes: int = 0
     last_packet_at: float | None = None  # server clock
     live: bool = False
+    owner: str = ""  # who publishes it (device:<name>)
     _request_key: Callable[[], None] | None = None
     _last_pli: float = 0.0
 
@@ -246,6 +247,7 @@ class MediaHub:
         if stream.codec is not None and stream.codec != codec:
             self._end_viewers(stream)  # their players were set up for the old codec
         stream.codec = codec
+        stream.owner = owner
         old = [s for s in self.sessions.values() if s.kind == "whip" and s.stream == name]
         for previous in old:  # a drone reconnecting replaces its stale session
             await self.end(previous.id)
