@@ -83,7 +83,7 @@
   function emptyPicture() {
     return {
       entities: new Map(), tracks: new Map(), alerts: new Map(), journal: new Map(),
-      detections: new Map(), hazards: new Map(), warnings: new Map(), staleAfter: {},
+      detections: new Map(), hazards: new Map(), warnings: new Map(), videos: new Map(), staleAfter: {},
     };
   }
 
@@ -110,10 +110,11 @@
     for (const d of msg.detections) p.detections.set(d.id, d);
     for (const h of msg.hazards) p.hazards.set(h.id, h);
     for (const w of msg.warnings) p.warnings.set(w.id, w);
+    for (const v of msg.videos || []) p.videos.set(v.stream, v);
     C.picture = p;
     C.seq = msg.seq;
     C.stats.snapshots += 1;
-    for (const name of [...POINT_LAYERS, "tracks", "detections", "hazards", "warnings", "alerts", "journal", "selected"]) dirty.add(name);
+    for (const name of [...POINT_LAYERS, "tracks", "detections", "hazards", "warnings", "alerts", "journal", "selected", "videos"]) dirty.add(name);
     queueRender();
   }
 
@@ -298,6 +299,7 @@
     C.selected = { id: id, type: type || "entity" };
     const e = C.picture && C.picture.entities.get(id);
     if (e) dirty.add(LAYER_OF_KIND[e.kind]);
+    if (window.cockpitVideo) window.cockpitVideo.open(id); // a drone's video opens with it
     if (before && C.picture && C.picture.entities.get(before)) dirty.add(LAYER_OF_KIND[C.picture.entities.get(before).kind]);
     dirty.add("selected");
     queueRender();
@@ -377,6 +379,11 @@
         setProps("store-journal", { data: journalData() });
       } else if (name === "selected") {
         setProps("store-selected", { data: selectedData() });
+      } else if (name === "videos" && window.cockpitVideo) {
+        window.cockpitVideo.sync(Array.from(C.picture.videos.values()), (v) => {
+          const e = v.entity && C.picture.entities.get(v.entity);
+          return e ? C.shortLabel(e.callsign || e.id) : v.stream;
+        });
       }
       lastRender[name] = t;
       dirty.delete(name);

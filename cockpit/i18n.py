@@ -97,6 +97,9 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "ui.journal.cat.note": {"de": "Eintrag", "en": "Entry"},
     "ui.journal.cat.detection": {"de": "Meldung", "en": "Detection"},
     "ui.system": {"de": "System", "en": "System"},
+    "ui.video.waiting": {"de": "Warte auf Bild …", "en": "Waiting for video …"},
+    "ui.video.age": {"de": "Bild {age} s alt", "en": "Picture {age} s old"},
+    "ui.video.stale": {"de": "KEIN BILD seit {age} s", "en": "NO PICTURE for {age} s"},
 }
 
 # The quick entries a commander can tap, in this order; the text is written in the

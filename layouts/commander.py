@@ -155,7 +155,14 @@ def layout(
             html.Main(
                 className="body",
                 children=[
-                    html.Div(className="map-wrap", children=[_map(config, lang)]),
+                    html.Div(
+                        className="map-wrap",
+                        children=[
+                            _map(config, lang),
+                            # Filled by assets/whep.js, outside React: players must persist.
+                            html.Div(id="video-tiles", className="video-tiles"),
+                        ],
+                    ),
                     html.Aside(
                         className="panel",
                         children=[

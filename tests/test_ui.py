@@ -11,9 +11,12 @@ The only timings asserted are the issue's promises: a marker moves within 1 s of
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +55,7 @@ class Cockpit:
     port: int
     token: str
     password: str
+    tokens: dict[str, str]
     proc: Proc | None = None
 
     @property
@@ -103,7 +107,7 @@ def cockpit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cockpit]:
     data_dir = work / "data"
     tokens, passwords = prepare(data_dir)
     procs = Procs(work / "procs")
-    app = Cockpit(procs, data_dir, free_port(), tokens["robot"], passwords["el"])
+    app = Cockpit(procs, data_dir, free_port(), tokens["robot"], passwords["el"], tokens)
     try:
         app.start()
         yield app
@@ -244,6 +248,82 @@ def test_screenshots_in_german_and_english(cockpit: Cockpit, page: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / "commander-en.png"))
     page.click("#lang-toggle")  # back to German for the rest
     page.wait_for_selector(".card.alerts h2:has-text('Alarme')", timeout=10000)
+
+
+class _Publisher:
+    """An aiortc sender publishing a test pattern over WHIP, on its own loop in a thread;
+    `paused` stops the frames without ending the session (a drone's radio gap)."""
+
+    def __init__(self, cockpit: Cockpit, stream: str, token: str) -> None:
+        self.cockpit, self.stream, self.token = cockpit, stream, token
+        self.paused = threading.Event()
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        from tests.test_media import Pattern
+
+        paused = self.paused
+
+        class Pausable(Pattern):
+            async def recv(self) -> Any:
+                while paused.is_set():
+                    await asyncio.sleep(0.05)
+                return await super().recv()
+
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            pc.addTrack(Pausable(640, 360))
+            await pc.setLocalDescription(await pc.createOffer())
+            headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/sdp"}
+            async with httpx.AsyncClient(base_url=self.cockpit.url, timeout=20) as c:
+                r = await c.post(
+                    f"/whip/{self.stream}", content=pc.localDescription.sdp, headers=headers
+                )
+                assert r.status_code == 201, r.text
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+                self.ready.set()
+                while not self.stop.is_set():
+                    await asyncio.sleep(0.05)
+                r = await c.delete(r.headers["location"], headers=headers)
+                assert r.status_code == 200
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            self.error = exc
+            self.ready.set()
+        finally:
+            await pc.close()
+
+
+def test_a_drones_video_plays_with_its_age_and_turns_stale_when_frames_stop(
+    cockpit: Cockpit, page: Any
+) -> None:
+    pub = _Publisher(cockpit, "uav-1", cockpit.tokens["uav"])
+    pub.thread.start()
+    try:
+        assert pub.ready.wait(20) and pub.error is None, pub.error
+        tile = page.locator(".video-tile[data-stream='uav-1']")
+        tile.wait_for(timeout=10000)
+        page.locator(".video-tile.live[data-stream='uav-1']").wait_for(timeout=15000)
+        size = page.evaluate(
+            "(() => { const v = document.querySelector('.video-tile video');"
+            " return [v.videoWidth, v.videoHeight]; })()"
+        )
+        assert size == [640, 360]  # Chromium decoded the forwarded VP8
+        assert re.fullmatch(r"Bild \d+,\d s alt", tile.locator(".frame-age").inner_text())
+        pub.paused.set()  # the radio drops: no more frames, the session stays
+        page.locator(".video-tile.stale[data-stream='uav-1']").wait_for(timeout=5000)
+        assert tile.locator(".frame-age").inner_text().startswith("KEIN BILD seit")
+        pub.paused.clear()
+        page.locator(".video-tile.live[data-stream='uav-1']").wait_for(timeout=10000)
+    finally:
+        pub.stop.set()
+        pub.thread.join(20)
+    assert pub.error is None, pub.error
+    tile.wait_for(state="detached", timeout=10000)  # the stream ended: its tile goes
 
 
 def test_losing_the_server_shows_the_banner_and_a_restart_resyncs(
