@@ -85,6 +85,15 @@ async def _serve(settings: Settings, *, replay: Path | None = None, on_start: An
         sock.close()
 
 
+def _udp_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def tune_gc() -> None:
     """Fewer, cheaper garbage collections for a long-running server.
 
@@ -127,6 +136,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The demo is the embedded default: its own incident on the in-memory bus, even where
     # COCKPIT_REDIS_URL or COCKPIT_INCIDENT is set for a real deployment.
     settings = settings.model_copy(update={"redis_url": None, "incident": None})
+    if settings.mavlink_listen is None:
+        # Drones' MAVLink on its usual port, if nobody else (a ground station) has it.
+        default = "udp:127.0.0.1:14550"
+        if _udp_free("127.0.0.1", 14550):
+            settings = settings.model_copy(update={"mavlink_listen": default})
+        else:
+            print(f"demo: {default} is taken; MAVLink is off", file=sys.stderr)
     password = secrets.token_urlsafe(12)  # a fresh one each run: no default secret
     with _auth(settings) as auth:
         auth.add_user("einsatzleitung", "commander", password, replace=True)

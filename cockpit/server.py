@@ -33,6 +33,7 @@ from cockpit.auth import AuthStore, User
 from cockpit.bus import make_bus
 from cockpit.events import (
     Context,
+    Event,
     Source,
     VideoStream,
     VideoStreamEvent,
@@ -41,10 +42,11 @@ from cockpit.events import (
     utcnow,
 )
 from cockpit.media.streams import MediaHub, Stream
-from cockpit.pipeline import Pipeline, situation_factory
+from cockpit.pipeline import CommitTimeout, Pipeline, situation_factory
 from cockpit.recorder import LogReader, incident_path
 from cockpit.replay import ReplaySession
-from cockpit.settings import Settings
+from cockpit.settings import Settings, SettingsError
+from feeds.mavlink import MavlinkUdp, listen_udp
 
 __all__ = ["build_services", "create_app", "resolve_incident"]
 
@@ -83,12 +85,43 @@ async def _live(settings: Settings, auth: AuthStore) -> AsyncIterator[Services]:
     )
     svc.media = MediaHub(ice_servers=settings.ice_servers)
     svc.media.on_change.append(_announce_video(pipeline, incident))
+    mavlink = await _mavlink(settings, svc, pipeline) if settings.mavlink_listen else None
     try:
         yield svc
     finally:
+        if mavlink is not None:
+            await mavlink.aclose()
         await svc.media.close()
         await pipeline.close()
         svc.close()
+
+
+async def _mavlink(settings: Settings, svc: Services, pipeline: Pipeline) -> MavlinkUdp:
+    """The MAVLink listener: drones' telemetry into the picture, counted on /healthz."""
+    assert settings.mavlink_listen is not None
+    health = svc.health.feed("mavlink")
+
+    async def ingest(events: list[Event]) -> None:
+        try:
+            await pipeline.ingest(events)
+        except CommitTimeout as exc:
+            health.reject(f"not committed: {exc}", svc.clock())
+            return
+        health.accept(len(events), svc.clock())
+
+    try:
+        feed = await listen_udp(
+            settings.mavlink_listen,
+            ingest,
+            incident=svc.incident,
+            callsigns=settings.mavlink_callsigns,
+        )
+    except OSError as exc:
+        raise SettingsError(
+            f"mavlink_listen (COCKPIT_MAVLINK_LISTEN) = {settings.mavlink_listen!r}: {exc}"
+        ) from exc
+    svc.extra_stats["mavlink"] = feed.stats
+    return feed
 
 
 def _announce_video(pipeline: Pipeline, incident: str) -> Callable[[Stream], None]:
@@ -249,6 +282,8 @@ def _install_meta_routes(app: FastAPI) -> None:
             body["replay"] = svc.replay.state()
         if svc.media is not None:
             body["video"] = svc.media.stats()
+        for name, counters in svc.extra_stats.items():
+            body[name] = counters()
         return JsonResponse(body, status_code=200)
 
     @app.get("/openapi.json", include_in_schema=False)

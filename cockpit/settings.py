@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     )
     stream_queue: int = Field(2000, ge=10, le=1_000_000, description="Deltas per push client.")
     cookie_secure: bool = Field(False, description="Mark the session cookie Secure (TLS).")
+    mavlink_listen: str | None = Field(
+        None,
+        pattern=r"^udp:[A-Za-z0-9.:\[\]-]+:\d{1,5}$",
+        description="MAVLink v2 from drones, e.g. udp:127.0.0.1:14550 (the demo's default).",
+    )
+    mavlink_callsigns: dict[int, str] = Field(
+        default_factory=dict, description="Callsign per MAVLink system id, e.g. {1: 'Drohne 1'}."
+    )
     ice_servers: list[str] = Field(
         default_factory=list,
         description="STUN/TURN URLs for video (stun:host:port); none: host candidates only.",

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import HTTPConnection
 
@@ -49,6 +49,8 @@ class Services:
     health: Health = field(default_factory=Health)
     tiles: MBTiles | None = None  # map tiles from a local file, if configured
     media: MediaHub | None = None  # video streams (live mode)
+    # More counters for /healthz, by name (feeds that listen on their own sockets).
+    extra_stats: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     _reader: LogReader | None = None
