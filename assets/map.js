@@ -51,6 +51,9 @@
     if (layer === "tracks") {
       return { color: p.stale ? "#8e8e93" : (COLOURS[p.kind] || "#ccc"), weight: 3, opacity: 0.55, dashArray: p.stale ? "4 6" : null };
     }
+    if (layer === "footprints") {
+      return { color: "#0a84ff", weight: 2, dashArray: p.stale ? "4 6" : null, fillColor: "#0a84ff", fillOpacity: p.stale ? 0.04 : 0.12 };
+    }
     if (layer === "warnings") {
       return { color: "#ff9f0a", weight: 2, dashArray: "8 6", fillOpacity: 0.08 };
     }

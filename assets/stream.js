@@ -114,7 +114,7 @@
     C.picture = p;
     C.seq = msg.seq;
     C.stats.snapshots += 1;
-    for (const name of [...POINT_LAYERS, "tracks", "detections", "hazards", "warnings", "alerts", "journal", "selected", "videos"]) dirty.add(name);
+    for (const name of [...POINT_LAYERS, "tracks", "footprints", "detections", "hazards", "warnings", "alerts", "journal", "selected", "videos"]) dirty.add(name);
     queueRender();
   }
 
@@ -142,6 +142,7 @@
       }
     }
     dirty.add(LAYER_OF_KIND[e.kind]);
+    if (e.footprint || (old && old.footprint)) dirty.add("footprints");
     if (old && old.kind !== e.kind) dirty.add(LAYER_OF_KIND[old.kind]);
     if (C.selected && C.selected.id === d.id) dirty.add("selected");
   }
@@ -211,6 +212,21 @@
         type: "Feature",
         geometry: { type: "LineString", coordinates: points.map((q) => [q[2], q[1]]) },
         properties: { id: id, kind: e.kind, stale: now - e.last_reported > C.staleAfter(e.kind) },
+      });
+    }
+    return { type: "FeatureCollection", features: features };
+  }
+
+  function footprintsLayer(now) {
+    const features = [];
+    for (const e of C.picture.entities.values()) {
+      if (!e.footprint || e.footprint.length < 3) continue;
+      const ring = e.footprint.map((p) => [p[1], p[0]]);
+      ring.push(ring[0]);
+      features.push({
+        type: "Feature",
+        geometry: { type: "Polygon", coordinates: [ring] },
+        properties: { id: e.id, kind: "footprint", label: C.shortLabel(e.callsign || e.id), stale: now - e.last_reported > C.staleAfter(e.kind) },
       });
     }
     return { type: "FeatureCollection", features: features };
@@ -367,6 +383,8 @@
         setProps("layer-" + name, props);
       } else if (name === "tracks") {
         setProps("layer-tracks", { data: tracksLayer(now) });
+      } else if (name === "footprints") {
+        setProps("layer-footprints", { data: footprintsLayer(now) });
       } else if (name === "detections") {
         setProps("layer-detections", { data: detectionsLayer(now) });
       } else if (name === "hazards") {

@@ -31,6 +31,7 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "ui.layer.sensors": {"de": "Sensoren", "en": "Sensors"},
     "ui.layer.persons": {"de": "Personen", "en": "People"},
     "ui.layer.tracks": {"de": "Fahrspuren", "en": "Tracks"},
+    "ui.layer.footprints": {"de": "Kamerablick", "en": "Camera view"},
     "ui.layer.detections": {"de": "Meldungen", "en": "Detections"},
     "ui.layer.hazards": {"de": "Gefahrenbereiche", "en": "Hazard areas"},
     "ui.layer.warnings": {"de": "Warnungen", "en": "Warnings"},

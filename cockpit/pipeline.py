@@ -44,12 +44,21 @@ def situation_factory(
     """Make an empty picture, or restore one from a snapshot, with the configured limits."""
 
     def make(snapshot: dict[str, Any] | None) -> Situation:
+        cameras = {k: (v[0], v[1]) for k, v in settings.cameras.items()}
         if snapshot is not None:
             return Situation.restore(
-                snapshot, track_len=settings.track_len, stale_after=settings.stale_after_s
+                snapshot,
+                track_len=settings.track_len,
+                stale_after=settings.stale_after_s,
+                cameras=cameras,
+                default_camera=settings.camera_default,
             )
         return Situation(
-            incident=incident, track_len=settings.track_len, stale_after=settings.stale_after_s
+            incident=incident,
+            track_len=settings.track_len,
+            stale_after=settings.stale_after_s,
+            cameras=cameras,
+            default_camera=settings.camera_default,
         )
 
     return make

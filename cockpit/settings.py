@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -21,6 +21,9 @@ from pydantic_settings import (
 from cockpit.situation import DEFAULT_STALE_AFTER
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
+
+
+_Fov = Annotated[float, Field(gt=1.0, lt=179.0)]  # a camera's field of view, degrees
 
 
 class SettingsError(Exception):
@@ -80,6 +83,13 @@ class Settings(BaseSettings):
     )
     mavlink_callsigns: dict[int, str] = Field(
         default_factory=dict, description="Callsign per MAVLink system id, e.g. {1: 'Drohne 1'}."
+    )
+    cameras: dict[str, tuple[_Fov, _Fov]] = Field(
+        default_factory=dict,
+        description="Camera field of view (horizontal, vertical degrees) per drone entity id.",
+    )
+    camera_default: tuple[_Fov, _Fov] | None = Field(
+        (82.0, 52.0), description="Field of view for drones without their own; null: no footprint."
     )
     ice_servers: list[str] = Field(
         default_factory=list,

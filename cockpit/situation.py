@@ -35,6 +35,7 @@ from cockpit.events import (
     to_plain,
 )
 from cockpit.rules import thresholds
+from cockpit.rules.footprint import DEFAULT_CAMERA, footprint_of
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
@@ -131,6 +132,7 @@ def _new_entity(entity_id: str, kind: EntityKind, t: float) -> dict[str, Any]:
         "last_changed": t,  # any value changed
         "readings": {},
         "status": {},
+        "footprint": None,  # drones: the ground the camera sees, [[lat, lon], …]
     }
 
 
@@ -151,6 +153,9 @@ class Situation:
     journal: deque[dict[str, Any]] = field(default_factory=deque)
     videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # by stream name
     journal_count: int = 0  # entries ever written; gives stable ids after trimming
+    # Camera field of view (hfov, vfov degrees) per drone entity id, and for all others.
+    cameras: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    default_camera: tuple[float, float] | None = DEFAULT_CAMERA
     # (rule, entity) -> id of the alert currently raised for it
     _active: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -232,7 +237,14 @@ class Situation:
             if track is None:
                 track = self.tracks[p.entity] = deque(maxlen=self.track_len)
             track.append((t, p.lat, p.lon))
+        if ent["kind"] == "drone":
+            self._aim(ent)
         return [self._entity_delta(ent, seq)]
+
+    def _aim(self, ent: dict[str, Any]) -> None:
+        """A drone's camera footprint, from its pose and its camera (or the default)."""
+        fov = self.cameras.get(ent["id"], self.default_camera)
+        ent["footprint"] = footprint_of(ent, fov) if fov is not None else None
 
     def _set_readings(
         self, ent: dict[str, Any], values: Iterable[tuple[str, float, str]], t: float
@@ -250,6 +262,8 @@ class Situation:
         p = ev.payload
         ent = self._entity(p.entity, p.entity_kind, p.callsign, t)
         self._set_readings(ent, ((n, r.value, r.unit) for n, r in p.values.items()), t)
+        if ent["kind"] == "drone":
+            self._aim(ent)
         return [self._entity_delta(ent, seq), *self._evaluate_rules(ent, t, seq)]
 
     def _on_status(self, ev: StatusEvent, t: float, seq: int) -> list[Delta]:
@@ -559,6 +573,7 @@ class Situation:
                 }
                 for name, r in e["readings"].items()
             },
+            "footprint": e.get("footprint"),
             "status": {k: (iso(v) if k == "observed_at" else v) for k, v in e["status"].items()},
         }
         if tracks:
@@ -594,6 +609,8 @@ class Situation:
         track_len: int = 200,
         journal_len: int = 10_000,
         stale_after: Mapping[str, float] | None = None,
+        cameras: Mapping[str, tuple[float, float]] | None = None,
+        default_camera: tuple[float, float] | None = DEFAULT_CAMERA,
     ) -> Situation:
         if data.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version {data.get('version')!r} is not {SNAPSHOT_VERSION}")
@@ -601,6 +618,8 @@ class Situation:
             incident=data["incident"],
             track_len=track_len,
             journal_len=journal_len,
+            cameras=dict(cameras or {}),
+            default_camera=default_camera,
             stale_after=dict(stale_after or DEFAULT_STALE_AFTER),
             seq=data["seq"],
             received_at=data["received_at"],
@@ -630,6 +649,7 @@ def _copy_entity(e: Mapping[str, Any]) -> dict[str, Any]:
     out["meta"] = dict(e["meta"])
     out["readings"] = {k: dict(v) for k, v in e["readings"].items()}
     out["status"] = dict(e["status"])
+    out.setdefault("footprint", None)  # snapshots from before footprints
     return out
 
 

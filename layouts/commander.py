@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, str, bool], ...] = (
     ("warnings", "ui.layer.warnings", True),
     ("hazards", "ui.layer.hazards", True),
     ("tracks", "ui.layer.tracks", True),
+    ("footprints", "ui.layer.footprints", True),
     ("sensors", "ui.layer.sensors", True),
     ("detections", "ui.layer.detections", True),
     ("persons", "ui.layer.persons", True),
@@ -39,7 +40,7 @@ def _fn(name: str) -> dict[str, str]:
 
 
 def _layer(name: str) -> dl.GeoJSON:
-    points = name not in ("tracks", "hazards", "warnings")
+    points = name not in ("tracks", "hazards", "warnings", "footprints")
     extra: dict[str, Any] = {}
     if points:
         extra["pointToLayer"] = _fn("point")

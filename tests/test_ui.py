@@ -301,12 +301,25 @@ class _Publisher:
 def test_a_drones_video_plays_with_its_age_and_turns_stale_when_frames_stop(
     cockpit: Cockpit, page: Any
 ) -> None:
+    # The drone itself reports over telemetry: where it is and where its camera points.
+    cockpit.post(
+        {
+            "entity": "uav-1",
+            "kind": "drone",
+            "callsign": "Drohne 1",
+            "observed_at": _iso(),
+            "position": {"lat": 51.5287, "lon": 7.4441, "alt_m": 80.0, "heading_deg": 90.0},
+            "readings": {"gimbal_pitch_deg": {"value": -60.0, "unit": "deg"}},
+        }
+    )
+    _wait(page, "(window.cockpit.picture.entities.get('uav-1') || {}).footprint?.length >= 4", 5)
     pub = _Publisher(cockpit, "uav-1", cockpit.tokens["uav"])
     pub.thread.start()
     try:
         assert pub.ready.wait(20) and pub.error is None, pub.error
         tile = page.locator(".video-tile[data-stream='uav-1']")
         tile.wait_for(timeout=10000)
+        assert tile.locator(".name").inner_text() == "Drohne 1"  # the callsign, not the id
         page.locator(".video-tile.live[data-stream='uav-1']").wait_for(timeout=15000)
         size = page.evaluate(
             "(() => { const v = document.querySelector('.video-tile video');"
