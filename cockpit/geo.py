@@ -41,6 +41,7 @@ __all__ = [
     "downwind_sector",
     "euler_to_quaternion",
     "footprint",
+    "ground_to_pixel",
     "local_ne",
     "offset",
     "project_pixel",
@@ -375,6 +376,23 @@ def project_pixel(
     if hit is None or math.hypot(*hit) > max_range_m:
         return None
     return offset(pose.lat, pose.lon, hit[0], hit[1])
+
+
+def ground_to_pixel(
+    pose: Pose, camera: Camera, lat: float, lon: float
+) -> tuple[float, float] | None:
+    """Where a ground point appears in the image, normalised (u, v) with (0, 0) top-left;
+    None if it is behind the camera. The inverse of `project_pixel` (u, v may fall outside
+    [0, 1]: the point is then out of the picture)."""
+    if pose.height_m <= 0:
+        return None
+    north, east = local_ne((pose.lat, pose.lon), (lat, lon))
+    x, y, z = _apply(_transpose(_camera_matrix(pose)), (north, east, pose.height_m))
+    if x <= 1e-9:
+        return None
+    u = (y / x / math.tan(math.radians(camera.hfov_deg) / 2) + 1) / 2
+    v = (z / x / math.tan(math.radians(camera.vfov_deg) / 2) + 1) / 2
+    return u, v
 
 
 def _inside_span(a: _Vec, b: _Vec, height: float, max_range: float) -> tuple[float, float] | None:

@@ -23,6 +23,7 @@ from cockpit.geo import (
     downwind_sector,
     euler_to_quaternion,
     footprint,
+    ground_to_pixel,
     local_ne,
     offset,
     project_pixel,
@@ -444,3 +445,24 @@ def test_nadir_centre_is_under_the_drone(p: Pose, cam: Camera) -> None:
     seen = project_pixel(nadir, cam, 0.5, 0.5)
     assert seen is not None
     assert distance_m(seen, (p.lat, p.lon)) < 1e-6
+
+
+@settings(max_examples=100)
+@given(poses(), cameras, unit, unit)
+def test_ground_to_pixel_inverts_project_pixel(p: Pose, cam: Camera, u: float, v: float) -> None:
+    # What a pixel sees on the ground appears at that pixel again.
+    seen = project_pixel(p, cam, u, v)
+    if seen is None:
+        return
+    back = ground_to_pixel(p, cam, *seen)
+    assert back is not None
+    assert abs(back[0] - u) < 1e-4 and abs(back[1] - v) < 1e-4
+
+
+def test_a_point_behind_the_camera_is_in_no_pixel() -> None:
+    # Looking north and down at 45° from 100 m: a point 100 m south is behind the camera.
+    pose = Pose(lat=51.5, lon=7.4, height_m=100, gimbal_pitch_deg=-45, gimbal_yaw_deg=0)
+    cam = Camera(60, 40)
+    assert ground_to_pixel(pose, cam, *offset(51.5, 7.4, -300, 0)) is None
+    u, v = ground_to_pixel(pose, cam, *offset(51.5, 7.4, 100, 0)) or (0, 0)
+    assert abs(u - 0.5) < 1e-6 and abs(v - 0.5) < 1e-6  # the aim point is the centre
