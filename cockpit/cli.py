@@ -140,13 +140,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # Drones' MAVLink on its usual port, if nobody else (a ground station) has it.
         default = "udp:127.0.0.1:14550"
         if _udp_free("127.0.0.1", 14550):
-            settings = settings.model_copy(update={"mavlink_listen": default})
+            from feeds.sim.drones import DRONES
+
+            callsigns = {o.sysid: o.callsign for o in DRONES}
+            update = {"mavlink_listen": default, "mavlink_callsigns": callsigns}
+            settings = settings.model_copy(update=update)
         else:
             print(f"demo: {default} is taken; MAVLink is off", file=sys.stderr)
     password = secrets.token_urlsafe(12)  # a fresh one each run: no default secret
     with _auth(settings) as auth:
         auth.add_user("einsatzleitung", "commander", password, replace=True)
-        token = auth.add_device("demo-sim", ["telemetry"])
+        token = auth.add_device("demo-sim", ["telemetry", "video"])
     incident = resolve_incident(settings)
 
     async def started(port: int) -> None:
@@ -160,7 +164,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.no_browser:
             webbrowser.open(url)
         # Pick the incident up 90 s after the alarm: the first wave is on its way.
-        await run_sim(f"ws://{settings.host}:{port}/ws/ingest/telemetry", token, start_s=90.0)
+        vehicles = run_sim(f"ws://{settings.host}:{port}/ws/ingest/telemetry", token, start_s=90.0)
+        if args.no_drones:
+            await vehicles
+            return
+        from feeds.mavlink import parse_udp_addr
+        from feeds.sim.drones import run_drones
+
+        mavlink = parse_udp_addr(settings.mavlink_listen) if settings.mavlink_listen else None
+        drones = run_drones(f"http://{settings.host}:{port}", token, mavlink, start_s=90.0)
+        await asyncio.gather(vehicles, drones)
 
     asyncio.run(_serve(settings, on_start=started))
     return 0
@@ -227,6 +240,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8050)
     demo.add_argument("--data-dir", type=Path, help="default: a new temporary directory")
     demo.add_argument("--no-browser", action="store_true", help="don't open a browser")
+    demo.add_argument(
+        "--no-drones", action="store_true", help="without the two drones (MAVLink + video)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="serve the cockpit")

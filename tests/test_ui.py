@@ -298,29 +298,37 @@ class _Publisher:
             await pc.close()
 
 
+def test_the_demo_drones_fly_with_their_cameras_on_the_fire(cockpit: Cockpit, page: Any) -> None:
+    # Both come in their own protocols: MAVLink over UDP, video over WHIP.
+    for name in ("Drohne 1", "Drohne 2 (IR)"):
+        page.locator(".sym-drone", has_text=name).wait_for(timeout=20000)
+        page.locator(".video-tile.live", has_text=name).wait_for(timeout=20000)
+    _wait(page, "(window.cockpit.picture.entities.get('uav-2') || {}).footprint?.length >= 4", 10)
+
+
 def test_a_drones_video_plays_with_its_age_and_turns_stale_when_frames_stop(
     cockpit: Cockpit, page: Any
 ) -> None:
     # The drone itself reports over telemetry: where it is and where its camera points.
     cockpit.post(
         {
-            "entity": "uav-1",
+            "entity": "uav-9",
             "kind": "drone",
-            "callsign": "Drohne 1",
+            "callsign": "Drohne 9",
             "observed_at": _iso(),
             "position": {"lat": 51.5287, "lon": 7.4441, "alt_m": 80.0, "heading_deg": 90.0},
             "readings": {"gimbal_pitch_deg": {"value": -60.0, "unit": "deg"}},
         }
     )
-    _wait(page, "(window.cockpit.picture.entities.get('uav-1') || {}).footprint?.length >= 4", 5)
-    pub = _Publisher(cockpit, "uav-1", cockpit.tokens["uav"])
+    _wait(page, "(window.cockpit.picture.entities.get('uav-9') || {}).footprint?.length >= 4", 5)
+    pub = _Publisher(cockpit, "uav-9", cockpit.tokens["uav"])
     pub.thread.start()
     try:
         assert pub.ready.wait(20) and pub.error is None, pub.error
-        tile = page.locator(".video-tile[data-stream='uav-1']")
+        tile = page.locator(".video-tile[data-stream='uav-9']")
         tile.wait_for(timeout=10000)
-        assert tile.locator(".name").inner_text() == "Drohne 1"  # the callsign, not the id
-        page.locator(".video-tile.live[data-stream='uav-1']").wait_for(timeout=15000)
+        assert tile.locator(".name").inner_text() == "Drohne 9"  # the callsign, not the id
+        page.locator(".video-tile.live[data-stream='uav-9']").wait_for(timeout=15000)
         size = page.evaluate(
             "(() => { const v = document.querySelector('.video-tile video');"
             " return [v.videoWidth, v.videoHeight]; })()"
@@ -328,10 +336,10 @@ def test_a_drones_video_plays_with_its_age_and_turns_stale_when_frames_stop(
         assert size == [640, 360]  # Chromium decoded the forwarded VP8
         assert re.fullmatch(r"Bild \d+,\d s alt", tile.locator(".frame-age").inner_text())
         pub.paused.set()  # the radio drops: no more frames, the session stays
-        page.locator(".video-tile.stale[data-stream='uav-1']").wait_for(timeout=5000)
+        page.locator(".video-tile.stale[data-stream='uav-9']").wait_for(timeout=5000)
         assert tile.locator(".frame-age").inner_text().startswith("KEIN BILD seit")
         pub.paused.clear()
-        page.locator(".video-tile.live[data-stream='uav-1']").wait_for(timeout=10000)
+        page.locator(".video-tile.live[data-stream='uav-9']").wait_for(timeout=10000)
     finally:
         pub.stop.set()
         pub.thread.join(20)
