@@ -36,6 +36,7 @@ __all__ = [
     "RecorderError",
     "export_incident",
     "import_incident",
+    "incident_folder",
     "incident_path",
     "log_row",
 ]
@@ -86,6 +87,11 @@ def log_row(event: Event) -> LogRow:
 
 def incident_path(data_dir: Path, incident: str) -> Path:
     return data_dir / "incidents" / f"{incident}.sqlite"
+
+
+def incident_folder(data_dir: Path, incident: str) -> Path:
+    """Files that belong to an incident beside its log (video segments, snapshots)."""
+    return data_dir / "incidents" / incident
 
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:

@@ -35,15 +35,18 @@ from cockpit.events import (
     Context,
     Event,
     Source,
+    VideoSegment,
+    VideoSegmentEvent,
     VideoStream,
     VideoStreamEvent,
     checked,
     new_event_id,
     utcnow,
 )
+from cockpit.media.recording import SegmentInfo, SegmentRecorder
 from cockpit.media.streams import MediaHub, Stream
 from cockpit.pipeline import CommitTimeout, Pipeline, situation_factory
-from cockpit.recorder import LogReader, incident_path
+from cockpit.recorder import LogReader, incident_folder, incident_path
 from cockpit.replay import ReplaySession
 from cockpit.settings import Settings, SettingsError
 from feeds.mavlink import MavlinkUdp, listen_udp
@@ -84,6 +87,7 @@ async def _live(settings: Settings, auth: AuthStore) -> AsyncIterator[Services]:
         log_path=incident_path(settings.data_dir, incident),
     )
     svc.media = MediaHub(ice_servers=settings.ice_servers)
+    recorder = _video_recorder(settings, svc, pipeline)
     svc.media.on_change.append(_announce_video(pipeline, incident))
     mavlink = await _mavlink(settings, svc, pipeline) if settings.mavlink_listen else None
     try:
@@ -92,6 +96,7 @@ async def _live(settings: Settings, auth: AuthStore) -> AsyncIterator[Services]:
         if mavlink is not None:
             await mavlink.aclose()
         await svc.media.close()
+        await recorder.aclose()  # the last segments become events before the log closes
         await pipeline.close()
         svc.close()
 
@@ -122,6 +127,47 @@ async def _mavlink(settings: Settings, svc: Services, pipeline: Pipeline) -> Mav
         ) from exc
     svc.extra_stats["mavlink"] = feed.stats
     return feed
+
+
+def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> SegmentRecorder:
+    """Every stream's packets to segments beside the incident's log; each closed segment
+    is a `video.segment` event, so a replay finds the video of any moment."""
+    folder = incident_folder(settings.data_dir, svc.incident)
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def segment(info: SegmentInfo) -> None:
+        event = VideoSegmentEvent(
+            id=new_event_id(),
+            incident=svc.incident,
+            source=Source(feed="video", device="recorder"),
+            observed_at=info.end,
+            received_at=utcnow(),
+            payload=VideoSegment(
+                stream=info.stream,
+                path=f"video/{info.path}",
+                start=info.start,
+                end=info.end,
+                codec=info.codec if info.codec in ("VP8", "H264") else "VP8",  # type: ignore[arg-type]
+                frames=info.frames,
+                bytes=info.bytes,
+            ),
+        )
+        task = asyncio.create_task(pipeline.publish([checked(event)]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    recorder = SegmentRecorder(folder / "video", on_segment=segment)
+
+    def attach(stream: Stream) -> None:
+        if stream.live and recorder not in stream.sinks:
+            stream.sinks.append(recorder)
+        elif not stream.live:
+            recorder.close(stream.name)
+
+    assert svc.media is not None
+    svc.media.on_change.append(attach)
+    svc.extra_stats["video_recording"] = recorder.stats
+    return recorder
 
 
 def _announce_video(pipeline: Pipeline, incident: str) -> Callable[[Stream], None]:

@@ -194,6 +194,23 @@ async def test_ending_the_whip_session_ends_the_stream(served: Served) -> None:
                 assert video["live"] is False and video["ended_at"] is not None
         (stream,) = health["video"]["streams"]
         assert stream["live"] is False and health["video"]["sessions"]["whip"] == 0
+    # What was sent is recorded: one closed segment, an event pointing at its file.
+    async with httpx.AsyncClient(base_url=served.url) as c:
+        await served.login(c)
+        for _ in range(100):
+            (video,) = (await c.get("/api/v1/situation")).json()["videos"]
+            if video["segments"]:
+                break
+            await asyncio.sleep(0.05)
+    (segment,) = video["segments"]
+    assert segment["path"].startswith("video/uav-1/") and segment["path"].endswith(".webm")
+    assert (
+        segment["codec"] == "VP8" and segment["frames"] >= 3 and segment["start"] < segment["end"]
+    )
+    folder = served.settings.data_dir / "incidents" / "test-incident"
+    with av.open(str(folder / segment["path"])) as container:
+        decoded = sum(1 for _ in container.decode(video=0))
+    assert decoded == segment["frames"]
 
 
 def test_keyframes_are_recognised() -> None:
