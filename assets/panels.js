@@ -118,6 +118,7 @@
         return [el("Div", {}, [
           el("H3", {}, x.category + " · " + x.state),
           el("P", {}, x.summary || ""),
+          x.snapshot ? el("Img", { src: "/api/v1/files/" + x.snapshot, alt: x.summary || x.category, className: "snapshot" }) : null,
           el("P", { className: "muted" }, [age(x.updated_at)]),
         ]), {}, hidden];
       }

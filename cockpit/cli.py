@@ -85,6 +85,24 @@ async def _serve(settings: Settings, *, replay: Path | None = None, on_start: An
         sock.close()
 
 
+def _with_demo_drones(settings: Settings) -> Settings:
+    """The demo drones' MAVLink port (if free), callsigns, cameras and video analysis."""
+    from feeds.sim.drones import DRONES
+
+    update: dict[str, Any] = {
+        "cameras": {o.entity: (o.camera.hfov_deg, o.camera.vfov_deg) for o in DRONES},
+        "video_analysis": {o.entity: "thermal" if o.thermal else "visual" for o in DRONES},
+        "mavlink_callsigns": {o.sysid: o.callsign for o in DRONES},
+    }
+    if settings.mavlink_listen is None:
+        # Drones' MAVLink on its usual port, if nobody else (a ground station) has it.
+        if _udp_free("127.0.0.1", 14550):
+            update["mavlink_listen"] = "udp:127.0.0.1:14550"
+        else:
+            print("demo: udp:127.0.0.1:14550 is taken; MAVLink is off", file=sys.stderr)
+    return settings.model_copy(update=update)
+
+
 def _udp_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
@@ -136,17 +154,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The demo is the embedded default: its own incident on the in-memory bus, even where
     # COCKPIT_REDIS_URL or COCKPIT_INCIDENT is set for a real deployment.
     settings = settings.model_copy(update={"redis_url": None, "incident": None})
-    if settings.mavlink_listen is None:
-        # Drones' MAVLink on its usual port, if nobody else (a ground station) has it.
-        default = "udp:127.0.0.1:14550"
-        if _udp_free("127.0.0.1", 14550):
-            from feeds.sim.drones import DRONES
-
-            callsigns = {o.sysid: o.callsign for o in DRONES}
-            update = {"mavlink_listen": default, "mavlink_callsigns": callsigns}
-            settings = settings.model_copy(update=update)
-        else:
-            print(f"demo: {default} is taken; MAVLink is off", file=sys.stderr)
+    if not args.no_drones:
+        settings = _with_demo_drones(settings)
     password = secrets.token_urlsafe(12)  # a fresh one each run: no default secret
     with _auth(settings) as auth:
         auth.add_user("einsatzleitung", "commander", password, replace=True)

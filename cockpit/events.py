@@ -232,6 +232,20 @@ class Detection(_Model, frozen=True, kw_only=True):
     lon: Lon | None = None
     state: Literal["new", "confirmed", "dismissed", "dispatched", "on_scene", "closed"] = "new"
     summary: _Text = ""
+    # From video: which stream, where in the frame (x, y, w, h pixels), the JPEG of the
+    # frame (path relative to the incident folder). A picture of a person is personal
+    # data and goes under `personal` instead.
+    stream: Id | None = None
+    bbox: (
+        tuple[
+            Annotated[int, msgspec.Meta(ge=0)],
+            Annotated[int, msgspec.Meta(ge=0)],
+            Annotated[int, msgspec.Meta(ge=0)],
+            Annotated[int, msgspec.Meta(ge=0)],
+        ]
+        | None
+    ) = None
+    snapshot: Annotated[str, msgspec.Meta(max_length=400)] | None = None
     # Personal data is kept apart so that redaction is one key, not a search.
     personal: dict[Name, Any] | None = None
 

@@ -43,11 +43,14 @@ from cockpit.events import (
     new_event_id,
     utcnow,
 )
+from cockpit.geo import Camera, Pose
 from cockpit.media.recording import SegmentInfo, SegmentRecorder
 from cockpit.media.streams import MediaHub, Stream
+from cockpit.media.vision import DetectionData, StreamAnalyser, detection_event
 from cockpit.pipeline import CommitTimeout, Pipeline, situation_factory
 from cockpit.recorder import LogReader, incident_folder, incident_path
 from cockpit.replay import ReplaySession
+from cockpit.rules.footprint import camera_pose
 from cockpit.settings import Settings, SettingsError
 from feeds.mavlink import MavlinkUdp, listen_udp
 
@@ -88,6 +91,7 @@ async def _live(settings: Settings, auth: AuthStore) -> AsyncIterator[Services]:
     )
     svc.media = MediaHub(ice_servers=settings.ice_servers)
     recorder = _video_recorder(settings, svc, pipeline)
+    analyser = _video_analyser(settings, svc, pipeline)
     svc.media.on_change.append(_announce_video(pipeline, incident))
     mavlink = await _mavlink(settings, svc, pipeline) if settings.mavlink_listen else None
     try:
@@ -97,6 +101,8 @@ async def _live(settings: Settings, auth: AuthStore) -> AsyncIterator[Services]:
             await mavlink.aclose()
         await svc.media.close()
         await recorder.aclose()  # the last segments become events before the log closes
+        if analyser is not None:
+            await asyncio.to_thread(analyser.close)
         await pipeline.close()
         svc.close()
 
@@ -168,6 +174,45 @@ def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> Se
     svc.media.on_change.append(attach)
     svc.extra_stats["video_recording"] = recorder.stats
     return recorder
+
+
+def _video_analyser(settings: Settings, svc: Services, pipeline: Pipeline) -> StreamAnalyser | None:
+    """Hotspots in thermal streams, people in visual ones, as detection events placed on
+    the ground through the drone's camera model."""
+    if not settings.video_analysis:
+        return None
+    modes = dict(settings.video_analysis)
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def pose_for(stream: str) -> tuple[Pose, Camera] | None:
+        sit = pipeline.situation
+        entity = sit.entities.get(stream)  # by convention the stream is its drone's id
+        fov = sit.cameras.get(stream, sit.default_camera)
+        pose = camera_pose(entity) if entity is not None else None
+        return None if pose is None or fov is None else (pose, Camera(*fov))
+
+    def on_hits(stream: str, hits: list[DetectionData]) -> None:
+        events = [detection_event(d, incident=svc.incident, actor=f"video:{stream}") for d in hits]
+        task = asyncio.create_task(pipeline.publish(events))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    analyser = StreamAnalyser(
+        modes=lambda stream: modes.get(stream),
+        snapshot_dir=incident_folder(settings.data_dir, svc.incident) / "snapshots",
+        on_hits=on_hits,
+        pose_for=pose_for,
+        max_fps=settings.vision_fps,
+    )
+
+    def attach(stream: Stream) -> None:
+        if stream.live and stream.name in modes and analyser not in stream.sinks:
+            stream.sinks.append(analyser)
+
+    assert svc.media is not None
+    svc.media.on_change.append(attach)
+    svc.extra_stats["vision"] = analyser.stats
+    return analyser
 
 
 def _announce_video(pipeline: Pipeline, incident: str) -> Callable[[Stream], None]:

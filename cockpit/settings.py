@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     camera_default: tuple[_Fov, _Fov] | None = Field(
         (82.0, 52.0), description="Field of view for drones without their own; null: no footprint."
     )
+    video_analysis: dict[str, Literal["thermal", "visual"]] = Field(
+        default_factory=dict,
+        description="Per video stream: thermal (hotspots) or visual (people); others: none.",
+    )
+    vision_fps: float = Field(
+        2.0, gt=0, le=10, description="Frames a second analysed per stream (all are decoded)."
+    )
     ice_servers: list[str] = Field(
         default_factory=list,
         description="STUN/TURN URLs for video (stun:host:port); none: host candidates only.",

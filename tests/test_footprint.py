@@ -51,9 +51,10 @@ def test_a_gimbal_at_45_degrees_looking_east_centres_the_footprint_100_m_east() 
     assert hit is not None and distance_m(hit, offset(*HERE, 0.0, 100.0)) < 0.5
 
 
-def test_no_footprint_on_the_ground_or_without_a_height() -> None:
-    assert footprint_of(drone(None), (82.0, 52.0)) is None
-    assert footprint_of(drone(0.5), (82.0, 52.0)) is None
+def test_no_footprint_on_the_ground_without_a_height_or_a_gimbal() -> None:
+    assert footprint_of(drone(None, gimbal_pitch_deg=-90.0), (82.0, 52.0)) is None
+    assert footprint_of(drone(0.5, gimbal_pitch_deg=-90.0), (82.0, 52.0)) is None
+    assert footprint_of(drone(100.0), (82.0, 52.0)) is None  # where does it look? unknown
     # Looking up: the image's lower edge is 20° - 15° = 5° above the horizon.
     assert footprint_of(drone(50.0, gimbal_pitch_deg=20.0), (60.0, 30.0)) is None
 

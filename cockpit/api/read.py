@@ -8,15 +8,15 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from cockpit.api.deps import require_user
 from cockpit.api.errors import ApiError
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import services
-from cockpit.auth import User
+from cockpit.auth import PERSONAL_DATA_ROLES, User
 from cockpit.push import sse_stream
-from cockpit.recorder import LogReader
+from cockpit.recorder import LogReader, incident_folder
 from cockpit.replay import situation_at
 from cockpit.situation import reading_entity, reading_values
 
@@ -142,3 +142,26 @@ async def stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+@router.get(
+    "/api/v1/files/{kind}/{stream}/{name}",
+    summary="A file recorded with the incident: a detection's snapshot or a video segment",
+)
+async def incident_file(
+    request: Request,
+    kind: Annotated[str, Path(pattern=r"^(snapshots|video)$")],
+    stream: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")],
+    name: Annotated[str, Path(max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")],
+    user: User = Depends(require_user),  # noqa: B008
+) -> Response:
+    svc = services(request)
+    # A picture of a person is personal data (its detection says so): the roles that may
+    # see personal data only.
+    if kind == "snapshots" and "-person-" in name and user.role not in PERSONAL_DATA_ROLES:
+        raise ApiError(403, "personal data", "role", f"role {user.role!r} may not see it")
+    path = incident_folder(svc.settings.data_dir, svc.incident) / kind / stream / name
+    if not path.is_file():
+        raise ApiError(404, "no such file", "name", f"{kind}/{stream}/{name}")
+    media = {".jpg": "image/jpeg", ".webm": "video/webm", ".ts": "video/mp2t"}
+    return FileResponse(path, media_type=media.get(path.suffix, "application/octet-stream"))

@@ -25,10 +25,15 @@ def _reading(entity: Mapping[str, Any], name: str, default: float | None = None)
 
 
 def camera_pose(entity: Mapping[str, Any]) -> Pose | None:
-    """The camera pose of a drone entity, or None while position or height is unknown."""
+    """The camera pose of a drone entity, or None while position, height or the gimbal's
+    pitch is unknown: a guessed pose would draw a confident footprint, and place
+    detections, somewhere the camera may not be looking."""
     lat, lon, height = entity.get("lat"), entity.get("lon"), entity.get("alt_m")
     if lat is None or lon is None or height is None or height <= 1.0:
         return None  # on the ground (or unknown): no meaningful footprint
+    gimbal_pitch = _reading(entity, "gimbal_pitch_deg")
+    if gimbal_pitch is None:
+        return None
     heading = entity.get("heading_deg")
     yaw = _reading(entity, "yaw_deg", heading if heading is not None else 0.0)
     gimbal_yaw = _reading(entity, "gimbal_yaw_deg")
@@ -39,7 +44,7 @@ def camera_pose(entity: Mapping[str, Any]) -> Pose | None:
         roll_deg=_reading(entity, "roll_deg", 0.0) or 0.0,
         pitch_deg=_reading(entity, "pitch_deg", 0.0) or 0.0,
         yaw_deg=yaw or 0.0,
-        gimbal_pitch_deg=_reading(entity, "gimbal_pitch_deg", -90.0) or 0.0,
+        gimbal_pitch_deg=gimbal_pitch,
         # feeds/mavlink.py reports the gimbal's yaw against north; without a gimbal
         # reading the camera looks along the heading.
         gimbal_yaw_deg=gimbal_yaw if gimbal_yaw is not None else 0.0,
