@@ -219,6 +219,36 @@ def cmd_token_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tlog_replay(args: argparse.Namespace) -> int:
+    from feeds.tlog import replay_tlog
+
+    if not 0.1 <= args.speed <= 100:
+        raise SettingsError(f"speed = {args.speed}: must be between 0.1 and 100")
+    sent = asyncio.run(replay_tlog(args.file, args.to, args.speed))
+    print(f"sent {sent} MAVLink frames from {args.file} to {args.to}", file=sys.stderr)
+    return 0
+
+
+def cmd_tlog_import(args: argparse.Namespace) -> int:
+    """The log's events, observed at the log's own times, into the incident's recording
+    (the server must not be running on this data dir: one recorder per incident)."""
+    from feeds.tlog import import_tlog
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        async with build_services(settings) as svc:
+            assert svc.pipeline is not None
+            events = import_tlog(args.file, svc.incident, args.device)
+            for i in range(0, len(events), 500):
+                await svc.pipeline.ingest(events[i : i + 500])
+            return len(events)
+
+    count = asyncio.run(run())
+    print(f"recorded {count} events from {args.file}", file=sys.stderr)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings(args)
     count = export_incident(incident_path(settings.data_dir, args.incident), Path(args.file))
@@ -290,6 +320,19 @@ def _parser() -> argparse.ArgumentParser:
     im.add_argument("--force", action="store_true", help="replace an incident of the same id")
     common(im)
     im.set_defaults(func=cmd_import)
+
+    tlog = sub.add_parser("tlog", help="MAVLink telemetry logs (QGroundControl .tlog)")
+    tl = tlog.add_subparsers(dest="action", required=True)
+    tr = tl.add_parser("replay", help="send a .tlog to a MAVLink port with its own timing")
+    tr.add_argument("file")
+    tr.add_argument("--to", default="udp:127.0.0.1:14550", help="where (udp:HOST:PORT)")
+    tr.add_argument("--speed", type=float, default=1.0, help="0.1 to 100 times real time")
+    tr.set_defaults(func=cmd_tlog_replay)
+    ti = tl.add_parser("import", help="record a .tlog's drones into this data dir's incident")
+    ti.add_argument("file")
+    ti.add_argument("--device", default="tlog", help="the source device named in the events")
+    common(ti)
+    ti.set_defaults(func=cmd_tlog_import)
     return p
 
 

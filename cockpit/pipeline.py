@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from cockpit.bus import Bus, Overflow, Overflowed
+from cockpit.bus import Bus, Overflow, Overflowed, Subscription
 from cockpit.events import Event
 from cockpit.push import PushHub
 from cockpit.recorder import LogReader, Recorder, incident_path
@@ -112,9 +112,13 @@ class Pipeline:
         if self.settings.recorder != "off" and await self._may_record():
             await self._open_recorder()
         await self._load_picture()
-        self._spawn(self._fold_loop(), "fold")
+        # Subscribe here, not in the loops: on the memory bus an event published before a
+        # subscription exists is gone, and a caller may publish as soon as start returns.
+        self._spawn(self._fold_loop(self._fold_subscription()), "fold")
         if self.recorder is not None:
-            self._record_task = asyncio.create_task(self._record_loop(), name="pipeline-record")
+            self._record_task = asyncio.create_task(
+                self._record_loop(self._record_subscription()), name="pipeline-record"
+            )
         if self.settings.recorder == "auto":
             self._spawn(self._lease_loop(), "lease")
 
@@ -193,11 +197,22 @@ class Pipeline:
 
     # --- the loops ------------------------------------------------------------------
 
-    async def _fold_loop(self) -> None:
+    def _fold_subscription(self) -> Subscription:
+        return self.bus.subscribe(
+            "fold", after=self.situation.seq, maxsize=50_000, overflow=Overflow.BLOCK
+        )
+
+    def _record_subscription(self) -> Subscription:
+        assert self.recorder is not None
+        return self.bus.subscribe(
+            "recorder", after=self.recorder.committed_seq, maxsize=100_000, overflow=Overflow.BLOCK
+        )
+
+    async def _fold_loop(self, first: Subscription) -> None:
+        sub: Subscription | None = first
         while True:
-            sub = self.bus.subscribe(
-                "fold", after=self.situation.seq, maxsize=50_000, overflow=Overflow.BLOCK
-            )
+            if sub is None:
+                sub = self._fold_subscription()
             try:
                 async for batch in sub:
                     self._fold(batch)
@@ -213,6 +228,7 @@ class Pipeline:
                 await asyncio.sleep(1.0)
             finally:
                 await sub.close()
+                sub = None
 
     async def _resync_from_shared(self) -> None:
         shared = await self.bus.get_snapshot()
@@ -247,12 +263,9 @@ class Pipeline:
                 task.add_done_callback(_log_failure)
             self._last_snapshot_seq, self._last_snapshot_t = sit.seq, now
 
-    async def _record_loop(self) -> None:
+    async def _record_loop(self, sub: Subscription) -> None:
         assert self.recorder is not None
         rec = self.recorder
-        sub = self.bus.subscribe(
-            "recorder", after=rec.committed_seq, maxsize=100_000, overflow=Overflow.BLOCK
-        )
         try:
             async for batch in sub:
                 await rec.append(batch)
@@ -276,7 +289,9 @@ class Pipeline:
             if leading and self.recorder is None:
                 log.info("took over recording of incident %s", self.incident)
                 await self._open_recorder()
-                self._record_task = asyncio.create_task(self._record_loop(), name="pipeline-record")
+                self._record_task = asyncio.create_task(
+                    self._record_loop(self._record_subscription()), name="pipeline-record"
+                )
             elif not leading and self.recorder is not None:
                 log.error("lost the recorder lease; another process records now")
                 await self._stop_recording()
