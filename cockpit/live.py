@@ -1,0 +1,226 @@
+"""The live services of one incident, started and stopped together: the pipeline (bus,
+fold, recorder, push), video (WHIP/WHEP streams, their recording and analysis) and the
+feeds that listen on their own sockets (MAVLink). Composition only: each part is its own
+module; this one connects them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from cockpit.api.services import Services
+from cockpit.auth import AuthStore
+from cockpit.bus import make_bus
+from cockpit.events import (
+    Context,
+    Event,
+    Source,
+    VideoSegment,
+    VideoSegmentEvent,
+    VideoStream,
+    VideoStreamEvent,
+    checked,
+    new_event_id,
+    utcnow,
+)
+from cockpit.geo import Camera, Pose
+from cockpit.media.recording import SegmentInfo, SegmentRecorder
+from cockpit.media.streams import MediaHub, Stream
+from cockpit.media.vision import DetectionData, StreamAnalyser, detection_event
+from cockpit.pipeline import CommitTimeout, Pipeline
+from cockpit.recorder import incident_folder, incident_path
+from cockpit.rules.footprint import camera_pose
+from cockpit.settings import Settings, SettingsError
+from feeds.mavlink import MavlinkUdp, listen_udp
+
+__all__ = ["live_services", "resolve_incident"]
+
+log = logging.getLogger("cockpit.live")
+
+
+def resolve_incident(settings: Settings) -> str:
+    """The configured incident, else the one kept in the data dir, else a new one."""
+    if settings.incident:
+        return settings.incident
+    marker = settings.data_dir / "incident"
+    if marker.is_file():
+        return marker.read_text().strip()
+    incident = f"{datetime.now(UTC):%Y-%m-%d}-{secrets.token_hex(3)}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(incident + "\n")
+    return incident
+
+
+@asynccontextmanager
+async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Services]:
+    incident = resolve_incident(settings)
+    bus = make_bus(incident, settings.redis_url)
+    pipeline = Pipeline(settings, bus, incident)
+    await pipeline.start()
+    svc = Services(
+        settings=settings,
+        auth=auth,
+        incident=incident,
+        picture=pipeline,
+        pipeline=pipeline,
+        log_path=incident_path(settings.data_dir, incident),
+    )
+    svc.media = MediaHub(ice_servers=settings.ice_servers)
+    recorder = _video_recorder(settings, svc, pipeline)
+    analyser = _video_analyser(settings, svc, pipeline)
+    svc.media.on_change.append(_announce_video(pipeline, incident))
+    mavlink = await _mavlink(settings, svc, pipeline) if settings.mavlink_listen else None
+    try:
+        yield svc
+    finally:
+        if mavlink is not None:
+            await mavlink.aclose()
+        await svc.media.close()
+        await recorder.aclose()  # the last segments become events before the log closes
+        if analyser is not None:
+            await asyncio.to_thread(analyser.close)
+        await pipeline.close()
+        svc.close()
+
+
+async def _mavlink(settings: Settings, svc: Services, pipeline: Pipeline) -> MavlinkUdp:
+    """The MAVLink listener: drones' telemetry into the picture, counted on /healthz."""
+    assert settings.mavlink_listen is not None
+    health = svc.health.feed("mavlink")
+
+    async def ingest(events: list[Event]) -> None:
+        try:
+            await pipeline.ingest(events)
+        except CommitTimeout as exc:
+            health.reject(f"not committed: {exc}", svc.clock())
+            return
+        health.accept(len(events), svc.clock())
+
+    try:
+        feed = await listen_udp(
+            settings.mavlink_listen,
+            ingest,
+            incident=svc.incident,
+            callsigns=settings.mavlink_callsigns,
+        )
+    except OSError as exc:
+        raise SettingsError(
+            f"mavlink_listen (COCKPIT_MAVLINK_LISTEN) = {settings.mavlink_listen!r}: {exc}"
+        ) from exc
+    svc.extra_stats["mavlink"] = feed.stats
+    return feed
+
+
+def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> SegmentRecorder:
+    """Every stream's packets to segments beside the incident's log; each closed segment
+    is a `video.segment` event, so a replay finds the video of any moment."""
+    folder = incident_folder(settings.data_dir, svc.incident)
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def segment(info: SegmentInfo) -> None:
+        event = VideoSegmentEvent(
+            id=new_event_id(),
+            incident=svc.incident,
+            source=Source(feed="video", device="recorder"),
+            observed_at=info.end,
+            received_at=utcnow(),
+            payload=VideoSegment(
+                stream=info.stream,
+                path=f"video/{info.path}",
+                start=info.start,
+                end=info.end,
+                codec=info.codec if info.codec in ("VP8", "H264") else "VP8",  # type: ignore[arg-type]
+                frames=info.frames,
+                bytes=info.bytes,
+            ),
+        )
+        task = asyncio.create_task(pipeline.publish([checked(event)]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    recorder = SegmentRecorder(folder / "video", on_segment=segment)
+
+    def attach(stream: Stream) -> None:
+        if stream.live and recorder not in stream.sinks:
+            stream.sinks.append(recorder)
+        elif not stream.live:
+            recorder.close(stream.name)
+
+    assert svc.media is not None
+    svc.media.on_change.append(attach)
+    svc.extra_stats["video_recording"] = recorder.stats
+    return recorder
+
+
+def _video_analyser(settings: Settings, svc: Services, pipeline: Pipeline) -> StreamAnalyser | None:
+    """Hotspots in thermal streams, people in visual ones, as detection events placed on
+    the ground through the drone's camera model."""
+    if not settings.video_analysis:
+        return None
+    modes = dict(settings.video_analysis)
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def pose_for(stream: str) -> tuple[Pose, Camera] | None:
+        sit = pipeline.situation
+        entity = sit.entities.get(stream)  # by convention the stream is its drone's id
+        fov = sit.cameras.get(stream, sit.default_camera)
+        pose = camera_pose(entity) if entity is not None else None
+        return None if pose is None or fov is None else (pose, Camera(*fov))
+
+    def on_hits(stream: str, hits: list[DetectionData]) -> None:
+        events = [detection_event(d, incident=svc.incident, actor=f"video:{stream}") for d in hits]
+        task = asyncio.create_task(pipeline.publish(events))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    analyser = StreamAnalyser(
+        modes=lambda stream: modes.get(stream),
+        snapshot_dir=incident_folder(settings.data_dir, svc.incident) / "snapshots",
+        on_hits=on_hits,
+        pose_for=pose_for,
+        max_fps=settings.vision_fps,
+    )
+
+    def attach(stream: Stream) -> None:
+        if stream.live and stream.name in modes and analyser not in stream.sinks:
+            stream.sinks.append(analyser)
+
+    assert svc.media is not None
+    svc.media.on_change.append(attach)
+    svc.extra_stats["vision"] = analyser.stats
+    return analyser
+
+
+def _announce_video(pipeline: Pipeline, incident: str) -> Callable[[Stream], None]:
+    """A stream going live or ending is an event: players find streams in the picture,
+    and a replay knows when there was video."""
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def announce(stream: Stream) -> None:
+        device = stream.owner.removeprefix("device:") or "media"
+        now = utcnow()
+        event = VideoStreamEvent(
+            id=new_event_id(),
+            incident=incident,
+            source=Source(feed="video", device=device),
+            observed_at=now,
+            received_at=now,
+            context=Context(actor=stream.owner or None),
+            payload=VideoStream(
+                stream=stream.name,
+                entity=stream.name,
+                state="live" if stream.live else "ended",
+                codec=stream.codec if stream.codec in ("VP8", "H264") else None,  # type: ignore[arg-type]
+            ),
+        )
+        task = asyncio.create_task(pipeline.publish([checked(event)]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return announce
