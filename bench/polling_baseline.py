@@ -107,13 +107,13 @@ def build(cockpit: str, user: str, password: str, interval_ms: int) -> FastAPI:
         __name__,
         server=server,  # type: ignore[arg-type]  # Dash 4 takes a FastAPI app
         title="polling baseline",
-        update_title=None,  # no "Updating..." title flicker: don't charge it to polling
+        update_title=None,  # type: ignore[arg-type]  # no "Updating..." title per poll
         serve_locally=True,
         assets_folder=os.path.join(os.path.dirname(os.path.abspath(__file__)), "_no_assets"),
     )
     app.layout = html.Div(
         [
-            html.H1("Polling baseline (dcc.Interval %d ms)" % interval_ms),
+            html.H1(f"Polling baseline (dcc.Interval {interval_ms} ms)"),
             dcc.Interval(id="iv", interval=interval_ms, n_intervals=0),
             dcc.Store(id="obs"),
             html.Div(id="sink"),
@@ -140,7 +140,9 @@ def build(cockpit: str, user: str, password: str, interval_ms: int) -> FastAPI:
                 out[e["id"]] = t
         return out
 
-    app.clientside_callback(_SEEN_JS, Output("sink", "children"), Input("obs", "data"))
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        _SEEN_JS, Output("sink", "children"), Input("obs", "data")
+    )
     return server
 
 
