@@ -14,6 +14,8 @@
   const POINT_LAYERS = ["units", "drones", "robots", "sensors", "persons"];
   const DOTS_ABOVE = 300; // features per layer above which symbols become canvas dots
   const BIG_LAYER_MS = 250; // a large layer is redrawn at most this often
+  // Layers that need no more than a few updates a second (ms between redraws).
+  const SLOW_LAYERS = { tracks: 500, footprints: 250, detections: 250 };
   const TRACK_POINTS = 200;
   const HISTORY_POINTS = 240; // reading values kept per series for the sparklines
   const SILENCE_MS = 2500; // heartbeat is 1 s: this much silence means the link is gone
@@ -41,7 +43,6 @@
   let retryTimer = null;
   const dirty = new Set();
   const lastRender = {};
-  const shownDots = {};
   let frameQueued = false;
 
   const clientNow = () => (performance.timeOrigin + performance.now()) / 1000;
@@ -194,42 +195,46 @@
     };
   }
 
-  function pointLayer(name, now) {
-    const features = [];
+  function pointFeatures(name, now) {
+    const out = [];
+    let n = 0;
     for (const e of C.picture.entities.values()) {
-      if (LAYER_OF_KIND[e.kind] === name && e.lat != null && e.lon != null) features.push(e);
+      if (LAYER_OF_KIND[e.kind] === name && e.lat != null && e.lon != null) n += 1;
     }
-    const dots = features.length > DOTS_ABOVE;
-    return { dots: dots, data: { type: "FeatureCollection", features: features.map((e) => entityFeature(e, now, dots)) } };
+    const dots = n > DOTS_ABOVE;
+    for (const e of C.picture.entities.values()) {
+      if (LAYER_OF_KIND[e.kind] !== name || e.lat == null || e.lon == null) continue;
+      out.push({ id: e.id, lat: e.lat, lon: e.lon, props: entityFeature(e, now, dots).properties });
+    }
+    return out;
   }
 
-  function tracksLayer(now) {
-    const features = [];
+  function trackLines(now) {
+    const out = [];
     for (const [id, points] of C.picture.tracks) {
       const e = C.picture.entities.get(id);
       if (!e || points.length < 2) continue;
-      features.push({
-        type: "Feature",
-        geometry: { type: "LineString", coordinates: points.map((q) => [q[2], q[1]]) },
-        properties: { id: id, kind: e.kind, stale: now - e.last_reported > C.staleAfter(e.kind) },
-      });
+      out.push({ id: id, kind: e.kind, stale: now - e.last_reported > C.staleAfter(e.kind), latlngs: points.map((q) => [q[1], q[2]]) });
     }
-    return { type: "FeatureCollection", features: features };
+    return out;
   }
 
-  function footprintsLayer(now) {
-    const features = [];
+  function trackStyle(it) {
+    const colour = (window.cockpitMap.COLOURS || {})[it.kind] || "#ccc";
+    return { color: it.stale ? "#8e8e93" : colour, weight: 3, opacity: 0.55, dashArray: it.stale ? "4 6" : null };
+  }
+
+  function footprintAreas(now) {
+    const out = [];
     for (const e of C.picture.entities.values()) {
       if (!e.footprint || e.footprint.length < 3) continue;
-      const ring = e.footprint.map((p) => [p[1], p[0]]);
-      ring.push(ring[0]);
-      features.push({
-        type: "Feature",
-        geometry: { type: "Polygon", coordinates: [ring] },
-        properties: { id: e.id, kind: "footprint", label: C.shortLabel(e.callsign || e.id), stale: now - e.last_reported > C.staleAfter(e.kind) },
-      });
+      out.push({ id: e.id, stale: now - e.last_reported > C.staleAfter(e.kind), latlngs: e.footprint });
     }
-    return { type: "FeatureCollection", features: features };
+    return out;
+  }
+
+  function footprintStyle(it) {
+    return { color: "#0a84ff", weight: 2, dashArray: it.stale ? "4 6" : null, fillColor: "#0a84ff", fillOpacity: it.stale ? 0.04 : 0.12 };
   }
 
   function geometryOf(g) {
@@ -368,29 +373,31 @@
     const now = C.now();
     const t = performance.now();
     let postponed = false;
+    const live = window.cockpitLive;
+    if (!live || !live.map) { setTimeout(queueRender, 50); return; } // the map is not up yet
+    live.ensureControl(C.t);
     for (const name of Array.from(dirty)) {
+      const slow = SLOW_LAYERS[name];
       if (POINT_LAYERS.includes(name)) {
-        const layer = pointLayer(name, now);
-        if (layer.data.features.length > DOTS_ABOVE && t - (lastRender[name] || 0) < BIG_LAYER_MS) {
+        const features = pointFeatures(name, now);
+        if (features.length > DOTS_ABOVE && t - (lastRender[name] || 0) < BIG_LAYER_MS) {
           postponed = true;
           continue;
         }
-        const props = { data: layer.data };
-        if (shownDots[name] !== layer.dots) {
-          shownDots[name] = layer.dots;
-          props.hideout = { layer: name, dots: layer.dots };
-        }
-        setProps("layer-" + name, props);
+        live.points(name, features);
+      } else if (slow && t - (lastRender[name] || 0) < slow) {
+        postponed = true;
+        continue;
       } else if (name === "tracks") {
-        setProps("layer-tracks", { data: tracksLayer(now) });
+        live.lines("tracks", trackLines(now), trackStyle);
       } else if (name === "footprints") {
-        setProps("layer-footprints", { data: footprintsLayer(now) });
+        live.lines("footprints", footprintAreas(now), footprintStyle);
       } else if (name === "detections") {
-        setProps("layer-detections", { data: detectionsLayer(now) });
+        live.geojson("detections", detectionsLayer(now));
       } else if (name === "hazards") {
-        setProps("layer-hazards", { data: hazardsLayer() });
+        live.geojson("hazards", hazardsLayer());
       } else if (name === "warnings") {
-        setProps("layer-warnings", { data: warningsLayer(now) });
+        live.geojson("warnings", warningsLayer(now));
       } else if (name === "alerts") {
         setProps("store-alerts", { data: alertsData() });
       } else if (name === "journal") {

@@ -255,7 +255,8 @@ class Situation:
             return
         fov = self.cameras.get(ent["id"], self.default_camera)
         ent["footprint"] = footprint_of(ent, fov) if fov is not None else None
-        ent["footprint_at"] = t
+        if ent["footprint"] is not None:  # none yet (e.g. no gimbal): try on the next report
+            ent["footprint_at"] = t
 
     def _set_readings(
         self, ent: dict[str, Any], values: Iterable[tuple[str, float, str]], t: float

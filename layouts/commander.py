@@ -1,9 +1,10 @@
 """The commander's layout (`/`): a tablet at 1280×800, touch, outdoors.
 
 The map fills the screen; the side panel holds alerts, the selected entity's details and
-the Einsatztagebuch. Nothing here reads the picture: `assets/stream.js` fills the map
-layers and the panel stores from the push stream, and the clientside functions in
-`assets/panels.js` draw the panels from those stores. No server callback runs per event.
+the Einsatztagebuch. Nothing here reads the picture: `assets/stream.js` keeps it from the
+push stream, `assets/livemap.js` draws its live layers on the map in place, and the
+clientside functions in `assets/panels.js` draw the panels from the stores stream.js
+fills. No server callback runs per event.
 """
 
 from __future__ import annotations
@@ -16,42 +17,12 @@ from dash import ALL, ClientsideFunction, Dash, Input, Output, State, dcc, html
 
 from cockpit.i18n import QUICK_ENTRIES, Lang, t
 
-__all__ = ["LAYERS", "layout", "register"]
-
-# Map layers, bottom to top: (id suffix, i18n key, on at start).
-LAYERS: tuple[tuple[str, str, bool], ...] = (
-    ("warnings", "ui.layer.warnings", True),
-    ("hazards", "ui.layer.hazards", True),
-    ("tracks", "ui.layer.tracks", True),
-    ("footprints", "ui.layer.footprints", True),
-    ("sensors", "ui.layer.sensors", True),
-    ("detections", "ui.layer.detections", True),
-    ("persons", "ui.layer.persons", True),
-    ("robots", "ui.layer.robots", True),
-    ("drones", "ui.layer.drones", True),
-    ("units", "ui.layer.units", True),
-)
-_EMPTY = {"type": "FeatureCollection", "features": []}
+__all__ = ["layout", "register"]
 
 
 def _fn(name: str) -> dict[str, str]:
     """A function of `assets/map.js`, by name, as dash-leaflet resolves it."""
     return {"variable": f"cockpitMap.{name}"}
-
-
-def _layer(name: str) -> dl.GeoJSON:
-    points = name not in ("tracks", "hazards", "warnings", "footprints")
-    extra: dict[str, Any] = {}
-    if points:
-        extra["pointToLayer"] = _fn("point")
-    return dl.GeoJSON(
-        id=f"layer-{name}",
-        data=_EMPTY,
-        style=_fn("style"),
-        onEachFeature=_fn("each"),
-        hideout={"layer": name},
-        **extra,
-    )
 
 
 def _map(config: dict[str, Any], lang: Lang) -> dl.Map:
@@ -71,7 +42,8 @@ def _map(config: dict[str, Any], lang: Lang) -> dl.Map:
             interactive=False,
         )
     )
-    overlays = [dl.Overlay(_layer(name), name=t(key, lang), checked=on) for name, key, on in LAYERS]
+    # The live layers (units, drones, tracks, …) and their switch are Leaflet's own,
+    # kept by assets/livemap.js: dash-leaflet would redraw a layer whole on every change.
     return dl.Map(
         id="map",
         center=list(config["center"]),
@@ -79,7 +51,7 @@ def _map(config: dict[str, Any], lang: Lang) -> dl.Map:
         preferCanvas=True,
         zoomControl=True,
         className="map",
-        children=[*base, dl.LayersControl(overlays, position="topright", collapsed=True)],
+        children=base,
     )
 
 

@@ -77,3 +77,17 @@ def test_the_fold_keeps_each_drones_footprint_current() -> None:
     # Restored from a snapshot, the picture (footprints included) is the same.
     again = Situation.restore(sit.snapshot(), cameras={"uav-1": (90.0, 90.0)})
     assert again.view(1795687210.0) == sit.view(1795687210.0)
+
+
+def test_a_position_and_gimbal_in_one_message_give_a_footprint_at_once() -> None:
+    # The position comes first (no gimbal yet: no footprint), the readings a moment later.
+    sit = Situation(incident="t")
+    sit.apply_all(
+        numbered(
+            [
+                position("uav-2", HERE[0], HERE[1], 0, kind="drone", alt_m=80.0),
+                readings("uav-2", 0, kind="drone", gimbal_pitch_deg=-60.0),
+            ]
+        )
+    )
+    assert sit.entities["uav-2"]["footprint"] is not None
