@@ -13,7 +13,7 @@
   const LAYER_OF_KIND = { unit: "units", drone: "drones", robot: "robots", sensor: "sensors", person: "persons" };
   const POINT_LAYERS = ["units", "drones", "robots", "sensors", "persons"];
   const DOTS_ABOVE = 300; // features per layer above which symbols become canvas dots
-  const BIG_LAYER_MS = 250; // a large layer is redrawn at most this often
+  const BIG_LAYER_MS = 1000; // a large layer is redrawn at most this often (once a second)
   // Layers that need no more than a few updates a second (ms between redraws).
   const SLOW_LAYERS = { tracks: 500, footprints: 250, detections: 250 };
   const TRACK_POINTS = 200;
@@ -377,7 +377,8 @@
     if (!live || !live.map) { setTimeout(queueRender, 50); return; } // the map is not up yet
     live.ensureControl(C.t);
     for (const name of Array.from(dirty)) {
-      const slow = SLOW_LAYERS[name];
+      // With hundreds of entities their tracks are a cloud of lines: redraw it seldom.
+      const slow = name === "tracks" && C.picture.tracks.size > DOTS_ABOVE ? 2000 : SLOW_LAYERS[name];
       if (POINT_LAYERS.includes(name)) {
         const features = pointFeatures(name, now);
         if (features.length > DOTS_ABOVE && t - (lastRender[name] || 0) < BIG_LAYER_MS) {
