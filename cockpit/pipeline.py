@@ -238,6 +238,7 @@ class Pipeline:
 
     def _fold(self, batch: Sequence[Event]) -> None:
         sit = self.situation
+        sit.emit = bool(self.hub.clients)  # no browser connected: no deltas to make
         deltas = []
         for ev in batch:
             try:

@@ -159,6 +159,9 @@ class Situation:
     # Camera field of view (hfov, vfov degrees) per drone entity id, and for all others.
     cameras: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     default_camera: tuple[float, float] | None = DEFAULT_CAMERA
+    # False while nobody watches: entity deltas (a copy of the entity per event) are then
+    # not made. The picture is the same either way; only what apply() returns differs.
+    emit: bool = True
     # (rule, entity) -> id of the alert currently raised for it
     _active: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -201,6 +204,8 @@ class Situation:
         return ent
 
     def _entity_delta(self, ent: dict[str, Any], seq: int) -> Delta:
+        if not self.emit:
+            return _UNSENT
         data = dict(ent)
         data["readings"] = dict(ent["readings"])
         data["status"] = dict(ent["status"])
@@ -650,6 +655,9 @@ class Situation:
         sit.videos = {k: _copy_video(v) for k, v in data.get("videos", {}).items()}
         sit._active = {(r, e): a for r, e, a in data["active"]}
         return sit
+
+
+_UNSENT = Delta("entities", "upsert", "", 0)  # stands for an entity delta nobody wants
 
 
 def _copy_video(v: Mapping[str, Any]) -> dict[str, Any]:
