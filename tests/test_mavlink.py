@@ -7,6 +7,7 @@ import asyncio
 import bisect
 import itertools
 import math
+import os
 import socket
 import struct
 from collections import Counter
@@ -33,10 +34,17 @@ from feeds.mavlink import (
 )
 from feeds.tlog import import_tlog, iter_tlog_frames, read_tlog, replay_tlog
 
-TLOG = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared/data/mavlink/ardusub_rov_2023-05-04_small.tlog"
-)
+
+def _shared_data() -> Path:
+    """`../shared/data` beside the checkout, or where COCKPIT_SHARED_DATA says (a clone
+    elsewhere, as CI makes, still finds the captures)."""
+    env = os.environ.get("COCKPIT_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+TLOG = _shared_data() / "mavlink" / "ardusub_rov_2023-05-04_small.tlog"
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
 QUAD, SUB, GCS = 2, 12, 6
 ARDUPILOT, INVALID = 3, 8
