@@ -16,6 +16,7 @@
   const BIG_LAYER_MS = 1000; // a large layer is redrawn at most this often (once a second)
   // Layers that need no more than a few updates a second (ms between redraws).
   const SLOW_LAYERS = { tracks: 500, footprints: 250, detections: 250 };
+  const SLOWEST_MS = 250; // a postponed layer is looked at again this soon
   const TRACK_POINTS = 200;
   const HISTORY_POINTS = 240; // reading values kept per series for the sparklines
   const SILENCE_MS = 2500; // heartbeat is 1 s: this much silence means the link is gone
@@ -44,6 +45,7 @@
   const dirty = new Set();
   const lastRender = {};
   let frameQueued = false;
+  let retryQueued = false;
 
   const clientNow = () => (performance.timeOrigin + performance.now()) / 1000;
   C.now = () => clientNow() + C.skew;
@@ -380,12 +382,13 @@
       // With hundreds of entities their tracks are a cloud of lines: redraw it seldom.
       const slow = name === "tracks" && C.picture.tracks.size > DOTS_ABOVE ? 2000 : SLOW_LAYERS[name];
       if (POINT_LAYERS.includes(name)) {
-        const features = pointFeatures(name, now);
-        if (features.length > DOTS_ABOVE && t - (lastRender[name] || 0) < BIG_LAYER_MS) {
+        // Decide before building the layer's features: building 2,000 of them every
+        // frame only to wait was most of a busy page's work.
+        if (live.dots[name] && t - (lastRender[name] || 0) < BIG_LAYER_MS) {
           postponed = true;
           continue;
         }
-        live.points(name, features);
+        live.points(name, pointFeatures(name, now));
       } else if (slow && t - (lastRender[name] || 0) < slow) {
         postponed = true;
         continue;
@@ -415,7 +418,10 @@
       dirty.delete(name);
     }
     C.stats.renders += 1;
-    if (postponed) setTimeout(queueRender, BIG_LAYER_MS);
+    if (postponed && !retryQueued) {
+      retryQueued = true; // one waiting timer, not one per frame
+      setTimeout(() => { retryQueued = false; queueRender(); }, SLOWEST_MS);
+    }
   }
 
   // Ages move on without any message: labels, panels and the clock, once a second.
