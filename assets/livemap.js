@@ -82,7 +82,9 @@
     } else {
       const el = m.getElement();
       if (el) {
-        if (s.cls !== symbolClass(p)) el.className = el.className.replace(/\bsym\b.*$/, "") + symbolClass(p);
+        // Toggle our classes only: Leaflet's own (leaflet-interactive: clickable) stay.
+        el.classList.toggle("stale", !!p.stale);
+        el.classList.toggle("selected", !!p.selected);
         if (s.label !== p.label || s.icon !== p.icon) {
           el.innerHTML = symbolHtml(p);
         } else if (s.age !== p.age) {

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -56,6 +57,7 @@ class Cockpit:
     token: str
     password: str
     tokens: dict[str, str]
+    mavlink_port: int = 0
     proc: Proc | None = None
 
     @property
@@ -63,7 +65,11 @@ class Cockpit:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {"COCKPIT_STALE_AFTER_S": f'{{"robot": {ROBOT_STALE_S}}}'}
+        env = {
+            "COCKPIT_STALE_AFTER_S": f'{{"robot": {ROBOT_STALE_S}}}',
+            # Its own MAVLink port: the default 14550 may be another demo's.
+            "COCKPIT_MAVLINK_LISTEN": f"udp:127.0.0.1:{self.mavlink_port}",
+        }
         self.proc = self.procs.start(
             "demo", "--no-browser", "--data-dir", str(self.data_dir), port=self.port, env=env
         )
@@ -90,6 +96,12 @@ class Cockpit:
         return time.monotonic()
 
 
+def _free_udp() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def robot(lat: float, lon: float, **extra: Any) -> dict[str, Any]:
     return {
         "entity": "robot-7",
@@ -107,7 +119,9 @@ def cockpit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cockpit]:
     data_dir = work / "data"
     tokens, passwords = prepare(data_dir)
     procs = Procs(work / "procs")
-    app = Cockpit(procs, data_dir, free_port(), tokens["robot"], passwords["el"], tokens)
+    app = Cockpit(
+        procs, data_dir, free_port(), tokens["robot"], passwords["el"], tokens, _free_udp()
+    )
     try:
         app.start()
         yield app
@@ -213,6 +227,9 @@ def test_a_robot_that_stops_reporting_turns_stale_after_its_threshold(
     # Reporting again brings it back.
     cockpit.post(robot(51.5286, 7.4442))
     page.wait_for_selector(f"{robot_el}:not(.stale)", timeout=3000)
+    # Its marker is still a button after all that restyling: tapping it shows the robot.
+    page.locator(robot_el).click()
+    page.locator("#details h3", has_text="Robo 7").wait_for(timeout=3000)
 
 
 def test_acknowledging_an_alert_puts_it_in_the_einsatztagebuch(cockpit: Cockpit, page: Any) -> None:
