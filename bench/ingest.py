@@ -72,6 +72,8 @@ if str(ROOT) not in sys.path:
 
 import orjson  # noqa: E402
 
+from bench.common import git_commit, proc_cpu_s  # noqa: E402
+
 BATCH = 500  # messages per ingest call / HTTP request
 ENTITIES = 200
 EVENTS_PER_MESSAGE = 2  # position + readings
@@ -249,23 +251,6 @@ async def stop_tasks(tasks: list[asyncio.Task[Any]], stop: asyncio.Event, grace:
                 await t
 
 
-def git_commit() -> str | None:
-    """The commit measured, with `+dirty` when cockpit/ or feeds/ differ from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "cockpit", "feeds"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return None
-    return (head + ("+dirty" if dirty else "")) or None
-
-
 def redis_available(url: str) -> str | None:
     """None if Redis answers at url, else the reason."""
     import redis
@@ -325,15 +310,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system, all threads) used so far by process pid (Linux)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_pct(c0: float | None, c1: float | None, seconds: float) -> float | None:

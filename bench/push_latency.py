@@ -90,6 +90,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 
+from bench.common import git_commit  # noqa: E402
 from tests.procs import Procs, clean_env, free_port, wait_healthy  # noqa: E402
 from tests.serving import prepare  # noqa: E402
 
@@ -117,23 +118,6 @@ def log(msg: str) -> None:
 
 def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def git_commit() -> str | None:
-    """The commit measured, with `+dirty` when product files differ from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "cockpit", "feeds", "assets", "layouts"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return None
-    return (head + ("+dirty" if dirty else "")) or None
 
 
 # --- CPU from /proc -------------------------------------------------------------------

@@ -60,6 +60,8 @@ import numpy as np  # noqa: E402
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  # noqa: E402
 from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack  # noqa: E402
 
+from bench.common import git_commit, proc_cpu_s  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 SDP = {"Content-Type": "application/sdp"}
 BITS = 32
@@ -79,29 +81,11 @@ def no_stun() -> RTCConfiguration:
     return RTCConfiguration(iceServers=[])
 
 
-def git_commit() -> str | None:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "cockpit"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return None
-    return (head + ("+dirty" if dirty else "")) or None
-
-
-_TCK = os.sysconf("SC_CLK_TCK")
-
-
 def cpu_seconds(pid: int) -> float:
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TCK
+    used = proc_cpu_s(pid)
+    if used is None:
+        raise ProcessLookupError(pid)
+    return used
 
 
 def pct(values: list[float], p: float) -> float | None:
