@@ -1,6 +1,6 @@
-/* How the map draws features: tactical symbols with callsign and age, canvas dots for
- * large layers, greyed when stale. dash-leaflet resolves these by name
- * ({variable: "cockpitMap.point"}); feature properties come from stream.js. */
+/* How the map draws what is not an entity's own marker: detections, hazard and warning
+ * areas, the offline base layer (dash-leaflet resolves the latter by name,
+ * {variable: "cockpitMap.basemapStyle"}); feature properties come from stream.js. */
 (function () {
   "use strict";
 
@@ -15,45 +15,19 @@
       { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   }
 
-  function point(feature, latlng, context) {
+  // Points of the GeoJSON layers livemap.js draws whole (detections). Entity symbols are
+  // livemap.js's own markers, changed in place.
+  function point(feature, latlng) {
     const p = feature.properties || {};
-    const hide = (context && context.hideout) || {};
-    if (p.kind === "detection") {
-      return L.circleMarker(latlng, {
-        radius: 11, color: "#fff", weight: 3, fillColor: COLOURS.detection,
-        fillOpacity: p.stale ? 0.35 : 0.95, className: "detection",
-      });
-    }
-    if (hide.dots) {
-      // Many features: canvas dots stay fluid where DOM symbols would not.
-      return L.circleMarker(latlng, {
-        radius: p.selected ? 8 : 6, weight: p.selected ? 3 : 1, color: p.stale ? "#888" : "#111",
-        fillColor: p.stale ? "#777" : (COLOURS[p.kind] || "#ccc"),
-        fillOpacity: p.stale ? 0.4 : 0.95,
-      });
-    }
-    const cls = "sym sym-" + esc(p.kind) + (p.stale ? " stale" : "") + (p.selected ? " selected" : "");
-    const html =
-      '<img src="/assets/symbols/' + esc(p.icon) + '" alt="" draggable="false">' +
-      '<span class="lbl">' + esc(p.label) + ' <b class="age">' + esc(p.age) + "</b></span>";
-    return L.marker(latlng, {
-      icon: L.divIcon({ className: cls, html: html, iconSize: [44, 44], iconAnchor: [22, 22] }),
-      title: p.label + " · " + p.age,
-      keyboard: false,
-      riseOnHover: true,
-      zIndexOffset: p.stale ? -500 : 0,
+    return L.circleMarker(latlng, {
+      radius: 11, color: "#fff", weight: 3, fillColor: COLOURS.detection,
+      fillOpacity: p.stale ? 0.35 : 0.95, dashArray: p.stale ? "4 4" : null, className: "detection",
     });
   }
 
   function style(feature, context) {
     const p = feature.properties || {};
     const layer = ((context && context.hideout) || {}).layer;
-    if (layer === "tracks") {
-      return { color: p.stale ? "#8e8e93" : (COLOURS[p.kind] || "#ccc"), weight: 3, opacity: 0.55, dashArray: p.stale ? "4 6" : null };
-    }
-    if (layer === "footprints") {
-      return { color: "#0a84ff", weight: 2, dashArray: p.stale ? "4 6" : null, fillColor: "#0a84ff", fillOpacity: p.stale ? 0.04 : 0.12 };
-    }
     if (layer === "warnings") {
       return { color: "#ff9f0a", weight: 2, dashArray: "8 6", fillOpacity: 0.08 };
     }
@@ -68,6 +42,9 @@
     }
     if (p.kind === "hazard" || p.kind === "warning") {
       layer.bindTooltip(esc(p.label), { sticky: true });
+    }
+    if (p.kind === "detection") {
+      layer.bindTooltip(esc(p.label) + " · " + esc(p.age));  // what, and how old
     }
   }
 

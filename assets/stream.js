@@ -16,6 +16,7 @@
   const BIG_LAYER_MS = 1000; // a large layer is redrawn at most this often (once a second)
   // Layers that need no more than a few updates a second (ms between redraws).
   const SLOW_LAYERS = { tracks: 500, footprints: 250, detections: 250 };
+  const DETECTION_STALE_S = 60; // a detection not seen again for a minute looks stale
   const SLOWEST_MS = 250; // a postponed layer is looked at again this soon
   const TRACK_POINTS = 200;
   const HISTORY_POINTS = 240; // reading values kept per series for the sparklines
@@ -181,19 +182,12 @@
   // service and town are the same for every vehicle; the details show it in full.
   C.shortLabel = (callsign) => callsign.replace(/^Florian\s+\S+\s+/, "");
 
-  function entityFeature(e, now, dots) {
+  function entityProps(e, now, dots) {
     const age = now - e.last_reported;
-    const stale = age > C.staleAfter(e.kind);
-    const label = C.shortLabel(e.callsign || e.id);
     return {
-      type: "Feature",
-      id: e.id,
-      geometry: { type: "Point", coordinates: [e.lon, e.lat] },
-      properties: {
-        id: e.id, kind: e.kind, label: label, age: C.age(age), stale: stale,
-        icon: dots ? null : symbolFor(e),
-        selected: !!(C.selected && C.selected.id === e.id),
-      },
+      id: e.id, kind: e.kind, label: C.shortLabel(e.callsign || e.id), age: C.age(age),
+      stale: age > C.staleAfter(e.kind), icon: dots ? null : symbolFor(e),
+      selected: !!(C.selected && C.selected.id === e.id),
     };
   }
 
@@ -206,7 +200,7 @@
     const dots = n > DOTS_ABOVE;
     for (const e of C.picture.entities.values()) {
       if (LAYER_OF_KIND[e.kind] !== name || e.lat == null || e.lon == null) continue;
-      out.push({ id: e.id, lat: e.lat, lon: e.lon, props: entityFeature(e, now, dots).properties });
+      out.push({ id: e.id, lat: e.lat, lon: e.lon, props: entityProps(e, now, dots) });
     }
     return out;
   }
@@ -252,7 +246,10 @@
       features.push({
         type: "Feature",
         geometry: { type: "Point", coordinates: [d.lon, d.lat] },
-        properties: { id: d.id, kind: "detection", label: d.category, age: C.age(now - d.updated_at), stale: false },
+        properties: {
+          id: d.id, kind: "detection", label: d.category, age: C.age(now - d.updated_at),
+          stale: now - d.updated_at > DETECTION_STALE_S,
+        },
       });
     }
     return { type: "FeatureCollection", features: features };

@@ -152,15 +152,13 @@
     }
   }
 
+  // A drone's stream is named after the drone (its entity id).
   function open(entity) {
-    for (const player of players.values()) {
-      if (player.stream === entity || player.el.dataset.entity === entity) {
-        player.el.classList.add("big");
-        player.el.scrollIntoView({ block: "nearest" });
-        return true;
-      }
-    }
-    return false;
+    const player = players.get(entity);
+    if (!player) return false;
+    player.el.classList.add("big");
+    player.el.scrollIntoView({ block: "nearest" });
+    return true;
   }
 
   setInterval(() => { for (const p of players.values()) p.tick(); }, 250);
