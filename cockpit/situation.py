@@ -679,42 +679,37 @@ def _expired(expires: str | None, now: float) -> bool:
     return datetime.fromisoformat(expires).timestamp() <= now
 
 
-def _alert_view(a: Mapping[str, Any], now: float) -> dict[str, Any]:
-    out = dict(a)
-    out["age_s"] = round(max(0.0, now - a["raised_at"]), 3)
-    for key in ("raised_at", "updated_at", "cleared_at", "acknowledged_at"):
-        out[key] = iso(a[key])
+def _timed(
+    item: Mapping[str, Any], now: float, age_from: float, times: tuple[str, ...]
+) -> dict[str, Any]:
+    """A copy of `item` with its times as ISO 8601 and its age (from its last update):
+    every item of the view says how old it is, as entities do."""
+    out = dict(item)
+    for key in times:
+        out[key] = iso(item[key])
+    out["age_s"] = round(max(0.0, now - age_from), 3)
     return out
 
 
-# Every item says how old it is (age_s, from its last update), as entities and alerts do.
+def _alert_view(a: Mapping[str, Any], now: float) -> dict[str, Any]:
+    times = ("raised_at", "updated_at", "cleared_at", "acknowledged_at")
+    return _timed(a, now, a["raised_at"], times)
 
 
 def _hazard_view(h: Mapping[str, Any], now: float) -> dict[str, Any]:
-    out = dict(h)
-    out["drawn_at"] = iso(h["drawn_at"])
-    out["age_s"] = round(max(0.0, now - h["drawn_at"]), 3)
-    return out
+    return _timed(h, now, h["drawn_at"], ("drawn_at",))
 
 
 def _detection_view(d: Mapping[str, Any], now: float) -> dict[str, Any]:
-    out = dict(d)
-    out["first_seen"], out["updated_at"] = iso(d["first_seen"]), iso(d["updated_at"])
-    out["age_s"] = round(max(0.0, now - d["updated_at"]), 3)
-    return out
+    return _timed(d, now, d["updated_at"], ("first_seen", "updated_at"))
 
 
 def _warning_view(w: Mapping[str, Any], now: float) -> dict[str, Any]:
-    out = dict(w)
-    out["received"] = iso(w["received"])
-    out["age_s"] = round(max(0.0, now - w["received"]), 3)
-    return out
+    return _timed(w, now, w["received"], ("received",))
 
 
 def _video_view(v: Mapping[str, Any], now: float) -> dict[str, Any]:
-    out = _copy_video(v)
-    out["since"], out["ended_at"] = iso(v["since"]), iso(v["ended_at"])
-    out["age_s"] = round(max(0.0, now - (v["ended_at"] or v["since"])), 3)
+    out = _timed(_copy_video(v), now, v["ended_at"] or v["since"], ("since", "ended_at"))
     for s in out["segments"]:
         s["start"], s["end"] = iso(s["start"]), iso(s["end"])
     return out
