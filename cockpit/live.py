@@ -12,7 +12,6 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from cockpit.api.services import Services
 from cockpit.auth import AuthStore
@@ -121,7 +120,6 @@ def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> Se
     """Every stream's packets to segments beside the incident's log; each closed segment
     is a `video.segment` event, so a replay finds the video of any moment."""
     folder = incident_folder(settings.data_dir, svc.incident)
-    tasks: set[asyncio.Task[Any]] = set()
 
     def segment(info: SegmentInfo) -> None:
         event = VideoSegmentEvent(
@@ -140,9 +138,7 @@ def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> Se
                 bytes=info.bytes,
             ),
         )
-        task = asyncio.create_task(pipeline.publish([checked(event)]))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        pipeline.publish_soon([checked(event)])
 
     recorder = SegmentRecorder(folder / "video", on_segment=segment)
 
@@ -164,7 +160,6 @@ def _video_analyser(settings: Settings, svc: Services, pipeline: Pipeline) -> St
     if not settings.video_analysis:
         return None
     modes = dict(settings.video_analysis)
-    tasks: set[asyncio.Task[Any]] = set()
 
     def pose_for(stream: str) -> tuple[Pose, Camera] | None:
         sit = pipeline.situation
@@ -175,9 +170,7 @@ def _video_analyser(settings: Settings, svc: Services, pipeline: Pipeline) -> St
 
     def on_hits(stream: str, hits: list[DetectionData]) -> None:
         events = [detection_event(d, incident=svc.incident, actor=f"video:{stream}") for d in hits]
-        task = asyncio.create_task(pipeline.publish(events))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        pipeline.publish_soon(events)
 
     analyser = StreamAnalyser(
         modes=lambda stream: modes.get(stream),
@@ -200,7 +193,6 @@ def _video_analyser(settings: Settings, svc: Services, pipeline: Pipeline) -> St
 def _announce_video(pipeline: Pipeline, incident: str) -> Callable[[Stream], None]:
     """A stream going live or ending is an event: players find streams in the picture,
     and a replay knows when there was video."""
-    tasks: set[asyncio.Task[Any]] = set()
 
     def announce(stream: Stream) -> None:
         device = stream.owner.removeprefix("device:") or "media"
@@ -219,8 +211,6 @@ def _announce_video(pipeline: Pipeline, incident: str) -> Callable[[Stream], Non
                 codec=stream.codec if stream.codec in ("VP8", "H264") else None,  # type: ignore[arg-type]
             ),
         )
-        task = asyncio.create_task(pipeline.publish([checked(event)]))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        pipeline.publish_soon([checked(event)])
 
     return announce

@@ -100,6 +100,7 @@ class Pipeline:
         self._last_snapshot_seq = 0
         self._last_snapshot_t = clock()
         self.fold_errors = 0
+        self._background: set[asyncio.Task[list[int]]] = set()  # publish_soon's tasks
 
     @property
     def log_path(self) -> Path:
@@ -312,6 +313,14 @@ class Pipeline:
             return []
         published = await self.bus.publish(events)
         return [ev.seq for ev in published if ev.seq is not None]
+
+    def publish_soon(self, events: Sequence[Event]) -> None:
+        """Publish from synchronous code (media and vision callbacks): the task is kept
+        until done, and a failure is logged rather than lost."""
+        task = asyncio.create_task(self.publish(events))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
 
     async def wait_committed(self, seq: int) -> bool:
         """True once the recorder has committed everything up to `seq`."""
