@@ -12,6 +12,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cockpit.api.services import Services
 from cockpit.auth import AuthStore
@@ -31,12 +32,15 @@ from cockpit.events import (
 from cockpit.geo import Camera, Pose
 from cockpit.media.recording import SegmentInfo, SegmentRecorder
 from cockpit.media.streams import MediaHub, Stream
-from cockpit.media.vision import DetectionData, StreamAnalyser, detection_event
 from cockpit.pipeline import CommitTimeout, Pipeline
 from cockpit.recorder import incident_folder, incident_path
 from cockpit.rules.footprint import camera_pose
 from cockpit.settings import Settings, SettingsError
-from feeds.mavlink import MavlinkUdp, listen_udp
+
+if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost every
+    # `cockpit` command ~0.2 s at start, and only some deployments use them
+    from cockpit.media.vision import DetectionData, StreamAnalyser
+    from feeds.mavlink import MavlinkUdp
 
 __all__ = ["live_services", "resolve_incident"]
 
@@ -90,6 +94,8 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
 
 async def _mavlink(settings: Settings, svc: Services, pipeline: Pipeline) -> MavlinkUdp:
     """The MAVLink listener: drones' telemetry into the picture, counted on /healthz."""
+    from feeds.mavlink import listen_udp
+
     assert settings.mavlink_listen is not None
     health = svc.health.feed("mavlink")
 
@@ -159,6 +165,8 @@ def _video_analyser(settings: Settings, svc: Services, pipeline: Pipeline) -> St
     the ground through the drone's camera model."""
     if not settings.video_analysis:
         return None
+    from cockpit.media.vision import StreamAnalyser, detection_event
+
     modes = dict(settings.video_analysis)
 
     def pose_for(stream: str) -> tuple[Pose, Camera] | None:
