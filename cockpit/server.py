@@ -29,6 +29,7 @@ from cockpit.api.services import Services, services
 from cockpit.api.tiles import MBTiles
 from cockpit.auth import AuthStore, User
 from cockpit.live import live_services, resolve_incident
+from cockpit.looplag import LoopLag
 from cockpit.pipeline import situation_factory
 from cockpit.recorder import LogReader
 from cockpit.replay import ReplaySession
@@ -73,8 +74,14 @@ async def build_services(settings: Settings, replay: Path | None = None) -> Asyn
         async with ctx as svc:
             if settings.map_mbtiles is not None:
                 svc.tiles = MBTiles(settings.map_mbtiles)
+            lag = LoopLag()
+            lag.start()
+            svc.extra_stats["event_loop"] = lag.stats
             log.info("serving incident %s", svc.incident)
-            yield svc
+            try:
+                yield svc
+            finally:
+                await lag.stop()
     finally:
         auth.close()
 

@@ -61,6 +61,7 @@ async def test_healthz_is_anonymous_and_reports_feeds(served: Served) -> None:
     body = r.json()
     assert body["status"] == "ok" and body["incident"] == "test-incident"
     assert body["pipeline"]["recording"] is True
+    assert set(body["event_loop"]) >= {"last_ms", "max_10s_ms", "max_1min_ms", "max_ms"}
 
 
 def _all_routes(routes: list[Any]) -> list[Any]:
