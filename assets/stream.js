@@ -14,10 +14,16 @@
   const POINT_LAYERS = ["units", "drones", "robots", "sensors", "persons"];
   const DOTS_ABOVE = 300; // features per layer above which symbols become canvas dots
   const BIG_LAYER_MS = 1000; // a large layer is redrawn at most this often (once a second)
-  // Layers that need no more than a few updates a second (ms between redraws).
-  const SLOW_LAYERS = { tracks: 500, footprints: 250, detections: 250 };
+  // Symbols move at most four times a second, and once a second when there are many.
+  // Every frame that moves one makes the compositor redo all of them: at 200 symbols a
+  // page redrawn on each frame took 63 % of a core, at 4 Hz 21 % (bench/push_latency.py,
+  // headless without a GPU). Units report about once a second.
+  const POINT_MS = 250;
+  const MANY_SYMBOLS = 100;
+  const MANY_SYMBOLS_MS = 1000;
+  // Layers and panels that need no more than a few updates a second (ms between redraws).
+  const SLOW_LAYERS = { tracks: 1000, footprints: 250, detections: 250, selected: 250 };
   const DETECTION_STALE_S = 60; // a detection not seen again for a minute looks stale
-  const SLOWEST_MS = 250; // a postponed layer is looked at again this soon
   const TRACK_POINTS = 200;
   const HISTORY_POINTS = 240; // reading values kept per series for the sparklines
   const SILENCE_MS = 2500; // heartbeat is 1 s: this much silence means the link is gone
@@ -46,7 +52,8 @@
   const dirty = new Set();
   const lastRender = {};
   let frameQueued = false;
-  let retryQueued = false;
+  let timer = null; // the one timer that waits for the next postponed layer
+  let timerAt = 0;
 
   const clientNow = () => (performance.timeOrigin + performance.now()) / 1000;
   C.now = () => clientNow() + C.skew;
@@ -108,7 +115,7 @@
     const p = emptyPicture();
     p.staleAfter = msg.stale_after || {};
     for (const e of msg.entities) { p.entities.set(e.id, e); remember(e); }
-    for (const [id, points] of Object.entries(msg.tracks || {})) p.tracks.set(id, points.slice(-TRACK_POINTS));
+    for (const [id, points] of Object.entries(msg.tracks || {})) p.tracks.set(id, points.slice(-TRACK_POINTS).flat());
     for (const a of msg.alerts) p.alerts.set(a.id, a);
     for (const j of msg.journal) p.journal.set(j.id, j);
     for (const d of msg.detections) p.detections.set(d.id, d);
@@ -118,7 +125,7 @@
     C.picture = p;
     C.seq = msg.seq;
     C.stats.snapshots += 1;
-    for (const name of [...POINT_LAYERS, "tracks", "footprints", "detections", "hazards", "warnings", "alerts", "journal", "selected", "videos"]) dirty.add(name);
+    for (const name of [...POINT_LAYERS, "tracks", "footprints", "detections", "hazards", "warnings", "alerts", "journal", "selected", "videos"]) urgent(name); // a new picture shows at once
     queueRender();
   }
 
@@ -132,22 +139,41 @@
       dirty.add("tracks");
       return;
     }
-    const e = d.d;
-    p.entities.set(d.id, e);
+    let e = d.d;
+    const wasLat = old && old.lat;
+    const wasLon = old && old.lon;
+    const wasKind = old && old.kind;
+    const hadFootprint = !!(old && old.footprint);
+    if (d.op === "patch") {
+      // Only what changed; readings and status by name. Changed in place: a copy of
+      // every entity every second fills the old heap and wakes the full collector.
+      if (!old) { lost("patch for an unknown entity", true); return; }
+      const readings = e.readings;
+      const status = e.status;
+      Object.assign(old, e);
+      if (readings) old.readings = Object.assign({}, old.readings, readings);
+      if (status) old.status = Object.assign({}, old.status, status);
+      e = old;
+    } else {
+      p.entities.set(d.id, e);
+    }
     remember(e);
-    if (e.lat != null && (!old || old.lat !== e.lat || old.lon !== e.lon) && e.observed_at != null) {
-      const track = p.tracks.get(d.id) || [];
-      const last = track[track.length - 1];
-      if (!last || e.observed_at >= last[0]) {
-        track.push([e.observed_at, e.lat, e.lon]);
-        if (track.length > TRACK_POINTS) track.splice(0, track.length - TRACK_POINTS);
-        p.tracks.set(d.id, track);
+    if (e.lat != null && (!old || wasLat !== e.lat || wasLon !== e.lon) && e.observed_at != null) {
+      // Flat [t, lat, lon, t, lat, lon, …]: no array per point.
+      let track = p.tracks.get(d.id);
+      if (!track) p.tracks.set(d.id, (track = []));
+      if (!track.length || e.observed_at >= track[track.length - 3]) {
+        track.push(e.observed_at, e.lat, e.lon);
+        if (track.length > 6 * TRACK_POINTS) {
+          track.copyWithin(0, track.length - 3 * TRACK_POINTS);
+          track.length = 3 * TRACK_POINTS;
+        }
         dirty.add("tracks");
       }
     }
     dirty.add(LAYER_OF_KIND[e.kind]);
-    if (e.footprint || (old && old.footprint)) dirty.add("footprints");
-    if (old && old.kind !== e.kind) dirty.add(LAYER_OF_KIND[old.kind]);
+    if (e.footprint || hadFootprint) dirty.add("footprints");
+    if (old && wasKind !== e.kind) dirty.add(LAYER_OF_KIND[wasKind]);
     if (C.selected && C.selected.id === d.id) dirty.add("selected");
   }
 
@@ -184,10 +210,12 @@
 
   function entityProps(e, now, dots) {
     const age = now - e.last_reported;
+    const stale = age > C.staleAfter(e.kind);
+    const selected = !!(C.selected && C.selected.id === e.id);
+    if (dots) return { kind: e.kind, stale: stale, selected: selected }; // no label on a dot
     return {
       id: e.id, kind: e.kind, label: C.shortLabel(e.callsign || e.id), age: C.age(age),
-      stale: age > C.staleAfter(e.kind), icon: dots ? null : symbolFor(e),
-      selected: !!(C.selected && C.selected.id === e.id),
+      stale: stale, icon: symbolFor(e), selected: selected,
     };
   }
 
@@ -207,10 +235,16 @@
 
   function trackLines(now) {
     const out = [];
-    for (const [id, points] of C.picture.tracks) {
+    // Hundreds of tracks are a tangle nobody reads, and redrawing them all costs a busy
+    // page more than its dots: then only the selected entity shows where it has been.
+    const many = C.picture.tracks.size > DOTS_ABOVE;
+    for (const [id, flat] of C.picture.tracks) {
+      if (many && !(C.selected && C.selected.id === id)) continue;
       const e = C.picture.entities.get(id);
-      if (!e || points.length < 2) continue;
-      out.push({ id: id, kind: e.kind, stale: now - e.last_reported > C.staleAfter(e.kind), latlngs: points.map((q) => [q[1], q[2]]) });
+      if (!e || flat.length < 6) continue;
+      const latlngs = [];
+      for (let i = 0; i < flat.length; i += 3) latlngs.push([flat[i + 1], flat[i + 2]]);
+      out.push({ id: id, kind: e.kind, stale: now - e.last_reported > C.staleAfter(e.kind), latlngs: latlngs });
     }
     return out;
   }
@@ -318,10 +352,11 @@
     const before = C.selected && C.selected.id;
     C.selected = { id: id, type: type || "entity" };
     const e = C.picture && C.picture.entities.get(id);
-    if (e) dirty.add(LAYER_OF_KIND[e.kind]);
+    if (e) urgent(LAYER_OF_KIND[e.kind]);
     if (window.cockpitVideo) window.cockpitVideo.open(id); // a drone's video opens with it
-    if (before && C.picture && C.picture.entities.get(before)) dirty.add(LAYER_OF_KIND[C.picture.entities.get(before).kind]);
-    dirty.add("selected");
+    if (before && C.picture && C.picture.entities.get(before)) urgent(LAYER_OF_KIND[C.picture.entities.get(before).kind]);
+    urgent("selected");
+    urgent("tracks"); // with many entities only the selected one's track is drawn
     queueRender();
     if ((type || "entity") === "entity" && id !== before) loadHistory(id);
   };
@@ -339,7 +374,7 @@
         const merged = points.filter((p) => p[0] < first).concat(seen);
         series[name] = merged.slice(-HISTORY_POINTS);
       }
-      if (C.selected && C.selected.id === id) { dirty.add("selected"); queueRender(); }
+      if (C.selected && C.selected.id === id) { urgent("selected"); queueRender(); }
     } catch (err) { /* offline: the live values will do */ }
   }
 
@@ -360,10 +395,40 @@
 
   // --- rendering ---------------------------------------------------------------------
 
+  // How long a layer waits after its last redraw before the next.
+  function intervalOf(name) {
+    if (POINT_LAYERS.includes(name)) {
+      const live = window.cockpitLive;
+      if (live && live.dots[name]) return BIG_LAYER_MS;
+      return live && live.markers.size > MANY_SYMBOLS ? MANY_SYMBOLS_MS : POINT_MS;
+    }
+    return SLOW_LAYERS[name] || 0;
+  }
+
+  // A frame is asked for only when a changed layer is due: a page that only gathers
+  // deltas between redraws makes no frames (each costs a layout and a compositor commit).
   function queueRender() {
     if (frameQueued) return;
-    frameQueued = true;
-    requestAnimationFrame(render);
+    const t = performance.now();
+    let wait = Infinity;
+    for (const name of dirty) wait = Math.min(wait, (lastRender[name] || -Infinity) + intervalOf(name) - t);
+    if (wait === Infinity) return;
+    if (wait <= 0) {
+      if (timer) { clearTimeout(timer); timer = null; }
+      frameQueued = true;
+      requestAnimationFrame(render);
+      return;
+    }
+    if (timer && timerAt <= t + wait) return;
+    if (timer) clearTimeout(timer);
+    timerAt = t + wait;
+    timer = setTimeout(() => { timer = null; queueRender(); }, wait);
+  }
+
+  // Redraw now, not after the layer's interval: the user's own action must show at once.
+  function urgent(name) {
+    delete lastRender[name];
+    dirty.add(name);
   }
 
   function render() {
@@ -371,24 +436,15 @@
     if (!C.picture || !window.dash_clientside || !window.dash_clientside.set_props) return;
     const now = C.now();
     const t = performance.now();
-    let postponed = false;
     const live = window.cockpitLive;
     if (!live || !live.map) { setTimeout(queueRender, 50); return; } // the map is not up yet
     live.ensureControl(C.t);
     for (const name of Array.from(dirty)) {
-      // With hundreds of entities their tracks are a cloud of lines: redraw it seldom.
-      const slow = name === "tracks" && C.picture.tracks.size > DOTS_ABOVE ? 2000 : SLOW_LAYERS[name];
+      // Decided before building anything: building 2,000 features every frame only to
+      // wait was most of a busy page's work.
+      if (t - (lastRender[name] || -Infinity) < intervalOf(name)) continue;
       if (POINT_LAYERS.includes(name)) {
-        // Decide before building the layer's features: building 2,000 of them every
-        // frame only to wait was most of a busy page's work.
-        if (live.dots[name] && t - (lastRender[name] || 0) < BIG_LAYER_MS) {
-          postponed = true;
-          continue;
-        }
         live.points(name, pointFeatures(name, now));
-      } else if (slow && t - (lastRender[name] || 0) < slow) {
-        postponed = true;
-        continue;
       } else if (name === "tracks") {
         live.lines("tracks", trackLines(now), trackStyle);
       } else if (name === "footprints") {
@@ -415,10 +471,7 @@
       dirty.delete(name);
     }
     C.stats.renders += 1;
-    if (postponed && !retryQueued) {
-      retryQueued = true; // one waiting timer, not one per frame
-      setTimeout(() => { retryQueued = false; queueRender(); }, SLOWEST_MS);
-    }
+    queueRender(); // what had to wait
   }
 
   // Ages move on without any message: labels, panels and the clock, once a second.

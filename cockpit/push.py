@@ -16,19 +16,43 @@ from typing import Any
 
 import orjson
 
-from cockpit.situation import Delta
+from cockpit.situation import Delta, encode_snapshot
 
-__all__ = ["Client", "PushHub", "encode_deltas", "sse_stream"]
+__all__ = ["Client", "Item", "PushHub", "encode_deltas", "sse_stream"]
 
 _Key = tuple[str, str]
 
 
-def encode_deltas(deltas: list[Delta]) -> list[tuple[_Key, int, bytes]]:
+@dataclass(slots=True)
+class Item:
+    """One delta, serialised once for every client."""
+
+    key: _Key
+    seq: int
+    body: bytes
+    delta: Delta
+    _whole: bytes | None = None
+
+    def whole(self) -> bytes:
+        """The delta as the item's whole state: what a merge keeps. A patch merged over
+        an earlier one would lose the earlier one's fields."""
+        d = self.delta
+        if d.op != "patch":
+            return self.body
+        if self._whole is None:
+            self._whole = orjson.dumps(
+                {"l": d.layer, "op": "upsert", "id": d.id, "seq": d.seq, "d": d.whole}
+            )
+        return self._whole
+
+
+def encode_deltas(deltas: list[Delta]) -> list[Item]:
     return [
-        (
+        Item(
             (d.layer, d.id),
             d.seq,
             orjson.dumps({"l": d.layer, "op": d.op, "id": d.id, "seq": d.seq, "d": d.data}),
+            d,
         )
         for d in deltas
     ]
@@ -50,21 +74,24 @@ class Client:
     merged: int = 0
     _n: itertools.count[int] = field(default_factory=itertools.count)
 
-    def offer(self, items: list[tuple[_Key, int, bytes]]) -> None:
+    def offer(self, items: list[Item]) -> None:
         if self.dropped:
             return
         if not self.coalescing and len(self.pending) + len(items) > self.coalesce_at:
             self.coalescing = True
-        for key, seq, body in items:
+        for item in items:
+            key = item.key
             if self.coalescing:
                 # Behind: only the newest state of each item matters; move it to the end
                 # so the order of first appearance never contradicts seq order.
                 if key in self.pending:
                     del self.pending[key]
                     self.merged += 1
-                self.pending[key] = (seq, body)
+                    self.pending[key] = (item.seq, item.whole())
+                else:
+                    self.pending[key] = (item.seq, item.whole())
             else:
-                self.pending[next(self._n)] = (seq, body)
+                self.pending[next(self._n)] = (item.seq, item.body)
         if len(self.pending) > self.maxsize:
             self.dropped = True
             self.pending.clear()
@@ -139,7 +166,10 @@ async def sse_stream(
     """
     try:
         watermark = int(snapshot["seq"])
-        yield b"event: snapshot\ndata: " + orjson.dumps({**snapshot, "now": now()}) + b"\n\n"
+        # Encoded beside the loop: the picture of a large incident is megabytes, and
+        # every other browser waits while the loop is busy.
+        body = await asyncio.to_thread(encode_snapshot, {**snapshot, "now": now()})
+        yield b"event: snapshot\ndata: " + body + b"\n\n"
         while True:
             if stopping is not None and stopping.is_set():
                 return

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from cockpit.events import Event, event_to_json, parse_event
+from cockpit.situation import encode_snapshot
 
 __all__ = [
     "FORMAT_VERSION",
@@ -260,7 +261,7 @@ class Recorder:
         snaps: list[tuple[int, float, bytes]] = []
         for item in batch:
             if isinstance(item, _Snapshot):
-                body = zlib.compress(orjson.dumps(item.data), 1)
+                body = zlib.compress(encode_snapshot(item.data), 1)
                 snaps.append((item.seq, item.received_at, body))
                 continue
             rows.extend(log_row(ev) for ev in item)

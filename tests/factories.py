@@ -9,6 +9,8 @@ from cockpit.events import (
     AckEvent,
     Acknowledgement,
     Context,
+    EntityRemoved,
+    EntityRemovedEvent,
     Event,
     JournalEntry,
     JournalEvent,
@@ -78,6 +80,10 @@ def status(entity: str, t: float, seq: int | None = None, battery: float | None 
     return StatusEvent(
         **_env(t, seq), payload=Status(entity=entity, entity_kind="drone", battery_pct=battery)
     )
+
+
+def removed(entity: str, t: float, seq: int | None = None) -> Event:
+    return EntityRemovedEvent(**_env(t, seq), payload=EntityRemoved(entity=entity))
 
 
 def journal(text: str, t: float, seq: int | None = None, actor: str = "el") -> Event:

@@ -391,6 +391,43 @@ def test_losing_the_server_shows_the_banner_and_a_restart_resyncs(
     assert page.errors == [] and page.outside == []
 
 
+def test_a_large_layer_becomes_dots_and_a_tap_on_a_dot_selects_it(
+    cockpit: Cockpit, page: Any
+) -> None:
+    """More than 300 of a kind: one canvas of dots instead of a symbol each; still
+    tappable. (Last: the robots stay in the picture.)"""
+    _wait(page, "window.cockpit && window.cockpit.connected", 10)
+    now = _iso()
+    many = [
+        {
+            "entity": f"robot-{i:03d}",
+            "kind": "robot",
+            "callsign": f"Schwarm {i}",
+            "observed_at": now,
+            "position": {"lat": 51.5230 + 0.0004 * (i // 20), "lon": 7.4380 + 0.0006 * (i % 20)},
+        }
+        for i in range(320)
+    ]
+    cockpit.post(*many)
+    _wait(page, "window.cockpitLive.dots.robots && !document.querySelector('.sym-robot')", 5)
+    # Where robot-137 is drawn, in page pixels, and what the canvas holds there.
+    where = page.evaluate(
+        """() => {
+            const map = window.cockpitLive.map;
+            const e = window.cockpit.picture.entities.get("robot-137");
+            const p = map.latLngToContainerPoint([e.lat, e.lon]);
+            const box = map.getContainer().getBoundingClientRect();
+            const canvas = document.querySelector("canvas.cockpit-dots");
+            const px = canvas.getContext("2d").getImageData(Math.round(p.x), Math.round(p.y), 1, 1);
+            return {x: box.x + p.x, y: box.y + p.y, alpha: px.data[3]};
+        }"""
+    )
+    assert where["alpha"] > 200, where  # a dot is drawn there
+    page.mouse.click(where["x"], where["y"])
+    page.locator("#details h3", has_text="Schwarm 137").wait_for(timeout=3000)
+    assert page.errors == []
+
+
 def teardown_module() -> None:
     # Keep the screenshots; nothing else of a run stays in the tree.
     for child in ARTIFACTS.glob("*"):
