@@ -10,7 +10,8 @@ Prints ONE JSON object to stdout; progress goes to stderr.
 What runs: one `cockpit serve --port P --data-dir D` subprocess (memory bus, recorder on,
 defaults) with users and a device token made by `tests.serving.prepare`; the polling
 baseline `bench/polling_baseline.py` as a second subprocess; Debian's Chromium
-(/usr/bin/chromium, never a downloaded one) through Playwright: one browser, a separate
+(/usr/bin/chromium, never a downloaded one) over the DevTools protocol with bench/cdp.py
+(Playwright would forward every server-sent event to its driver): one browser, a separate
 context per page (own cookie, own SSE connection: one context would hit the browser's
 6-connections-per-host limit), 1280x800. Everything shares the machine's 2 cores.
 
@@ -25,7 +26,7 @@ redrawn at most every 250 ms; at 200 each has ~67 DOM symbols). `observed_at` = 
 clock just before the POST (microseconds, UTC, ...Z). The load runs only during a case.
 
 Push: each commander page (`/`, logged in by POST /api/v1/session in its context) gets a
-`window.cockpit.listeners` hook that stores, for every entity upsert whose observed_at
+`window.cockpit.listeners` hook that stores, for every entity upsert or patch whose observed_at
 lies in the measured window, `(performance.timeOrigin + performance.now())/1000 -
 d.d.observed_at`. Expected = the window's messages that got their 202; lost = expected -
 seen, per page, after waiting for stragglers (until all are in, or no page got one more
@@ -45,7 +46,9 @@ EventSource and the same hook: no Dash, no map) unless --no-diagnostics/--quick;
 `push_1`, `push_10` (the first page plus 9), `polling_1`, `polling_10`. Each: 1 s idle
 CPU sample, arm the pages, warm-up with the load on, `--seconds` measured. CPU % over the
 window from /proc (100 % = one core): the cockpit server, the polling app, Chromium (all
-processes of the browser tree), this bench process (load generator + Playwright client).
+processes of the browser tree), this bench process (the browser's client) and the load
+process (the load generator runs in a process of its own, so that this one's /proc reads
+and browser traffic never delay a send after its `observed_at` was stamped).
 
 Map fluidity: the `push_1` case at 2,000 ev/s (2,000 entities moving) on one commander
 page: frame p50/p95/p99/max, fps, long tasks, and delta arrival -> first animation frame
@@ -61,7 +64,7 @@ set TCP_NODELAY on accepted connections).
 Clock: sender and browser share the machine's clock; the page's timeOrigin + now() is
 compared with time.time() before each case (best of 7 round trips: `clock`).
 
-Cleanup: browser, Playwright driver, both subprocesses (SIGTERM, then SIGKILL) and the
+Cleanup: browser, both subprocesses (SIGTERM, then SIGKILL) and the
 temp dir go away at the end, also on an error, Ctrl-C or SIGTERM; `leaks` says so.
 """
 
@@ -71,6 +74,7 @@ import argparse
 import asyncio
 import contextlib
 import math
+import multiprocessing
 import os
 import platform
 import shutil
@@ -78,6 +82,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +95,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 
+from bench import cdp  # noqa: E402
 from bench.common import git_commit  # noqa: E402
 from tests.procs import Procs, clean_env, free_port, wait_healthy  # noqa: E402
 from tests.serving import prepare  # noqa: E402
@@ -174,15 +180,6 @@ def _cmdline(pid: int) -> str:
         )
     except OSError:
         return ""
-
-
-def browser_profile_dir() -> str | None:
-    """The --user-data-dir of the browser this bench launched (unique per launch)."""
-    for pid in chromium_pids():
-        for arg in _cmdline(pid).split():
-            if arg.startswith("--user-data-dir="):
-                return arg.split("=", 1)[1]
-    return None
 
 
 def sweep_browser(profile_dir: str | None, wait_s: float = 5.0) -> list[int]:
@@ -281,6 +278,7 @@ class Load:
         self.max_in_flight_seen = 0
         self.late_ticks = 0  # ticks that started more than a tick late
         self.ack_ms: list[float] = []
+        self.pid: int | None = None  # the process that sends, once started
         cols = math.ceil(math.sqrt(entities * 2))
         self.base = [
             (
@@ -377,6 +375,63 @@ class Load:
                 for task in list(tasks):
                     task.cancel()
 
+    # The load runs in a process of its own: this process also reads /proc for the CPU
+    # figures and talks to the browser, and a stall here between stamping `observed_at`
+    # and sending would count as the cockpit's latency.
+    _RESULTS = (
+        "sent",
+        "acked",
+        "errors",
+        "in_window_sent",
+        "in_window_acked",
+        "max_in_flight_seen",
+        "late_ticks",
+        "ack_ms",
+    )
+
+    async def run_elsewhere(self, stop: asyncio.Event) -> None:
+        """`run` in a child process until `stop`; its counters are copied back here."""
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        params = (self.url, self.token, self.entities, self.rate, self.prefix, self.window)
+        proc = ctx.Process(target=_load_child, args=(child, params), daemon=True)
+        proc.start()
+        self.pid = proc.pid
+        try:
+            await asyncio.to_thread(parent.recv)  # started
+            await stop.wait()
+            parent.send("stop")
+            if not await asyncio.to_thread(parent.poll, 30):
+                raise RuntimeError("load process did not report")
+            result = parent.recv()
+            for name in self._RESULTS:
+                setattr(self, name, result[name])
+        finally:
+            await asyncio.to_thread(proc.join, 10)
+            if proc.is_alive():
+                proc.kill()
+
+
+def _load_child(conn: Any, params: tuple[Any, ...]) -> None:
+    url, token, entities, rate, prefix, window = params
+    load = Load(url, token, entities=entities, rate=rate, prefix=prefix)
+    load.window = window
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def wait_for_stop() -> None:
+            conn.recv()
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=wait_for_stop, daemon=True).start()
+        conn.send("started")
+        await load.run(stop)
+
+    asyncio.run(main())
+    conn.send({name: getattr(load, name) for name in Load._RESULTS})
+
 
 # --- the browser side -------------------------------------------------------------------
 
@@ -390,13 +445,13 @@ _PUSH_HOOK = """
     frames: [], lastFrame: null, longTasks: [], layerLat: [], ingestLayerLat: [],
     setPropsMs: [], pending: {}, layerTiming: !!cfg.layerTiming,
   };
-  const LAYER = {unit: "layer-units", drone: "layer-drones", robot: "layer-robots",
-                 sensor: "layer-sensors", person: "layer-persons"};
+  const LAYER = {unit: "units", drone: "drones", robot: "robots", sensor: "sensors",
+                 person: "persons"};
   C.listeners.push((msg) => {
     const now = epoch();
     let n = 0;
     for (const d of msg.deltas) {
-      if (d.l !== "entities" || d.op !== "upsert" || !d.d) continue;
+      if (d.l !== "entities" || d.op === "remove" || !d.d) continue;
       const t = d.d.observed_at;
       if (t == null) continue;
       B.all++;
@@ -404,25 +459,24 @@ _PUSH_HOOK = """
       n++;
       B.lat.push(now - t);
       if (B.layerTiming) {
-        const layer = LAYER[d.d.kind];
+        const layer = LAYER[C.picture.entities.get(d.id).kind];
         if (layer) (B.pending[layer] || (B.pending[layer] = [])).push(now, t);
       }
     }
     if (n) { B.msgs++; B.msgDeltas += n; }
   });
-  const dc = window.dash_clientside;
-  const orig = dc.set_props;
-  dc.set_props = function (id, props) {
+  // assets/livemap.js draws the point layers (stream.js hands them over at most every
+  // 250 ms, 1 s for canvas dots): the first animation frame after that call paints it.
+  const live = window.cockpitLive;
+  const orig = live.points;
+  live.points = function (name) {
     const t0 = performance.now();
     const r = orig.apply(this, arguments);
     const t1 = performance.now();
-    const waiting = B.pending[id];
-    if (B.layerTiming && props && props.data && waiting && waiting.length) {
-      B.pending[id] = [];
+    const waiting = B.pending[name];
+    if (B.layerTiming && waiting && waiting.length) {
+      B.pending[name] = [];
       B.setPropsMs.push(t1 - t0);
-      // The first animation frame after the layer got its data: set_props is called in
-      // stream.js's rAF callback, Dash/React + dash-leaflet rebuild the layer in the
-      // tasks that follow, so the next rAF is the frame that paints it.
       requestAnimationFrame(() => {
         const done = epoch();
         for (let i = 0; i < waiting.length; i += 2) {
@@ -433,7 +487,9 @@ _PUSH_HOOK = """
     }
     return r;
   };
+  if (cfg.frames) {
   __FRAMES__
+  }
   return true;
 }
 """
@@ -474,7 +530,7 @@ _BARE_HOOK = """
     const msg = JSON.parse(ev.data);
     let n = 0;
     for (const d of msg.deltas) {
-      if (d.l !== "entities" || d.op !== "upsert" || !d.d) continue;
+      if (d.l !== "entities" || d.op === "remove" || !d.d) continue;
       const t = d.d.observed_at;
       if (t == null) continue;
       B.all++;
@@ -490,10 +546,12 @@ _BARE_HOOK = """
 """
 
 _POLL_HOOK = """
-() => {
+(cfg) => {
   const B = window.__bench || (window.__bench = {from: Infinity, to: -Infinity, lat: [], all: 0});
   B.frames = []; B.lastFrame = null; B.longTasks = [];
+  if (cfg.frames) {
   __FRAMES__
+  }
   return true;
 }
 """
@@ -541,13 +599,36 @@ _COLLECT = """
 """
 
 
+_LOGIN = """
+async (password) => {
+  const r = await fetch("/api/v1/session", {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({username: "el", password: password}),
+  });
+  return r.status;
+}
+"""
+
+# What the page fetched from anywhere but the cockpit (nothing may come from outside).
+_OUTSIDE = """
+(allowed) => performance.getEntriesByType("resource").map((e) => e.name)
+  .filter((n) => !allowed.some((a) => n.startsWith(a)))
+"""
+
+
 class Page:
-    def __init__(self, context: Any, page: Any, kind: str) -> None:
-        self.context = context
+    """One page in its own browser context, with the bench's hooks in it."""
+
+    def __init__(self, page: cdp.Page, kind: str, origin: str) -> None:
         self.page = page
         self.kind = kind
-        self.errors: list[str] = []
+        self.origin = origin
         self.outside: list[str] = []
+        self.frames = True  # whether the page records its animation frames
+
+    @property
+    def errors(self) -> list[str]:
+        return self.page.errors
 
     async def arm(self, t_from: float, t_to: float) -> None:
         await self.page.evaluate(_ARM, [t_from, t_to])
@@ -556,11 +637,11 @@ class Page:
         return int(await self.page.evaluate(_COUNT))
 
     async def collect(self) -> dict[str, Any]:
+        self.outside = list(await self.page.evaluate(_OUTSIDE, [self.origin, *_HARMLESS]))
         return dict(await self.page.evaluate(_COLLECT))
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.context.close()
+        await self.page.close()
 
 
 class SseProbe:
@@ -606,7 +687,7 @@ class SseProbe:
                     n = 0
                     for d in orjson.loads(line[6:])["deltas"]:
                         data = d.get("d")
-                        if d["l"] != "entities" or d["op"] != "upsert" or not data:
+                        if d["l"] != "entities" or d["op"] == "remove" or not data:
                             continue
                         t = data.get("observed_at")
                         if t is None or t < lo or t > hi:
@@ -651,55 +732,49 @@ class SseProbe:
 
 
 async def open_page(
-    browser: Any, url: str, kind: str, password: str, *, layer_timing: bool = False
+    browser: cdp.Browser,
+    url: str,
+    kind: str,
+    password: str,
+    *,
+    layer_timing: bool = False,
+    frames: bool = True,
 ) -> Page:
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 800}, locale="de-DE", timezone_id="Europe/Berlin"
-    )
-    page = await context.new_page()
-    p = Page(context, page, kind)
-    page.on("pageerror", lambda exc: p.errors.append(str(exc)[:300]))
-    page.on(
-        "request",
-        lambda req: (
-            None if req.url.startswith((url, *_HARMLESS)) else p.outside.append(req.url[:200])
-        ),
-    )
+    page = await browser.new_page(1280, 800)
+    p = Page(page, kind, url)
+    p.frames = frames
     try:
         if kind in ("push", "bare"):
-            r = await context.request.post(
-                url + "/api/v1/session", data={"username": "el", "password": password}
-            )
-            if r.status != 200:
-                raise RuntimeError(f"log-in failed: {r.status} {await r.text()}")
+            # Log in from the page itself: its context gets the session cookie.
+            await page.goto(url + "/healthz")
+            status = await page.evaluate(_LOGIN, password)
+            if status != 200:
+                raise RuntimeError(f"log-in failed: {status}")
         if kind == "bare":
             # Same origin and cookie, no Dash, no map: EventSource + the same hook only.
-            await page.goto(url + "/healthz", timeout=90_000)
             await page.evaluate(_BARE_HOOK.replace("__FRAMES__", _FRAMES))
         elif kind == "push":
-            await page.goto(url + "/", timeout=90_000)
-            await page.wait_for_function(
+            await page.goto(url + "/")
+            await page.wait_for(
                 "() => window.cockpit && window.cockpit.connected && window.cockpit.picture"
+                " && window.cockpitLive && window.cockpitLive.map"
                 " && window.dash_clientside && window.dash_clientside.set_props",
-                timeout=90_000,
-                polling=100,
+                90,
             )
             await page.evaluate(
-                _PUSH_HOOK.replace("__FRAMES__", _FRAMES), {"layerTiming": layer_timing}
+                _PUSH_HOOK.replace("__FRAMES__", _FRAMES),
+                {"layerTiming": layer_timing, "frames": frames},
             )
         else:
-            await page.goto(url + "/", timeout=90_000)
+            await page.goto(url + "/")
             # Dash is up once the layout is rendered; not waiting for a poll's answer,
             # which never comes when the polls pile up (the 10-page case at 2,000).
-            await page.wait_for_function(
-                "() => document.getElementById('sink') && window.dash_clientside",
-                timeout=90_000,
-                polling=100,
+            await page.wait_for(
+                "() => document.getElementById('sink') && window.dash_clientside", 90
             )
-            await page.evaluate(_POLL_HOOK.replace("__FRAMES__", _FRAMES))
+            await page.evaluate(_POLL_HOOK.replace("__FRAMES__", _FRAMES), {"frames": frames})
     except BaseException:
-        with contextlib.suppress(Exception):
-            await context.close()
+        await page.close()
         raise
     return p
 
@@ -857,6 +932,7 @@ class Bench:
                 "polling_app": lambda _p: [self.poll_proc.pid] if self.poll_proc else [],
                 "chromium_all": lambda p: chromium_pids(p),
                 "bench_process": lambda _p: [os.getpid()],
+                "load_process": lambda _p: [load.pid] if load.pid else [],
             }
         )
         h0 = await self.health()
@@ -875,7 +951,7 @@ class Bench:
         if time.time() > t_from - warmup:
             log(f"{label}: arming the pages took more than {margin:g} s")
         load.window = (round(t_from, 6), round(t_to, 6))
-        load_task = asyncio.create_task(load.run(stop))
+        load_task = asyncio.create_task(load.run_elsewhere(stop))
         try:
             await asyncio.sleep(max(0.0, t_from - time.time()))
             cpu.start()
@@ -941,7 +1017,9 @@ class Bench:
                     entry["reconnects_in_case"] = st["reconnects"] - st0["reconnects"]
                     entry["renders_per_s"] = round((st["renders"] - st0["renders"]) / seconds, 1)
                 entry["entities_in_picture"] = g["entities"]
-            if kind == "sse":
+            if kind == "sse" or not getattr(p, "frames", True):
+                # No frame probe on this page (the many-page cases time frames on the
+                # first page only: a probe asks for 60 frames a second on its page).
                 for k in ("fps", "frame_p99_ms", "long_tasks", "long_task_ms_total"):
                     entry.pop(k)
             per_page.append(entry)
@@ -975,6 +1053,8 @@ class Bench:
                 "late_ticks": load.late_ticks,
             },
             "clock": clock,
+            # The worst event-loop lag of the server in the 10 s before the case ended.
+            "server_loop_lag_max_ms": h1.get("event_loop", {}).get("max_10s_ms"),
             "server_push": {
                 "clients": push1.get("clients"),
                 "dropped_during_case": (push1.get("dropped_total") or 0)
@@ -996,7 +1076,7 @@ class Bench:
                 },
                 "delta_to_layer_frame_ms": summary_ms(g["layerLat"]),
                 "ingest_to_layer_frame_ms": summary_ms(g["ingestLayerLat"]),
-                "set_props_call_ms": summary_ms(g["setPropsMs"], 1.0),
+                "layer_call_ms": summary_ms(g["setPropsMs"], 1.0),
             }
         log(
             f"{label}: p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']} max {lat['max']} ms; "
@@ -1059,7 +1139,7 @@ class Bench:
         try:
             if await add_pages(pages, self.url, "push", 1, layer_timing=True):
                 await case("push_1", "push", pages)
-                if many > 1 and await add_pages(pages, self.url, "push", many - 1):
+                if many > 1 and await add_pages(pages, self.url, "push", many - 1, frames=False):
                     await case(f"push_{many}", "push", pages)
         finally:
             await close_pages(pages)
@@ -1081,7 +1161,9 @@ class Bench:
         try:
             if await add_pages(pages, self.poll_url, "polling", 1):
                 await case("polling_1", "polling", pages)
-                if many > 1 and await add_pages(pages, self.poll_url, "polling", many - 1):
+                if many > 1 and await add_pages(
+                    pages, self.poll_url, "polling", many - 1, frames=False
+                ):
                     await case(f"polling_{many}", "polling", pages)
         finally:
             await close_pages(pages)
@@ -1200,8 +1282,6 @@ def verdict(results: dict[str, Any], many: int) -> tuple[dict[str, Any], dict[st
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    from playwright.async_api import async_playwright
-
     work = Path(tempfile.mkdtemp(prefix="bench-push-"))
     bench = Bench(args, work)
     results: dict[str, Any] = {}
@@ -1209,32 +1289,31 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     map_fluidity: dict[str, Any] | None = None
     leaks: dict[str, Any] = {}
     version: str | None = None
-    profile_dir: str | None = None
+    browser = cdp.Browser(CHROMIUM)
     try:
         await bench.start_servers()
-        async with async_playwright() as pw:
-            bench.browser = await pw.chromium.launch(
-                executable_path=CHROMIUM, args=["--no-sandbox"], headless=True
-            )
-            version = bench.browser.version
-            profile_dir = browser_profile_dir()
+        await browser.start()
+        bench.browser = browser
+        version = browser.version
+        if args.browser_nice:
+            for pid in chromium_pids():  # pages opened later inherit it
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, pid, args.browser_nice)
+        for rate in args.rates:
+            log(f"rate {rate} ev/s ({rate} entities, 1 report/s each)")
+            block: dict[str, Any] = {}
+            results[f"{rate}_eps"] = block
             try:
-                for rate in args.rates:
-                    log(f"rate {rate} ev/s ({rate} entities, 1 report/s each)")
-                    block: dict[str, Any] = {}
-                    results[f"{rate}_eps"] = block
-                    try:
-                        await bench.rate_block(rate, block)
-                    except Exception as exc:  # report it, go on with the next rate
-                        log(f"rate {rate}: {exc!r}")
-                        errors.append(f"rate {rate}: {exc!r}")
-            finally:
-                await bench.browser.close()
+                await bench.rate_block(rate, block)
+            except Exception as exc:  # report it, go on with the next rate
+                log(f"rate {rate}: {exc!r}")
+                errors.append(f"rate {rate}: {exc!r}")
     finally:
+        await browser.close()
         bench.stop_servers()
         shutil.rmtree(work, ignore_errors=True)
-        # Browser processes the driver left behind (e.g. after a cancel), by pid.
-        leaks["browser_processes_killed"] = sweep_browser(profile_dir)
+        # Browser processes left behind (e.g. after a cancel), by their profile dir.
+        leaks["browser_processes_killed"] = sweep_browser(browser.profile)
     leaks["chromium_left"] = chromium_pids()
     leaks["temp_dir"] = str(work)  # checked in main(), outside the event loop
     leaks["server_alive"] = _stat(bench.server_pid) is not None if bench.server_pid else False
@@ -1272,7 +1351,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             + (" + WHAT-IF TCP_NODELAY (--server-nodelay)" if args.server_nodelay else ""),
             "breakdown": args.breakdown,
             "diagnostics": not args.no_diagnostics,
-            "browser": "Debian Chromium headless via Playwright, one context per page, 1280x800",
+            "browser": "Debian Chromium headless over the DevTools protocol (bench/cdp.py), "
+            "one context per page, 1280x800",
         },
         "results": results,
         "comparison": comparison,
@@ -1289,6 +1369,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per case")
     p.add_argument("--warmup", type=float, default=None, help="seconds of load before measuring")
     p.add_argument("--quick", action="store_true", help="4 s per case, 1.5 s warm-up")
+    p.add_argument(
+        "--browser-nice",
+        type=int,
+        default=0,
+        help="run the browser at this nice level (what-if: pages on other devices)",
+    )
     p.add_argument("--rates", type=int, nargs="+", default=[200, 2000], help="events/s")
     p.add_argument("--pages", type=int, default=PAGES_MANY, help="pages in the 'many' cases")
     p.add_argument("--interval-ms", type=int, default=250, help="polling baseline interval")
