@@ -43,17 +43,19 @@ polls, so the bench waits until each shows >= 2 answers a second (at most 20 s; 
 Cases per rate: `sse_no_browser` (a Python SSE client in this process: the server and
 the connection alone) and `bare_browser_1` (a page on the same origin with only an
 EventSource and the same hook: no Dash, no map) unless --no-diagnostics/--quick; then
-`push_1`, `push_10` (the first page plus 9), `polling_1`, `polling_10`. Each: 1 s idle
+`push_1`, `push_10` (the first page plus 9), `map_1` (one commander page with the
+frame probe: a requestAnimationFrame loop that itself makes a page draw 60 frames a
+second, so never on the latency cases), `polling_1`, `polling_10`. Each: 1 s idle
 CPU sample, arm the pages, warm-up with the load on, `--seconds` measured. CPU % over the
 window from /proc (100 % = one core): the cockpit server, the polling app, Chromium (all
 processes of the browser tree), this bench process (the browser's client) and the load
 process (the load generator runs in a process of its own, so that this one's /proc reads
 and browser traffic never delay a send after its `observed_at` was stamped).
 
-Map fluidity: the `push_1` case at 2,000 ev/s (2,000 entities moving) on one commander
+Map fluidity: the `map_1` case at 2,000 ev/s (2,000 entities moving) on one commander
 page: frame p50/p95/p99/max, fps, long tasks, and delta arrival -> first animation frame
-after stream.js handed the layer its data (dash_clientside.set_props, wrapped; the
-layer is rebuilt in the tasks in between, so that frame paints it).
+after stream.js handed the layer to assets/livemap.js (`cockpitLive.points`, wrapped;
+stream.js hands layers over at most every 250 ms, canvas dots every second).
 
 What-ifs for the report (off by default, never part of the figures): --breakdown adds the
 1-page push case with the tracks layer / all map layers not handed to Dash;
@@ -1064,7 +1066,7 @@ class Bench:
         }
         if pstats is not None:
             result["polling_app"] = pstats
-        if kind == "push" and any(g["layerLat"] for g in got):
+        if kind == "push" and pages[0].frames and any(g["layerLat"] for g in got):
             g = got[0]
             result["map"] = {
                 "frame_ms": summary_ms(g["frames"], 1.0),
@@ -1134,13 +1136,22 @@ class Bench:
                     await case("bare_browser_1", "bare", pages)
             finally:
                 await close_pages(pages)
-        # Push: 1 commander page, then the same page plus (many - 1).
+        # Push: 1 commander page, then the same page plus (many - 1). No frame probe on
+        # these: a requestAnimationFrame loop makes a page draw 60 frames a second, which
+        # doubled a commander page's CPU and its latency tail (p99 27 vs 16 ms at 200).
         pages = []
         try:
-            if await add_pages(pages, self.url, "push", 1, layer_timing=True):
+            if await add_pages(pages, self.url, "push", 1, layer_timing=True, frames=False):
                 await case("push_1", "push", pages)
                 if many > 1 and await add_pages(pages, self.url, "push", many - 1, frames=False):
                     await case(f"push_{many}", "push", pages)
+        finally:
+            await close_pages(pages)
+        # The map's fluidity: one commander page with the frame probe, same load.
+        pages = []
+        try:
+            if await add_pages(pages, self.url, "push", 1, layer_timing=True):
+                await case("map_1", "push", pages)
         finally:
             await close_pages(pages)
         if self.args.breakdown:
@@ -1159,7 +1170,7 @@ class Bench:
         # Polling baseline: the same.
         pages = []
         try:
-            if await add_pages(pages, self.poll_url, "polling", 1):
+            if await add_pages(pages, self.poll_url, "polling", 1, frames=False):
                 await case("polling_1", "polling", pages)
                 if many > 1 and await add_pages(
                     pages, self.poll_url, "polling", many - 1, frames=False
@@ -1318,10 +1329,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     leaks["temp_dir"] = str(work)  # checked in main(), outside the event loop
     leaks["server_alive"] = _stat(bench.server_pid) is not None if bench.server_pid else False
 
-    top = results.get("2000_eps", {}).get("push_1", {})
+    top = results.get("2000_eps", {}).get("map_1", {})
     if "map" in top:
         map_fluidity = {
-            "case": "push_1 at 2,000 ev/s: 2,000 entities (3 layers of ~667 canvas dots) "
+            "case": "map_1 at 2,000 ev/s: 2,000 entities (3 layers of ~667 canvas dots) "
             "each moving once per second, one commander page",
             **top["map"],
         }
