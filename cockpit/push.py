@@ -89,7 +89,7 @@ class Client:
                     self.merged += 1
                     self.pending[key] = (item.seq, item.whole())
                 else:
-                    self.pending[key] = (item.seq, item.whole())
+                    self.pending[key] = (item.seq, item.body)
             else:
                 self.pending[next(self._n)] = (item.seq, item.body)
         if len(self.pending) > self.maxsize:
