@@ -148,11 +148,11 @@
       // Only what changed; readings and status by name. Changed in place: a copy of
       // every entity every second fills the old heap and wakes the full collector.
       if (!old) { lost("patch for an unknown entity", true); return; }
-      const readings = e.readings;
-      const status = e.status;
+      const readings = old.readings;
+      const status = old.status;
       Object.assign(old, e);
-      if (readings) old.readings = Object.assign({}, old.readings, readings);
-      if (status) old.status = Object.assign({}, old.status, status);
+      if (e.readings) old.readings = Object.assign({}, readings, e.readings);
+      if (e.status) old.status = Object.assign({}, status, e.status);
       e = old;
     } else {
       p.entities.set(d.id, e);

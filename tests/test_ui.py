@@ -254,6 +254,24 @@ def test_acknowledging_an_alert_puts_it_in_the_einsatztagebuch(cockpit: Cockpit,
     page.locator("#journal-list .entry.cat-note", has_text="Lage erkundet").wait_for(timeout=3000)
 
 
+def test_a_reading_that_did_not_change_stays_in_the_details(cockpit: Cockpit, page: Any) -> None:
+    """Deltas carry only what changed: the page must keep the rest."""
+    both = {"co": {"value": 61.0, "unit": "ppm"}, "h2s": {"value": 3.0, "unit": "ppm"}}
+    cockpit.post(robot(51.5286, 7.4443, readings=both))
+    facts = page.locator("#details .facts")
+    page.wait_for_function(
+        "() => /61 ppm/.test(document.querySelector('#details .facts').innerText)"
+        " && /h2s/.test(document.querySelector('#details .facts').innerText)",
+        timeout=3000,
+    )
+    cockpit.post(robot(51.5286, 7.4444, readings={"co": {"value": 62.0, "unit": "ppm"}}))
+    page.wait_for_function(
+        "() => /62 ppm/.test(document.querySelector('#details .facts').innerText)", timeout=3000
+    )
+    text = facts.inner_text()
+    assert "h2s" in text and "3 ppm" in text, text
+
+
 def test_screenshots_in_german_and_english(cockpit: Cockpit, page: Any) -> None:
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "commander-de.png"))
