@@ -100,7 +100,7 @@ class Pipeline:
         self._last_snapshot_seq = 0
         self._last_snapshot_t = clock()
         self.fold_errors = 0
-        self._background: set[asyncio.Task[list[int]]] = set()  # publish_soon's tasks
+        self._background: set[asyncio.Task[Any]] = set()  # tasks nobody awaits
 
     @property
     def log_path(self) -> Path:
@@ -261,8 +261,7 @@ class Pipeline:
             snap = sit.snapshot()
             self.recorder.save_snapshot(sit.seq, sit.received_at, snap)
             if self.settings.redis_url:  # only other processes need it, and it costs ms
-                task = asyncio.create_task(self._share_snapshot(sit.seq, snap))
-                task.add_done_callback(_log_failure)
+                self._keep(asyncio.create_task(self._share_snapshot(sit.seq, snap)))
             self._last_snapshot_seq, self._last_snapshot_t = sit.seq, now
 
     async def _share_snapshot(self, seq: int, snap: dict[str, Any]) -> None:
@@ -319,9 +318,12 @@ class Pipeline:
         return [ev.seq for ev in published if ev.seq is not None]
 
     def publish_soon(self, events: Sequence[Event]) -> None:
-        """Publish from synchronous code (media and vision callbacks): the task is kept
-        until done, and a failure is logged rather than lost."""
-        task = asyncio.create_task(self.publish(events))
+        """Publish from synchronous code (media and vision callbacks)."""
+        self._keep(asyncio.create_task(self.publish(events)))
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        # The loop holds only a weak reference to a task: kept here until done, and a
+        # failure is logged rather than lost.
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         task.add_done_callback(_log_failure)
