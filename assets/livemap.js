@@ -9,11 +9,13 @@
 (function () {
   "use strict";
 
-  const DOTS_ABOVE = 300;
-  const KIND_LAYER = { unit: "units", drone: "drones", robot: "robots", sensor: "sensors", person: "persons" };
+  const DOTS_ABOVE = 300; // points of one layer above which they are dots, not symbols
   const POINT_LAYERS = ["units", "drones", "robots", "sensors", "persons"];
   const ORDER = ["warnings", "hazards", "footprints", "tracks", "sensors", "detections", "persons", "robots", "drones", "units"];
-  const LM = { map: null, groups: {}, markers: new Map(), dots: {}, control: null, lineCanvas: null, dotLayer: null };
+  const LM = {
+    map: null, groups: {}, markers: new Map(), dots: {}, control: null, lineCanvas: null, dotLayer: null,
+    DOTS_ABOVE: DOTS_ABOVE, POINT_LAYERS: POINT_LAYERS, // stream.js decides with the same numbers
+  };
   window.cockpitLive = LM;
 
   // Large layers as dots on one canvas, drawn by copying small pre-drawn stamps into a

@@ -11,8 +11,9 @@
   "use strict";
 
   const LAYER_OF_KIND = { unit: "units", drone: "drones", robot: "robots", sensor: "sensors", person: "persons" };
-  const POINT_LAYERS = ["units", "drones", "robots", "sensors", "persons"];
-  const DOTS_ABOVE = 300; // features per layer above which symbols become canvas dots
+  // assets/livemap.js (loaded first: Dash loads assets in name order) owns the map's layers.
+  const POINT_LAYERS = window.cockpitLive.POINT_LAYERS;
+  const DOTS_ABOVE = window.cockpitLive.DOTS_ABOVE;
   const BIG_LAYER_MS = 1000; // a large layer is redrawn at most this often (once a second)
   // Symbols move at most four times a second, and once a second when there are many.
   // Every frame that moves one makes the compositor redo all of them: at 200 symbols a
@@ -220,17 +221,12 @@
   }
 
   function pointFeatures(name, now) {
-    const out = [];
-    let n = 0;
+    const members = [];
     for (const e of C.picture.entities.values()) {
-      if (LAYER_OF_KIND[e.kind] === name && e.lat != null && e.lon != null) n += 1;
+      if (LAYER_OF_KIND[e.kind] === name && e.lat != null && e.lon != null) members.push(e);
     }
-    const dots = n > DOTS_ABOVE;
-    for (const e of C.picture.entities.values()) {
-      if (LAYER_OF_KIND[e.kind] !== name || e.lat == null || e.lon == null) continue;
-      out.push({ id: e.id, lat: e.lat, lon: e.lon, props: entityProps(e, now, dots) });
-    }
-    return out;
+    const dots = members.length > DOTS_ABOVE;
+    return members.map((e) => ({ id: e.id, lat: e.lat, lon: e.lon, props: entityProps(e, now, dots) }));
   }
 
   function trackLines(now) {
