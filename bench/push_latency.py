@@ -58,7 +58,7 @@ after stream.js handed the layer to assets/livemap.js (`cockpitLive.points`, wra
 stream.js hands layers over at most every 250 ms, canvas dots every second).
 
 What-ifs for the report (off by default, never part of the figures): --breakdown adds the
-1-page push case with the tracks layer / all map layers not handed to Dash;
+1-page push case with the tracks layer / all live map layers taken off the map;
 --server-nodelay runs the server with TCP_NODELAY on its connections (see
 `_start_nodelay`: `cockpit serve` binds its own socket with proto 0, so asyncio does not
 set TCP_NODELAY on accepted connections).
@@ -576,14 +576,15 @@ _ARM = """
 
 _COUNT = "() => window.__bench.lat.length"
 
+# What-if: layers taken off the map (assets/livemap.js keeps drawing into them, nothing is
+# shown); "*" takes them all.
 _SKIP_LAYERS = """
 (skip) => {
-  const dc = window.dash_clientside;
-  const orig = dc.set_props;
-  dc.set_props = function (id, props) {
-    if (skip.includes(id) || (skip.includes("*") && id.startsWith("layer-"))) return;
-    return orig.apply(this, arguments);
-  };
+  const live = window.cockpitLive;
+  for (const [name, group] of Object.entries(live.groups)) {
+    if (skip.includes(name) || skip.includes("*")) group.remove();
+  }
+  if (skip.includes("*")) live.dotLayer.remove();
 }
 """
 
@@ -1160,10 +1161,9 @@ class Bench:
             await close_pages(pages)
         if self.args.breakdown:
             # Where the commander page's time goes: the same 1-page case with the map's
-            # tracks layer, or every map layer, never handed to Dash (stream.js and the
-            # listener run as before; only dash_clientside.set_props("layer-...") is
-            # dropped). Not the product: a what-if on the page, for the report.
-            for label, skip in (("no_tracks_layer", ["layer-tracks"]), ("no_map_layers", ["*"])):
+            # tracks layer, or every live layer, off the map (stream.js and the listener
+            # run as before). Not the product: a what-if on the page, for the report.
+            for label, skip in (("no_tracks_layer", ["tracks"]), ("no_map_layers", ["*"])):
                 pages = []
                 try:
                     if await add_pages(pages, self.url, "push", 1):
@@ -1310,10 +1310,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await browser.start()
         bench.browser = browser
         version = browser.version
-        if args.browser_nice:
-            for pid in chromium_pids():  # pages opened later inherit it
-                with contextlib.suppress(OSError):
-                    os.setpriority(os.PRIO_PROCESS, pid, args.browser_nice)
         for rate in args.rates:
             log(f"rate {rate} ev/s ({rate} entities, 1 report/s each)")
             block: dict[str, Any] = {}
@@ -1384,12 +1380,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per case")
     p.add_argument("--warmup", type=float, default=None, help="seconds of load before measuring")
     p.add_argument("--quick", action="store_true", help="4 s per case, 1.5 s warm-up")
-    p.add_argument(
-        "--browser-nice",
-        type=int,
-        default=0,
-        help="run the browser at this nice level (what-if: pages on other devices)",
-    )
     p.add_argument("--rates", type=int, nargs="+", default=[200, 2000], help="events/s")
     p.add_argument("--pages", type=int, default=PAGES_MANY, help="pages in the 'many' cases")
     p.add_argument("--interval-ms", type=int, default=250, help="polling baseline interval")
