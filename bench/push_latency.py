@@ -5,7 +5,7 @@ Prints ONE JSON object to stdout; progress goes to stderr.
     .venv/bin/python bench/push_latency.py              # 10 s per case (~5-6 min)
     .venv/bin/python bench/push_latency.py --quick      # 4 s per case, no diagnostics (~3 min)
     .venv/bin/python bench/push_latency.py --seconds 6 --rates 200 --pages 4
-    .venv/bin/python bench/push_latency.py --rates 200 --breakdown --server-nodelay  # what-ifs
+    .venv/bin/python bench/push_latency.py --rates 200 --breakdown  # what-if
 
 What runs: one `cockpit serve --port P --data-dir D` subprocess (memory bus, recorder on,
 defaults) with users and a device token made by `tests.serving.prepare`; the polling
@@ -57,11 +57,9 @@ page: frame p50/p95/p99/max, fps, long tasks, and delta arrival -> first animati
 after stream.js handed the layer to assets/livemap.js (`cockpitLive.points`, wrapped;
 stream.js hands layers over at most every 250 ms, canvas dots every second).
 
-What-ifs for the report (off by default, never part of the figures): --breakdown adds the
-1-page push case with the tracks layer / all live map layers taken off the map;
---server-nodelay runs the server with TCP_NODELAY on its connections (see
-`_start_nodelay`: `cockpit serve` binds its own socket with proto 0, so asyncio does not
-set TCP_NODELAY on accepted connections).
+What-if for the report (off by default, never part of the figures): --breakdown adds the
+1-page push case with the tracks layer / all live map layers taken off the map. (The
+server sets TCP_NODELAY itself since the what-if that found Nagle on.)
 
 Clock: sender and browser share the machine's clock; the page's timeOrigin + now() is
 compared with time.time() before each case (best of 7 round trips: `clock`).
@@ -823,10 +821,7 @@ class Bench:
         tokens, passwords = prepare(data)
         self.token, self.password = tokens["robot"], passwords["el"]
         port = free_port()
-        if self.args.server_nodelay:
-            server = self._start_nodelay(data, port)
-        else:
-            server = self.procs.start("serve", "--data-dir", str(data), port=port, name="cockpit")
+        server = self.procs.start("serve", "--data-dir", str(data), port=port, name="cockpit")
         took, _ = await wait_healthy(server, 90)
         self.server_pid, self.url = server.pid, server.url
         log(f"cockpit serve up in {took:.1f} s at {self.url} (pid {server.pid})")
@@ -872,31 +867,6 @@ class Bench:
                 env=clean_env({"BENCH_COCKPIT_PASSWORD": self.password}),
                 start_new_session=True,  # a Ctrl-C at the terminal is not sent to it
             )
-
-    def _start_nodelay(self, data: Path, port: int) -> Any:
-        """`cockpit serve` with its listening socket made as IPPROTO_TCP, so that asyncio
-        sets TCP_NODELAY on every accepted connection (what-if, see --server-nodelay)."""
-        import tests.procs as tp
-
-        code = (
-            "import socket, sys; import cockpit.cli as cli\n"
-            "def _bind(settings):\n"
-            "    fam = socket.AF_INET6 if ':' in settings.host else socket.AF_INET\n"
-            "    s = socket.socket(fam, socket.SOCK_STREAM, socket.IPPROTO_TCP)\n"
-            "    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            "    s.bind((settings.host, settings.port)); s.listen(2048)\n"
-            "    s.set_inheritable(True); return s\n"
-            "cli._bind = _bind\n"
-            "sys.exit(cli.main(sys.argv[1:]))\n"
-        )
-        saved = tp.cockpit_command
-        tp.cockpit_command = lambda: [sys.executable, "-c", code]
-        try:
-            return self.procs.start(
-                "serve", "--data-dir", str(data), port=port, name="cockpit-nodelay"
-            )
-        finally:
-            tp.cockpit_command = saved
 
     def poll_stderr(self) -> str:
         with contextlib.suppress(OSError):
@@ -1358,8 +1328,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             f"<= {MAX_IN_FLIGHT} in flight, observed_at = send time",
             "pages_many": args.pages,
             "polling_interval_ms": args.interval_ms,
-            "server": "cockpit serve (memory bus, recorder synchronous=FULL, defaults)"
-            + (" + WHAT-IF TCP_NODELAY (--server-nodelay)" if args.server_nodelay else ""),
+            "server": "cockpit serve (memory bus, recorder synchronous=FULL, defaults)",
             "breakdown": args.breakdown,
             "diagnostics": not args.no_diagnostics,
             "browser": "Debian Chromium headless over the DevTools protocol (bench/cdp.py), "
@@ -1387,11 +1356,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--breakdown",
         action="store_true",
         help="also the 1-page push case without the tracks layer / without map layers",
-    )
-    p.add_argument(
-        "--server-nodelay",
-        action="store_true",
-        help="what-if: run the server with TCP_NODELAY on its connections (not as shipped)",
     )
     p.add_argument(
         "--no-diagnostics",
