@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 __all__ = ["FeedHealth", "Health"]
 
 _MAX_REASONS = 50  # distinct reject reasons kept per feed; the rest count as "other"
+
+# How a feed's connection is doing. "idle": nothing configured to connect or listen
+# (routes only); "listening": a socket waits for senders; "connected"/"reconnecting"/
+# "down" for links the cockpit opens itself (a broker, a robot).
+FeedState = Literal["idle", "listening", "connected", "reconnecting", "down"]
 
 
 @dataclass
@@ -19,6 +25,9 @@ class FeedHealth:
     last_message: float | None = None
     last_reject: str | None = None
     reasons: Counter[str] = field(default_factory=Counter)
+    state: FeedState = "idle"
+    # One line per outgoing link (e.g. each robot's rosbridge): name -> state.
+    links: dict[str, FeedState] = field(default_factory=dict)
 
     def accept(self, n: int, now: float) -> None:
         self.accepted += n
@@ -36,6 +45,11 @@ class FeedHealth:
             "accepted": self.accepted,
             "rejected": self.rejected,
             "connections": self.connections,
+            "state": self.state,
+            "links": dict(self.links),
+            "last_message_at": None
+            if self.last_message is None
+            else datetime.fromtimestamp(self.last_message, UTC).isoformat(),
             "last_message_age_s": None
             if self.last_message is None
             else round(now - self.last_message, 3),
