@@ -31,6 +31,7 @@ __all__ = [
     "AlertEvent",
     "AltitudeM",
     "Callsign",
+    "ClockEvent",
     "Context",
     "Detection",
     "DetectionEvent",
@@ -65,6 +66,7 @@ __all__ = [
     "SpeedMps",
     "Status",
     "StatusEvent",
+    "Tick",
     "VideoCodec",
     "VideoSegment",
     "VideoSegmentEvent",
@@ -90,7 +92,17 @@ __all__ = [
 EntityKind = Literal["unit", "drone", "robot", "sensor", "person"]
 ENTITY_KINDS: tuple[EntityKind, ...] = ("unit", "drone", "robot", "sensor", "person")
 Feed = Literal[
-    "telemetry", "video", "adler", "ttn", "cap", "cot", "mavlink", "rosbridge", "ui", "sim"
+    "telemetry",
+    "video",
+    "adler",
+    "ttn",
+    "cap",
+    "cot",
+    "mavlink",
+    "rosbridge",
+    "ui",
+    "sim",
+    "cockpit",
 ]
 FEEDS: tuple[str, ...] = Feed.__args__  # type: ignore[attr-defined]
 _Aware = Annotated[datetime, msgspec.Meta(tz=True)]  # a time without zone is refused
@@ -345,6 +357,11 @@ class VideoSegment(_Model, frozen=True, kw_only=True):
     bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
+class Tick(_Model, frozen=True, kw_only=True):
+    """The server's clock, recorded. Rules about silence (a robot that stopped reporting)
+    need time to pass when no event arrives, and a replay must see the same alerts."""
+
+
 # --- envelope -------------------------------------------------------------------------
 
 
@@ -445,6 +462,11 @@ class VideoSegmentEvent(_Envelope, tag="video.segment", frozen=True, kw_only=Tru
     payload: VideoSegment
 
 
+class ClockEvent(_Envelope, tag="clock", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["clock"]] = "clock"
+    payload: Tick = field(default_factory=Tick)
+
+
 Event = (
     EntityRegisteredEvent
     | EntityRemovedEvent
@@ -461,6 +483,7 @@ Event = (
     | HazardRemovedEvent
     | VideoStreamEvent
     | VideoSegmentEvent
+    | ClockEvent
 )
 EventKind = Literal[
     "entity.registered",
@@ -478,6 +501,7 @@ EventKind = Literal[
     "hazard.removed",
     "video.stream",
     "video.segment",
+    "clock",
 ]
 
 _ENCODER = msgspec.json.Encoder()

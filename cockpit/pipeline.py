@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from cockpit.bus import Bus, Overflow, Overflowed, Subscription
-from cockpit.events import Event
+from cockpit.events import ClockEvent, Event, Source, utcnow
 from cockpit.push import PushHub
 from cockpit.recorder import LogReader, Recorder, incident_path
 from cockpit.settings import Settings
@@ -43,6 +43,8 @@ def situation_factory(
 ) -> Callable[[dict[str, Any] | None], Situation]:
     """Make an empty picture, or restore one from a snapshot, with the configured limits."""
 
+    rules = settings.rules.config()
+
     def make(snapshot: dict[str, Any] | None) -> Situation:
         cameras = {k: (v[0], v[1]) for k, v in settings.cameras.items()}
         if snapshot is not None:
@@ -52,6 +54,7 @@ def situation_factory(
                 stale_after=settings.stale_after_s,
                 cameras=cameras,
                 default_camera=settings.camera_default,
+                rules=rules,
             )
         return Situation(
             incident=incident,
@@ -59,6 +62,7 @@ def situation_factory(
             stale_after=settings.stale_after_s,
             cameras=cameras,
             default_camera=settings.camera_default,
+            rules=rules,
         )
 
     return make
@@ -122,6 +126,7 @@ class Pipeline:
             )
         if self.settings.recorder == "auto":
             self._spawn(self._lease_loop(), "lease")
+        self._spawn(self._tick_loop(), "tick")
 
     async def close(self) -> None:
         self.hub.close_all()
@@ -300,6 +305,26 @@ class Pipeline:
             elif not leading and self.recorder is not None:
                 log.error("lost the recorder lease; another process records now")
                 await self._stop_recording()
+
+    async def _tick_loop(self) -> None:
+        """Time passing is recorded as a clock event when nothing else arrives, so that
+        silence rules fire live and replay alike. Only the recording process keeps time."""
+        every = self.settings.tick_s
+        while True:
+            await asyncio.sleep(every)
+            if self.recorder is None or self.clock() - self.situation.received_at < every:
+                continue
+            now = utcnow()
+            tick = ClockEvent(
+                incident=self.incident,
+                source=Source(feed="cockpit", device="clock"),
+                observed_at=now,
+                received_at=now,
+            )
+            try:
+                await self.publish([tick])
+            except Exception as exc:  # the bus is down: the next tick tries again
+                log.warning("clock event not published: %s", exc)
 
     # --- used by the routes ---------------------------------------------------------
 

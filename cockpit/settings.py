@@ -7,10 +7,11 @@ key and the value, e.g. `COCKPIT_PORT='x': Input should be a valid integer`.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,12 +19,64 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from cockpit.rules.config import GasLimit, RuleConfig
 from cockpit.situation import DEFAULT_STALE_AFTER
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
 
 _Fov = Annotated[float, Field(gt=1.0, lt=179.0)]  # a camera's field of view, degrees
+
+
+class GasLimitSetting(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    warning: float
+    critical: float
+
+
+class RulesSettings(BaseModel):
+    """Thresholds of the rules (`[rules]` in the TOML file); unset keys keep the defaults
+    of `cockpit/rules/config.py`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    gas: dict[str, GasLimitSetting] = Field(default_factory=dict)
+    battery_warning_pct: float | None = Field(None, ge=0, le=100)
+    battery_critical_pct: float | None = Field(None, ge=0, le=100)
+    stale_kinds: list[Literal["unit", "drone", "robot", "sensor", "person"]] | None = None
+    feed_stale_s: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    wind_shift_deg: float | None = Field(None, gt=0, le=180)
+    wind_shift_window_s: float | None = Field(None, gt=0, le=86_400)
+    water_marks_cm: dict[str, float] = Field(default_factory=dict)
+    water_rise_cm_h: float | None = Field(None, gt=0)
+    danger_radius_m: float | None = Field(None, gt=0, le=50_000)
+    sector_length_m: float | None = Field(None, gt=0, le=50_000)
+    zone_kinds: list[Literal["unit", "drone", "robot", "sensor", "person"]] | None = None
+
+    def config(self) -> RuleConfig:
+        base = RuleConfig()
+        changes: dict[str, Any] = {
+            k: v
+            for k, v in self.model_dump(exclude={"gas", "feed_stale_s"}).items()
+            if v is not None and v != {}
+        }
+        for key in ("stale_kinds", "zone_kinds"):
+            if key in changes:
+                changes[key] = tuple(changes[key])
+        if self.feed_stale_s:
+            changes["feed_stale_s"] = {**base.feed_stale_s, **self.feed_stale_s}
+        if self.gas:
+            gas = dict(base.gas)
+            for name, lim in self.gas.items():
+                old = gas.get(name)
+                gas[name] = GasLimit(
+                    label=old.label if old else name.upper(),
+                    unit=old.unit if old else "",
+                    warning=lim.warning,
+                    critical=lim.critical,
+                    falling=old.falling if old else lim.critical < lim.warning,
+                )
+            changes["gas"] = gas
+        return replace(base, **changes)
 
 
 class SettingsError(Exception):
@@ -115,6 +168,16 @@ class Settings(BaseSettings):
         None, description="Local MBTiles file, served as /tiles/{z}/{x}/{y} (wins over map_tiles)."
     )
     map_attribution: str = Field("", max_length=300, description="Credit shown for the tiles.")
+    rules: RulesSettings = Field(
+        default_factory=RulesSettings,
+        description="Rule thresholds (gases, battery, silence, wind, water, hazard zones).",
+    )
+    tick_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="A clock event when nothing else arrived for this long (silence rules).",
+    )
 
     @field_validator("stale_after_s")
     @classmethod

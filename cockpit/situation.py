@@ -20,6 +20,7 @@ import orjson
 from cockpit.events import (
     AckEvent,
     AlertEvent,
+    ClockEvent,
     DetectionEvent,
     EntityKind,
     EntityRegisteredEvent,
@@ -37,8 +38,10 @@ from cockpit.events import (
     WeatherEvent,
     to_plain,
 )
-from cockpit.rules import thresholds
+from cockpit.rules import links, thresholds, water, wind, zones
+from cockpit.rules.config import RuleConfig
 from cockpit.rules.footprint import DEFAULT_CAMERA, footprint_of
+from cockpit.rules.wish import AlertWish
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
@@ -68,6 +71,13 @@ DEFAULT_STALE_AFTER: Mapping[str, float] = {
 }
 
 SNAPSHOT_VERSION = 1
+
+# Rule families settled whenever an entity's readings or status change.
+_ENTITY_FAMILIES = frozenset({"gas_threshold", "battery_low", "link_lost", "water", "stale"})
+_STALE = frozenset({"stale"})
+_IN_ZONE = frozenset({"in_zone"})
+_WIND = frozenset({"wind_shift"})
+_FEED = frozenset({"feed_stale"})
 
 _WEATHER_READINGS: tuple[tuple[str, str, str], ...] = (
     ("wind_speed_mps", "wind_speed", "m/s"),
@@ -167,8 +177,15 @@ class Situation:
     # False while nobody watches: entity deltas (a copy of the entity per event) are then
     # not made. The picture is the same either way; only what apply() returns differs.
     emit: bool = True
-    # (rule, entity) -> id of the alert currently raised for it
-    _active: dict[tuple[str, str], str] = field(default_factory=dict)
+    rules: RuleConfig = field(default_factory=RuleConfig)
+    # Per weather station: (time, wind from °, m/s) within the wind-shift window.
+    wind_history: dict[str, deque[tuple[float, float, float]]] = field(default_factory=dict)
+    # Per watched feed: when it last delivered (feed-stale rule).
+    feeds_last: dict[str, float] = field(default_factory=dict)
+    # subject (entity id or "feed:NAME") -> rule -> id of the alert raised for it
+    _active: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The derived hazard zones with their bounding boxes, for the in-zone rule.
+    _zones: list[dict[str, Any]] = field(default_factory=list)
     # Each entity as its last delta carried it: the next delta sends what differs.
     _sent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -188,6 +205,11 @@ class Situation:
         handler = _HANDLERS.get(type(event))
         if handler is None:  # pragma: no cover - every kind has a handler
             return []
+        feed = event.source.feed
+        if feed in self.rules.feed_stale_s:
+            self.feeds_last[feed] = received
+            if "feed:" + feed in self._active:  # it delivers again
+                return [*handler(self, event, t, seq), *self._feed_back(feed, received, seq)]
         return handler(self, event, t, seq)
 
     def apply_all(self, events: Iterable[Event]) -> list[Delta]:
@@ -262,7 +284,12 @@ class Situation:
             track.append((t, p.lat, p.lon))
         if ent["kind"] == "drone":
             self._aim(ent, t)
-        return [self._entity_delta(ent, seq)]
+        deltas = [self._entity_delta(ent, seq)]
+        if self._has_active(p.entity, _STALE):
+            deltas.extend(self._settle(p.entity, p.entity, _STALE, (), t, seq))
+        if moved:
+            deltas.extend(self._zone_check(ent, t, seq))
+        return deltas
 
     def _aim(self, ent: dict[str, Any], t: float) -> None:
         """A drone's camera footprint, from its pose and its camera (or the default).
@@ -322,20 +349,54 @@ class Situation:
             if (v := getattr(p, attr)) is not None
         ]
         self._set_readings(ent, values, t)
-        return [self._entity_delta(ent, seq)]
+        deltas = [self._entity_delta(ent, seq)]
+        if p.wind_dir_deg is not None and p.wind_speed_mps is not None:
+            history = self.wind_history.get(p.station)
+            if history is None:
+                history = self.wind_history[p.station] = deque(maxlen=256)
+            if not history or history[-1][0] <= t:
+                history.append((t, p.wind_dir_deg, p.wind_speed_mps))
+            while history and t - history[0][0] > self.rules.wind_shift_window_s:
+                history.popleft()
+            shift = wind.wind_shift(history, t, self.rules)
+            deltas.extend(self._settle(p.station, p.station, _WIND, shift, t, seq))
+            deltas.extend(self._refresh_zones(t, seq))
+        return deltas
 
     def _evaluate_rules(self, ent: dict[str, Any], t: float, seq: int) -> list[Delta]:
+        """Settle the rules over the entity's readings and status (and its silence)."""
+        cfg = self.rules
+        wishes = [
+            *thresholds.gas_threshold(ent, cfg),
+            *thresholds.battery_low(ent, cfg),
+            *links.link_lost(ent, cfg),
+            *water.water(ent, cfg),
+            *links.stale(ent, t, self.stale_after, cfg),
+        ]
+        return self._settle(ent["id"], ent["id"], _ENTITY_FAMILIES, wishes, t, seq)
+
+    def _settle(
+        self,
+        subject: str,
+        entity_id: str | None,
+        families: frozenset[str],
+        wishes: Iterable[AlertWish],
+        t: float,
+        seq: int,
+    ) -> list[Delta]:
+        """Make the active alerts of `subject` in `families` what `wishes` say: raise the
+        new, update or escalate the changed, clear the ones no longer wanted."""
         deltas: list[Delta] = []
-        entity_id = ent["id"]
-        wanted = {w.rule: w for w in thresholds.wishes(ent)}
+        active = self._active.get(subject)
+        wanted = {w.rule: w for w in wishes}
         for rule, wish in wanted.items():
-            alert_id = self._active.get((rule, entity_id))
+            alert_id = active.get(rule) if active else None
             alert = self.alerts.get(alert_id) if alert_id else None
             if alert is None:
-                alert_id = f"{rule}:{entity_id}:{seq}"
+                alert_id = f"{rule}:{subject}:{seq}"
                 alert = {
                     "id": alert_id,
-                    "rule": rule.split(".")[0],
+                    "rule": wish.family,
                     "detail": rule,
                     "severity": wish.severity,
                     "entity": entity_id,
@@ -349,7 +410,8 @@ class Situation:
                     "params": dict(wish.params),
                 }
                 self.alerts[alert_id] = alert
-                self._active[(rule, entity_id)] = alert_id
+                active = self._active.setdefault(subject, {})
+                active[rule] = alert_id
                 deltas.append(Delta("alerts", "upsert", alert_id, seq, dict(alert)))
                 deltas.append(self._journal(seq, t, None, "alert", wish.text, entity_id, alert_id))
             elif alert["severity"] != wish.severity or alert["text"] != wish.text:
@@ -364,13 +426,93 @@ class Situation:
                     deltas.append(
                         self._journal(seq, t, None, "alert", wish.text, entity_id, alert["id"])
                     )
-        for (rule, ent_id), alert_id in list(self._active.items()):
-            if ent_id != entity_id or rule in wanted:
+        if not active:
+            return deltas
+        for rule, alert_id in list(active.items()):
+            if rule in wanted or rule.split(".", 1)[0] not in families:
                 continue
-            del self._active[(rule, ent_id)]
+            del active[rule]
             alert = self.alerts[alert_id]
             alert.update(active=False, cleared_at=t, updated_at=t)
             deltas.append(Delta("alerts", "upsert", alert_id, seq, dict(alert)))
+        if not active:
+            del self._active[subject]
+        return deltas
+
+    def _has_active(self, subject: str, families: frozenset[str]) -> bool:
+        active = self._active.get(subject)
+        return active is not None and any(r.split(".", 1)[0] in families for r in active)
+
+    def _zone_check(self, ent: dict[str, Any], t: float, seq: int) -> list[Delta]:
+        """Settle the in-zone rule for one entity (only kinds that raise it)."""
+        if ent["kind"] not in self.rules.zone_kinds:
+            return []
+        if not self._zones and not self._has_active(ent["id"], _IN_ZONE):
+            return []
+        wishes = zones.zone_wishes(ent, self._zones, self.rules)
+        return self._settle(ent["id"], ent["id"], _IN_ZONE, wishes, t, seq)
+
+    def _refresh_zones(self, t: float, seq: int) -> list[Delta]:
+        """The danger areas and downwind sectors as the sources and the wind are now;
+        when one moved, who stands in which zone is settled again for everyone."""
+        cfg = self.rules
+        stations = [self.entities[i] for i in self._stations() if i in self.entities]
+        stale_s = self.stale_after.get("sensor", 900.0)
+        want: dict[str, dict[str, Any]] = {}
+        for src in zones.sources(self.hazards, self.detections, cfg):
+            wind_now = zones.nearest_wind(stations, src["lat"], src["lon"], t, stale_s)
+            for z in zones.zones_for(src, wind_now, cfg):
+                want[z["id"]] = z
+        deltas: list[Delta] = []
+        moved = False
+        for hid in [h for h, v in self.hazards.items() if v.get("derived") and h not in want]:
+            del self.hazards[hid]
+            deltas.append(Delta("hazards", "remove", hid, seq))
+            moved = True
+        for zid, z in want.items():
+            old = self.hazards.get(zid)
+            if old is not None and all(old.get(k) == v for k, v in z.items()):
+                continue
+            if old is None or old["geometry"] != z["geometry"]:
+                moved = True
+            z.update(derived=True, drawn_at=t, author=None)
+            self.hazards[zid] = z
+            deltas.append(Delta("hazards", "upsert", zid, seq, dict(z)))
+        if moved:
+            self._zones = _zone_index(self.hazards)
+            for ent in self.entities.values():
+                if ent["lat"] is not None:
+                    deltas.extend(self._zone_check(ent, t, seq))
+        return deltas
+
+    def _stations(self) -> list[str]:
+        """Entities that report wind (weather stations)."""
+        return [i for i in self.wind_history if i in self.entities]
+
+    def _feed_back(self, feed: str, t: float, seq: int) -> list[Delta]:
+        return self._settle("feed:" + feed, None, _FEED, (), t, seq)
+
+    def _on_clock(self, ev: ClockEvent, t: float, seq: int) -> list[Delta]:
+        """Time passed with nothing to say: settle what silence decides (stale robots
+        and drones, silent feeds), retire expired warnings, re-judge stale winds."""
+        deltas: list[Delta] = []
+        cfg = self.rules
+        watched = cfg.stale_kinds
+        for ent in self.entities.values():
+            if ent["kind"] in watched:
+                wishes = links.stale(ent, t, self.stale_after, cfg)
+                if wishes or self._has_active(ent["id"], _STALE):
+                    deltas.extend(self._settle(ent["id"], ent["id"], _STALE, wishes, t, seq))
+        silent = links.feed_stale(self.feeds_last, t, cfg)
+        for feed in self.feeds_last:
+            subject = "feed:" + feed
+            wish = silent.get(feed)
+            if wish is not None or subject in self._active:
+                deltas.extend(self._settle(subject, None, _FEED, [wish] if wish else [], t, seq))
+        for wid in [w for w, v in self.warnings.items() if _expired(v.get("expires"), t)]:
+            del self.warnings[wid]
+            deltas.append(Delta("warnings", "remove", wid, seq))
+        deltas.extend(self._refresh_zones(t, seq))
         return deltas
 
     def _journal(
@@ -448,6 +590,10 @@ class Situation:
         if old is None:
             text = f"Meldung {p.category}" + (f": {p.summary}" if p.summary else "")
             deltas.append(self._journal(seq, t, ev.context.actor, "detection", text, None, p.id))
+        if p.category in self.rules.fire_categories or (
+            old is not None and old.get("category") in self.rules.fire_categories
+        ):
+            deltas.extend(self._refresh_zones(t, seq))  # a fire confirmed is a hazard source
         return deltas
 
     def _on_warning(self, ev: WarningEvent, t: float, seq: int) -> list[Delta]:
@@ -475,13 +621,19 @@ class Situation:
             "author": ev.context.actor,
             "drawn_at": t,
         }
+        old = self.hazards.get(p.id)
+        if old is not None and old.get("derived"):
+            return []  # a zone follows its source; it is not drawn over
         self.hazards[p.id] = hazard
-        return [Delta("hazards", "upsert", p.id, seq, dict(hazard))]
+        deltas = [Delta("hazards", "upsert", p.id, seq, dict(hazard))]
+        return deltas + self._refresh_zones(t, seq)
 
     def _on_hazard_removed(self, ev: HazardRemovedEvent, t: float, seq: int) -> list[Delta]:
-        if self.hazards.pop(ev.payload.id, None) is None:
+        old = self.hazards.get(ev.payload.id)
+        if old is None or old.get("derived"):
             return []
-        return [Delta("hazards", "remove", ev.payload.id, seq)]
+        del self.hazards[ev.payload.id]
+        return [Delta("hazards", "remove", ev.payload.id, seq), *self._refresh_zones(t, seq)]
 
     def _video(self, stream: str, t: float) -> dict[str, Any]:
         v = self.videos.get(stream)
@@ -574,7 +726,10 @@ class Situation:
             "entities": entities,
             "detections": detections,
             "alerts": alerts,
-            "hazards": [_hazard_view(h, now) for h in self.hazards.values()],
+            "hazards": [
+                _hazard_view(h, now, self.stale_after.get("sensor", 900.0))
+                for h in self.hazards.values()
+            ],
             "warnings": warnings,
             "journal": [_journal_view(j) for j in self.journal],
             "videos": [_video_view(v, now) for v in self.videos.values()],
@@ -637,7 +792,9 @@ class Situation:
             "journal": [dict(j) for j in self.journal],
             "journal_count": self.journal_count,
             "videos": {k: _copy_video(v) for k, v in self.videos.items()},
-            "active": [[r, e, a] for (r, e), a in self._active.items()],
+            "active": [[r, e, a] for e, rules in self._active.items() for r, a in rules.items()],
+            "wind_history": {k: list(v) for k, v in self.wind_history.items()},
+            "feeds_last": dict(self.feeds_last),
         }
 
     @classmethod
@@ -650,6 +807,7 @@ class Situation:
         stale_after: Mapping[str, float] | None = None,
         cameras: Mapping[str, tuple[float, float]] | None = None,
         default_camera: tuple[float, float] | None = DEFAULT_CAMERA,
+        rules: RuleConfig | None = None,
     ) -> Situation:
         if data.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version {data.get('version')!r} is not {SNAPSHOT_VERSION}")
@@ -662,6 +820,7 @@ class Situation:
             stale_after=dict(stale_after or DEFAULT_STALE_AFTER),
             seq=data["seq"],
             received_at=data["received_at"],
+            rules=rules or RuleConfig(),
         )
         sit.entities = {k: _copy_entity(v) for k, v in data["entities"].items()}
         sit.tracks = {
@@ -675,11 +834,27 @@ class Situation:
         sit.journal = deque(dict(j) for j in data["journal"])
         sit.journal_count = data["journal_count"]
         sit.videos = {k: _copy_video(v) for k, v in data.get("videos", {}).items()}
-        sit._active = {(r, e): a for r, e, a in data["active"]}
+        for r, e, a in data["active"]:
+            sit._active.setdefault(e, {})[r] = a
+        sit.wind_history = {
+            k: deque(((t, d, v_) for t, d, v_ in v), maxlen=256)
+            for k, v in data.get("wind_history", {}).items()
+        }
+        sit.feeds_last = dict(data.get("feeds_last", {}))
+        sit._zones = _zone_index(sit.hazards)
         return sit
 
 
 _UNSENT = Delta("entities", "upsert", "", 0)  # stands for an entity delta nobody wants
+
+
+def _zone_index(hazards: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The derived zones with bounding boxes: the in-zone test skips most at a glance."""
+    return [
+        {**h, "bbox": zones.bbox(h["geometry"])}
+        for h in hazards.values()
+        if h.get("derived") and h["geometry"].get("type") == "Polygon"
+    ]
 
 
 def _copy_video(v: Mapping[str, Any]) -> dict[str, Any]:
@@ -756,8 +931,18 @@ def _alert_view(a: Mapping[str, Any], now: float) -> dict[str, Any]:
     return _timed(a, now, a["raised_at"], times)
 
 
-def _hazard_view(h: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return _timed(h, now, h["drawn_at"], ("drawn_at",))
+def _hazard_view(h: Mapping[str, Any], now: float, wind_stale_s: float) -> dict[str, Any]:
+    out = _timed(h, now, h["drawn_at"], ("drawn_at",))
+    wind_ = h.get("wind")
+    if wind_ is not None:  # a sector is as old as the wind it follows
+        age = max(0.0, now - wind_["observed_at"])
+        out["wind"] = dict(
+            wind_,
+            observed_at=iso(wind_["observed_at"]),
+            age_s=round(age, 3),
+            stale=age > wind_stale_s,
+        )
+    return out
 
 
 def _detection_view(d: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -798,4 +983,5 @@ _HANDLERS: dict[type, _Handler] = {
     HazardRemovedEvent: Situation._on_hazard_removed,
     VideoStreamEvent: Situation._on_video_stream,
     VideoSegmentEvent: Situation._on_video_segment,
+    ClockEvent: Situation._on_clock,
 }

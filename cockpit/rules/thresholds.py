@@ -1,110 +1,62 @@
-"""Threshold rules over one entity's latest readings and status.
-
-Pure functions: given an entity's state they say which alerts should be active now.
-The fold raises, escalates and clears alerts from what they return.
-"""
+"""Threshold rules over one entity's latest readings and status: gases and battery."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-__all__ = ["GAS_LIMITS", "AlertWish", "GasLimit", "battery_low", "gas_threshold", "wishes"]
+from cockpit.rules.config import GasLimit, RuleConfig
+from cockpit.rules.wish import AlertSeverity, AlertWish, fmt
 
-AlertSeverity = Literal["warning", "critical"]
-
-
-@dataclass(frozen=True, slots=True)
-class AlertWish:
-    """An alert a rule wants active for an entity (severity and German text)."""
-
-    rule: str
-    severity: AlertSeverity
-    text: str
-    params: tuple[tuple[str, str], ...] = ()
+__all__ = ["battery_low", "gas_threshold"]
 
 
-@dataclass(frozen=True, slots=True)
-class GasLimit:
-    label: str
-    unit: str
-    warning: float
-    critical: float
-    falling: bool = False  # oxygen: danger when the value drops
+def _gas_severity(limit: GasLimit, value: float) -> AlertSeverity | None:
+    if limit.falling:
+        if value <= limit.critical:
+            return "critical"
+        return "warning" if value <= limit.warning else None
+    if value >= limit.critical:
+        return "critical"
+    return "warning" if value >= limit.warning else None
 
 
-# Warning levels follow the Einsatztoleranzwerte (vfdb 10/01) where one exists, and the
-# usual A1/A2 alarm levels of fire-service multi-gas meters otherwise.
-GAS_LIMITS: Mapping[str, GasLimit] = {
-    "co": GasLimit("CO", "ppm", 33.0, 200.0),
-    "h2s": GasLimit("H₂S", "ppm", 5.0, 10.0),
-    "hcn": GasLimit("HCN", "ppm", 3.5, 10.0),
-    "nh3": GasLimit("NH₃", "ppm", 54.0, 150.0),
-    "cl2": GasLimit("Cl₂", "ppm", 0.5, 1.0),
-    "lel": GasLimit("Ex (UEG)", "%", 10.0, 20.0),
-    "o2": GasLimit("O₂", "Vol-%", 19.0, 17.0, falling=True),
-}
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.1f}".replace(".", ",")
-
-
-def gas_threshold(readings: Mapping[str, Mapping[str, Any]]) -> list[AlertWish]:
+def gas_threshold(entity: Mapping[str, Any], cfg: RuleConfig) -> list[AlertWish]:
+    """One alert per gas over its limit (under it, for oxygen)."""
+    readings = entity["readings"]
     wishes: list[AlertWish] = []
-    for name, limit in GAS_LIMITS.items():
+    for name, limit in cfg.gas.items():
         reading = readings.get(name)
         if reading is None:
             continue
         value = float(reading["value"])
-        if limit.falling:
-            severity: AlertSeverity | None = (
-                "critical"
-                if value <= limit.critical
-                else "warning"
-                if value <= limit.warning
-                else None
-            )
-        else:
-            severity = (
-                "critical"
-                if value >= limit.critical
-                else "warning"
-                if value >= limit.warning
-                else None
-            )
+        severity = _gas_severity(limit, value)
         if severity is not None:
             wishes.append(
                 AlertWish(
                     rule=f"gas_threshold.{name}",
                     severity=severity,
-                    text=f"{limit.label} {_fmt(value)} {limit.unit}",
-                    params=(("gas", limit.label), ("value", _fmt(value)), ("unit", limit.unit)),
+                    text=f"{limit.label} {fmt(value)} {limit.unit}",
+                    params=(("gas", limit.label), ("value", fmt(value)), ("unit", limit.unit)),
                 )
             )
     return wishes
 
 
-def battery_low(battery_pct: float | None) -> list[AlertWish]:
-    if battery_pct is None or battery_pct >= 25.0:
+def battery_low(entity: Mapping[str, Any], cfg: RuleConfig) -> list[AlertWish]:
+    """The battery as the status reports it, else as a `battery` reading."""
+    battery = (entity.get("status") or {}).get("battery_pct")
+    if battery is None:
+        reading = entity["readings"].get("battery")
+        battery = None if reading is None else float(reading["value"])
+    if battery is None or battery >= cfg.battery_warning_pct:
         return []
-    severity: AlertSeverity = "critical" if battery_pct < 10.0 else "warning"
+    severity: AlertSeverity = "critical" if battery < cfg.battery_critical_pct else "warning"
     return [
         AlertWish(
             rule="battery_low",
             severity=severity,
-            text=f"Akku {_fmt(battery_pct)} %",
-            params=(("value", _fmt(battery_pct)),),
+            text=f"Akku {fmt(battery)} %",
+            params=(("value", fmt(battery)),),
         )
     ]
-
-
-def wishes(entity: Mapping[str, Any]) -> list[AlertWish]:
-    """Every alert the threshold rules want active for this entity."""
-    status = entity.get("status") or {}
-    battery = status.get("battery_pct")
-    if battery is None:
-        reading = entity["readings"].get("battery")
-        battery = None if reading is None else float(reading["value"])
-    return gas_threshold(entity["readings"]) + battery_low(battery)
