@@ -31,16 +31,33 @@
     if (layer === "warnings") {
       return { color: "#ff9f0a", weight: 2, dashArray: "8 6", fillOpacity: 0.08 };
     }
+    if (p.zone === "downwind_sector") {
+      // Dashed: an estimate from the wind, not a measured edge; grey once the wind is old.
+      const colour = p.stale ? "#8e8e93" : "#ff9f0a";
+      return { color: colour, weight: 3, dashArray: "10 6", fillColor: colour, fillOpacity: p.stale ? 0.08 : 0.16 };
+    }
+    if (p.zone === "danger_area") {
+      return { color: "#ff3b30", weight: 3, fillColor: "#ff3b30", fillOpacity: 0.28 };
+    }
     const colour = SEVERITY[p.severity] || SEVERITY.warning;
     return { color: colour, weight: 3, fillColor: colour, fillOpacity: 0.18 };
   }
 
+  function hazardTip(p) {
+    const t = window.cockpit.t;
+    const what = p.zone === "downwind_sector" ? t("hazard.sector") : t("hazard.area");
+    return esc(what + (p.label ? ": " + p.label : "")) + (p.wind ? "<br>" + esc(p.wind) : "");
+  }
+
   function each(feature, layer) {
     const p = feature.properties || {};
-    if (p.id && window.cockpit) {
+    if (p.id && window.cockpit && p.kind !== "hazard") {
       layer.on("click", () => window.cockpit.select(p.id, p.kind === "detection" ? "detection" : "entity"));
     }
-    if (p.kind === "hazard" || p.kind === "warning") {
+    if (p.kind === "hazard") {
+      layer.bindTooltip(hazardTip(p), { sticky: true });
+      if (p.zone === "drawn" && window.cockpitDraw) layer.bindPopup(() => window.cockpitDraw.popup(p));
+    } else if (p.kind === "warning") {
       layer.bindTooltip(esc(p.label), { sticky: true });
     }
     if (p.kind === "detection") {

@@ -47,6 +47,15 @@
     }
   }
 
+  // The alert in the page's language: by rule and variant, else the fold's German text.
+  function alertText(a) {
+    const params = a.params || {};
+    const variant = params.zone || params.state || params.kind;
+    const key = "alert." + a.rule + (variant ? "." + variant : "");
+    const text = t(key, params);
+    return text === key ? a.text : text;
+  }
+
   function triggered() {
     const ctx = window.dash_clientside.callback_context;
     const hit = (ctx.triggered || [])[0];
@@ -74,7 +83,7 @@
             age(a.raised_at),
             a.active ? null : el("Span", { className: "muted" }, t("alerts.cleared")),
           ]),
-          el("Div", { className: "alert-text" }, (a.who ? a.who + ": " : "") + a.text),
+          el("Div", { className: "alert-text" }, (a.who ? a.who + ": " : "") + alertText(a)),
           action,
         ]);
       });

@@ -285,11 +285,24 @@
     return { type: "FeatureCollection", features: features };
   }
 
-  function hazardsLayer() {
+  // Drawn hazards and the zones that follow them: a sector is as old as its wind.
+  function hazardsLayer(now) {
     const features = [];
+    const windStale = C.picture.staleAfter.sensor || 900;
     for (const h of C.picture.hazards.values()) {
       const g = geometryOf(h.geometry);
-      if (g) features.push({ type: "Feature", geometry: g, properties: { id: h.id, kind: "hazard", label: h.label, severity: h.severity } });
+      if (!g) continue;
+      const props = { id: h.id, kind: "hazard", zone: h.kind, label: h.label, severity: h.severity };
+      if (h.wind) {
+        const age = now - h.wind.observed_at;
+        props.stale = age > windStale;
+        props.wind = C.t("hazard.wind", {
+          dir: String(Math.round(h.wind.dir_deg)),
+          speed: h.wind.speed_mps.toLocaleString(C.cfg.lang === "de" ? "de-DE" : "en-GB", { maximumFractionDigits: 1 }),
+          station: h.wind.callsign || h.wind.station, age: C.age(age),
+        });
+      }
+      features.push({ type: "Feature", geometry: g, properties: props });
     }
     return { type: "FeatureCollection", features: features };
   }
@@ -448,7 +461,7 @@
       } else if (name === "detections") {
         live.geojson("detections", detectionsLayer(now));
       } else if (name === "hazards") {
-        live.geojson("hazards", hazardsLayer());
+        live.geojson("hazards", hazardsLayer(now));
       } else if (name === "warnings") {
         live.geojson("warnings", warningsLayer(now));
       } else if (name === "alerts") {

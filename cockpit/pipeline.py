@@ -307,12 +307,14 @@ class Pipeline:
                 await self._stop_recording()
 
     async def _tick_loop(self) -> None:
-        """Time passing is recorded as a clock event when nothing else arrives, so that
-        silence rules fire live and replay alike. Only the recording process keeps time."""
+        """Time passing is recorded as a clock event whenever time alone changes the
+        picture (a robot goes silent), so that silence rules fire live and in a replay
+        alike. Only the recording process keeps time."""
         every = self.settings.tick_s
         while True:
             await asyncio.sleep(every)
-            if self.recorder is None or self.clock() - self.situation.received_at < every:
+            deadline = self.situation.next_deadline()
+            if self.recorder is None or deadline is None or self.clock() <= deadline:
                 continue
             now = utcnow()
             tick = ClockEvent(

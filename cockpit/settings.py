@@ -176,7 +176,7 @@ class Settings(BaseSettings):
         1.0,
         gt=0,
         le=60,
-        description="A clock event when nothing else arrived for this long (silence rules).",
+        description="How often the recorder checks whether time alone changed the picture.",
     )
 
     @field_validator("stale_after_s")

@@ -323,7 +323,11 @@ class Situation:
         self._set_readings(ent, ((n, r.value, r.unit) for n, r in p.values.items()), t)
         if ent["kind"] == "drone":
             self._aim(ent, t)
-        return [self._entity_delta(ent, seq), *self._evaluate_rules(ent, t, seq)]
+        deltas = [self._entity_delta(ent, seq), *self._evaluate_rules(ent, t, seq)]
+        direction, speed = p.values.get("wind_dir"), p.values.get("wind_speed")
+        if direction is not None and speed is not None:  # a station on native telemetry
+            deltas.extend(self._wind(p.entity, direction.value % 360.0, abs(speed.value), t, seq))
+        return deltas
 
     def _on_status(self, ev: StatusEvent, t: float, seq: int) -> list[Delta]:
         p = ev.payload
@@ -351,17 +355,23 @@ class Situation:
         self._set_readings(ent, values, t)
         deltas = [self._entity_delta(ent, seq)]
         if p.wind_dir_deg is not None and p.wind_speed_mps is not None:
-            history = self.wind_history.get(p.station)
-            if history is None:
-                history = self.wind_history[p.station] = deque(maxlen=256)
-            if not history or history[-1][0] <= t:
-                history.append((t, p.wind_dir_deg, p.wind_speed_mps))
-            while history and t - history[0][0] > self.rules.wind_shift_window_s:
-                history.popleft()
-            shift = wind.wind_shift(history, t, self.rules)
-            deltas.extend(self._settle(p.station, p.station, _WIND, shift, t, seq))
-            deltas.extend(self._refresh_zones(t, seq))
+            deltas.extend(self._wind(p.station, p.wind_dir_deg, p.wind_speed_mps, t, seq))
         return deltas
+
+    def _wind(self, station: str, dir_deg: float, speed: float, t: float, seq: int) -> list[Delta]:
+        """A station's wind: its history for the shift rule, and the zones that follow it."""
+        history = self.wind_history.get(station)
+        if history is None:
+            history = self.wind_history[station] = deque(maxlen=256)
+        if not history or history[-1][0] <= t:
+            history.append((t, dir_deg, speed))
+        while history and t - history[0][0] > self.rules.wind_shift_window_s:
+            history.popleft()
+        shift = wind.wind_shift(history, t, self.rules)
+        return [
+            *self._settle(station, station, _WIND, shift, t, seq),
+            *self._refresh_zones(t, seq),
+        ]
 
     def _evaluate_rules(self, ent: dict[str, Any], t: float, seq: int) -> list[Delta]:
         """Settle the rules over the entity's readings and status (and its silence)."""
@@ -478,8 +488,9 @@ class Situation:
             z.update(derived=True, drawn_at=t, author=None)
             self.hazards[zid] = z
             deltas.append(Delta("hazards", "upsert", zid, seq, dict(z)))
-        if moved:
+        if deltas:
             self._zones = _zone_index(self.hazards)
+        if moved:
             for ent in self.entities.values():
                 if ent["lat"] is not None:
                     deltas.extend(self._zone_check(ent, t, seq))
@@ -491,6 +502,28 @@ class Situation:
 
     def _feed_back(self, feed: str, t: float, seq: int) -> list[Delta]:
         return self._settle("feed:" + feed, None, _FEED, (), t, seq)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which time alone changes the picture: an entity or feed
+        turning stale, a warning expiring, the wind under a sector growing old. The
+        clock event is due only then, so an idle incident's log stays quiet."""
+        cfg = self.rules
+        due: list[float] = []
+        watched = cfg.stale_kinds
+        for ent in self.entities.values():
+            if ent["kind"] in watched and not self._has_active(ent["id"], _STALE):
+                due.append(ent["last_reported"] + self.stale_after.get(ent["kind"], 60.0))
+        for feed, last in self.feeds_last.items():
+            if "feed:" + feed not in self._active:
+                due.append(last + cfg.feed_stale_s.get(feed, math.inf))
+        for w in self.warnings.values():
+            if w.get("expires"):
+                due.append(datetime.fromisoformat(w["expires"]).timestamp())
+        wind_stale_s = self.stale_after.get("sensor", 900.0)
+        for z in self._zones:
+            if z.get("wind") and not z["wind"]["stale"]:
+                due.append(z["wind"]["observed_at"] + wind_stale_s)
+        return min(due, default=None)
 
     def _on_clock(self, ev: ClockEvent, t: float, seq: int) -> list[Delta]:
         """Time passed with nothing to say: settle what silence decides (stale robots
@@ -626,6 +659,9 @@ class Situation:
             return []  # a zone follows its source; it is not drawn over
         self.hazards[p.id] = hazard
         deltas = [Delta("hazards", "upsert", p.id, seq, dict(hazard))]
+        if old is None:
+            text = "Gefahrenbereich festgelegt" + (f": {p.label}" if p.label else "")
+            deltas.append(self._journal(seq, t, ev.context.actor, "hazard", text, None, p.id))
         return deltas + self._refresh_zones(t, seq)
 
     def _on_hazard_removed(self, ev: HazardRemovedEvent, t: float, seq: int) -> list[Delta]:
@@ -633,7 +669,13 @@ class Situation:
         if old is None or old.get("derived"):
             return []
         del self.hazards[ev.payload.id]
-        return [Delta("hazards", "remove", ev.payload.id, seq), *self._refresh_zones(t, seq)]
+        text = "Gefahrenbereich aufgehoben" + (f": {old['label']}" if old.get("label") else "")
+        journal = self._journal(seq, t, ev.context.actor, "hazard", text, None, ev.payload.id)
+        return [
+            Delta("hazards", "remove", ev.payload.id, seq),
+            journal,
+            *self._refresh_zones(t, seq),
+        ]
 
     def _video(self, stream: str, t: float) -> dict[str, Any]:
         v = self.videos.get(stream)

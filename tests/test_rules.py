@@ -408,3 +408,23 @@ def test_zones_and_alerts_survive_snapshot_and_restore() -> None:
 
 def _seq(ev: Event, seq: int) -> Event:
     return with_seq(ev, seq)
+
+
+def test_the_clock_is_due_only_when_time_alone_changes_something() -> None:
+    sit = Situation(incident="test")
+    assert sit.next_deadline() is None  # nothing that could go stale
+    sit.apply_all(numbered([position("robot-1", *FIRE, 0, kind="robot"), weather(0, 270.0, 4.0)]))
+    sit.apply_all([_seq(drawn(0), 3)])
+    t0 = at(0).timestamp()
+    assert sit.next_deadline() == t0 + 10.0  # the robot's limit comes first
+    sit.apply_all([_seq(tick(11), 4)])
+    # the robot is alerted; next: the telemetry feed's 60 s
+    assert sit.next_deadline() == t0 + 60.0
+    sit.apply_all([_seq(tick(61), 5)])
+    # next: the wind under the sector turns old (a sensor's 900 s), then the TTN feed's
+    assert sit.next_deadline() == t0 + 900.0
+    sit.apply_all([_seq(tick(901), 6)])
+    assert sit.hazards["h1:sector"]["wind"]["stale"] is True
+    assert sit.next_deadline() == t0 + 1800.0
+    sit.apply_all([_seq(tick(1801), 7)])
+    assert sit.next_deadline() is None  # everything that can go stale has

@@ -272,6 +272,88 @@ def test_a_reading_that_did_not_change_stays_in_the_details(cockpit: Cockpit, pa
     assert "h2s" in text and "3 ppm" in text, text
 
 
+def _station(cockpit: Cockpit, lat: float, lon: float, wind_from: float) -> None:
+    cockpit.post(
+        {
+            "entity": "ws-test",
+            "kind": "sensor",
+            "callsign": "Wetter Test",
+            "observed_at": _iso(),
+            "position": {"lat": lat, "lon": lon},
+            "readings": {
+                "wind_dir": {"value": wind_from, "unit": "°"},
+                "wind_speed": {"value": 4.0, "unit": "m/s"},
+            },
+        }
+    )
+
+
+_SECTOR_AXIS = """() => {
+    // The page's own downwind sector: the bearing from its source to the middle of its rim.
+    const hs = [...window.cockpit.picture.hazards.values()];
+    const s = hs.find(h => h.kind === "downwind_sector" && h.label === "Gefahrenstelle");
+    if (!s) return null;
+    const ring = s.geometry.coordinates[0];
+    const src = hs.find(h => h.id === s.source) || null;
+    const [lon0, lat0] = src.geometry.coordinates;
+    let x = 0, y = 0;
+    for (const [lon, lat] of ring) {
+        const dx = (lon - lon0) * Math.cos(lat0 * Math.PI / 180), dy = lat - lat0;
+        if (Math.hypot(dx, dy) < 1e-6) continue;
+        x += dx / Math.hypot(dx, dy); y += dy / Math.hypot(dx, dy);
+    }
+    return (Math.atan2(x, y) * 180 / Math.PI + 360) % 360;
+}"""
+
+
+def test_a_wind_change_turns_the_sector_and_a_crew_inside_is_alerted(
+    cockpit: Cockpit, page: Any
+) -> None:
+    fire = (51.5250, 7.4400)
+    _station(cockpit, fire[0], fire[1] + 0.0002, 270.0)  # wind from the west
+    # The commander marks the hazard: the button, then a tap on the map where it is.
+    page.click("#hazard-draw")
+    page.locator("#hazard-hint").wait_for(state="visible", timeout=2000)
+    where = page.evaluate(
+        """([lat, lon]) => {
+            const map = window.cockpitLive.map;
+            map.setView([lat, lon], 15, {animate: false});
+            const p = map.latLngToContainerPoint([lat, lon]);
+            const box = map.getContainer().getBoundingClientRect();
+            return {x: box.x + p.x, y: box.y + p.y};
+        }""",
+        list(fire),
+    )
+    page.mouse.click(where["x"], where["y"])
+    _wait(page, f"({_SECTOR_AXIS})() !== null", 5)
+    axis = page.evaluate(_SECTOR_AXIS)
+    assert abs(axis - 90.0) < 10, axis  # smoke drifts east
+    entry = page.locator("#journal-list .entry", has_text="Gefahrenbereich festgelegt")
+    entry.first.wait_for(timeout=3000)
+    # A crew 300 m east of the hazard stands in the smoke.
+    crew = {
+        "entity": "hlf-test",
+        "kind": "unit",
+        "callsign": "HLF Test",
+        "observed_at": _iso(),
+        "position": {"lat": fire[0], "lon": fire[1] + 0.0043},
+    }
+    cockpit.post(crew)
+    alert = page.locator("#alerts-list .alert", has_text="Im Windsektor")
+    alert.first.wait_for(timeout=3000)
+    assert "HLF Test" in alert.first.inner_text()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "commander-sector.png"))
+    # The wind turns to come from the east: the sector swings west, the crew is clear.
+    _station(cockpit, fire[0], fire[1] + 0.0002, 90.0)
+    _wait(page, f"Math.abs(({_SECTOR_AXIS})() - 270) < 10", 5)
+    cleared = page.locator("#alerts-list .alert.cleared", has_text="Im Windsektor")
+    cleared.first.wait_for(timeout=3000)
+    # and the turn itself is an alert
+    page.locator("#alerts-list .alert", has_text="Winddrehung").first.wait_for(timeout=3000)
+    assert page.errors == [] and page.outside == []
+
+
 def test_screenshots_in_german_and_english(cockpit: Cockpit, page: Any) -> None:
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "commander-de.png"))

@@ -17,9 +17,9 @@ def link_lost(entity: Mapping[str, Any], cfg: RuleConfig) -> list[AlertWish]:
         return []
     link = (entity.get("status") or {}).get("link")
     if link == "lost":
-        return [AlertWish("link_lost", "critical", "Verbindung verloren")]
+        return [AlertWish("link_lost", "critical", "Verbindung verloren", (("state", "lost"),))]
     if link == "degraded":
-        return [AlertWish("link_lost", "warning", "Verbindung gestört")]
+        return [AlertWish("link_lost", "warning", "Verbindung gestört", (("state", "degraded"),))]
     return []
 
 

@@ -28,7 +28,7 @@ def water(entity: Mapping[str, Any], cfg: RuleConfig) -> list[AlertWish]:
                 "water.level",
                 "critical",
                 f"Pegel {fmt(_cm(level), 0)} cm, {fmt(over, 0)} cm über Warnmarke",
-                (("level", fmt(_cm(level), 0)), ("over", fmt(over, 0))),
+                (("kind", "level"), ("level", fmt(_cm(level), 0)), ("over", fmt(over, 0))),
             )
         )
     rise = readings.get("water_rise")
@@ -40,7 +40,7 @@ def water(entity: Mapping[str, Any], cfg: RuleConfig) -> list[AlertWish]:
                     "water.rise",
                     "warning",
                     f"Pegel steigt {fmt(rate)} cm/h",
-                    (("rate", fmt(rate)),),
+                    (("kind", "rise"), ("rate", fmt(rate))),
                 )
             )
     return wishes
