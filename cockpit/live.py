@@ -74,6 +74,8 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
         pipeline=pipeline,
         log_path=incident_path(settings.data_dir, incident),
     )
+    for route_feed in ("telemetry", "video"):  # their routes take messages from the start
+        svc.health.feed(route_feed).state = "listening"
     svc.media = MediaHub(ice_servers=settings.ice_servers)
     recorder = _video_recorder(settings, svc, pipeline)
     analyser = _video_analyser(settings, svc, pipeline)
@@ -119,6 +121,7 @@ async def _mavlink(settings: Settings, svc: Services, pipeline: Pipeline) -> Mav
             f"mavlink_listen (COCKPIT_MAVLINK_LISTEN) = {settings.mavlink_listen!r}: {exc}"
         ) from exc
     svc.extra_stats["mavlink"] = feed.stats
+    health.state = "listening"
     return feed
 
 

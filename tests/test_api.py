@@ -62,6 +62,20 @@ async def test_healthz_is_anonymous_and_reports_feeds(served: Served) -> None:
     assert body["status"] == "ok" and body["incident"] == "test-incident"
     assert body["pipeline"]["recording"] is True
     assert set(body["event_loop"]) >= {"last_ms", "max_10s_ms", "max_1min_ms", "max_ms"}
+    telemetry = body["feeds"]["telemetry"]
+    assert telemetry["state"] == "listening" and telemetry["last_message_at"] is None
+
+
+async def test_healthz_shows_a_feeds_last_message_time_and_counts(served: Served) -> None:
+    async with client(served) as c:
+        r = await c.post("/api/v1/ingest/telemetry", json=msg(), headers=served.device())
+        assert r.status_code == 202
+        r = await c.post("/api/v1/ingest/telemetry", json={"entity": ""}, headers=served.device())
+        assert r.status_code == 422
+        feed = (await c.get("/healthz")).json()["feeds"]["telemetry"]
+    assert feed["accepted"] == 2 and feed["rejected"] == 1  # a position and a readings event
+    last = datetime.fromisoformat(feed["last_message_at"])
+    assert abs((datetime.now(UTC) - last).total_seconds()) < 60
 
 
 def _all_routes(routes: list[Any]) -> list[Any]:
