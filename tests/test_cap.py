@@ -492,6 +492,20 @@ async def test_the_real_dwd_warning_through_the_route(served: Served) -> None:
         assert any(e["payload"].get("id") == DWD_ID for e in kinds if e["kind"] == "warning")
 
 
+async def test_the_demo_simulator_posts_a_warning_and_its_update(served: Served) -> None:
+    from feeds.sim.cap import run_cap_warnings
+
+    await run_cap_warnings(
+        served.url, served.tokens["weather"], first_after_s=0, update_after_s=0.01
+    )
+    async with logged_in(served) as c:
+        (w,) = await shown(c)
+        assert w["severity"] == "Severe" and w["msg_type"] == "Update"
+        assert w["event"] == "SCHWERE STURMBÖEN" and len(w["references"]) == 1
+        assert [a["name"] for a in w["areas"]] == ["polygonal event area", "Stadt Dortmund"]
+        assert (await cap_health(c))["accepted"] == 2
+
+
 # --- the folder and the URL -----------------------------------------------------------
 
 
