@@ -575,6 +575,19 @@ async def test_folder_poll_picks_up_a_new_file_once_and_a_bad_file_is_a_reject(
         assert health["reject_reasons"] == {"invalid CAP: alert/scope": 1}
 
 
+async def test_a_missing_folder_shows_as_down_until_it_appears(tmp_path: Path) -> None:
+    folder = tmp_path / "not-yet"
+    async with (
+        serve(tmp_path / "data", cap_folder=folder, cap_poll_s=0.1) as s,
+        logged_in(s) as c,
+    ):
+        await wait_for(lambda: _health_is(c, state="down", links={"folder": "down"}))
+        folder.mkdir()
+        (folder / "w1.xml").write_text(cap("w1"))
+        await wait_for(lambda: _ids(c, ["w1"]))
+        assert (await cap_health(c))["state"] == "listening"
+
+
 async def _ids(c: httpx.AsyncClient, ids: list[str]) -> bool:
     return [w["id"] for w in await shown(c)] == ids
 
