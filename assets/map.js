@@ -28,8 +28,9 @@
   function style(feature, context) {
     const p = feature.properties || {};
     const layer = ((context && context.hideout) || {}).layer;
-    if (layer === "warnings") {
-      return { color: "#ff9f0a", weight: 2, dashArray: "8 6", fillOpacity: 0.08 };
+    if (layer === "warnings") {  // CAP severity: Extreme and Severe in red, the rest in amber
+      const colour = p.severity === "Extreme" || p.severity === "Severe" ? "#ff3b30" : "#ff9f0a";
+      return { color: colour, weight: 2, dashArray: "8 6", fillColor: colour, fillOpacity: 0.08 };
     }
     if (p.zone === "downwind_sector") {
       // Dashed: an estimate from the wind, not a measured edge; grey once the wind is old.
@@ -57,8 +58,8 @@
     if (p.kind === "hazard") {
       layer.bindTooltip(hazardTip(p), { sticky: true });
       if (p.zone === "drawn" && window.cockpitDraw) layer.bindPopup(() => window.cockpitDraw.popup(p));
-    } else if (p.kind === "warning") {
-      layer.bindTooltip(esc(p.label), { sticky: true });
+    } else if (p.kind === "warning") {  // headline (until …), then the areas named by geocode only
+      layer.bindTooltip(esc(p.label).replace(/\n/g, "<br>"), { sticky: true });
     }
     if (p.kind === "detection") {
       layer.bindTooltip(esc(p.label) + " · " + esc(p.age));  // what, and how old

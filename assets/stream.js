@@ -307,15 +307,55 @@
     return { type: "FeatureCollection", features: features };
   }
 
+  // CAP sends one info block per language: the page's, else German, else the first.
+  function warningInfo(w) {
+    const infos = w.infos || [];
+    const lang = (C.cfg && C.cfg.lang) || "de";
+    const match = (want) => infos.find((i) => String(i.language || "").toLowerCase().split("-")[0] === want);
+    return match(lang) || match("de") || infos[0] || w;
+  }
+
+  // The warnings in force at `now`, each in the page's language; areas given only by
+  // geocodes (a DWD WARNCELLID, a MoWaS ARS) are listed by name, not dropped.
+  C.warnings = function (now) {
+    const out = [];
+    for (const w of C.picture.warnings.values()) {
+      if (w.status && w.status !== "Actual" && w.status !== "Exercise") continue;
+      if (w.expires && Date.parse(w.expires) / 1000 <= now) continue;
+      const info = warningInfo(w);
+      const areas = (info.areas && info.areas.length ? info.areas : w.areas) || [];
+      let label = info.headline || info.event || w.headline || w.event || w.id;
+      if (w.status === "Exercise") label = C.t("warning.exercise") + ": " + label;
+      out.push({
+        id: w.id, label: label, event: info.event || w.event, severity: info.severity || w.severity,
+        expires: w.expires, areas: areas,
+        places: areas.filter((a) => !geometryOf(a.geometry) && a.name).map((a) => a.name),
+      });
+    }
+    return out;
+  };
+
+  let warningTimer = null;
+
   function warningsLayer(now) {
     const features = [];
-    for (const w of C.picture.warnings.values()) {
-      if (w.expires && Date.parse(w.expires) / 1000 <= now) continue;
-      for (const area of w.areas || []) {
+    let next = Infinity;
+    for (const w of C.warnings(now)) {
+      if (w.expires) next = Math.min(next, Date.parse(w.expires) / 1000);
+      let text = w.label;
+      if (w.expires) text += " (" + C.t("warning.until", { time: C.time(Date.parse(w.expires) / 1000) }) + ")";
+      const names = w.places.length > 12 ? w.places.slice(0, 12).concat("…") : w.places;
+      if (names.length) text += "\n" + C.t("warning.places", { names: names.join(", ") });
+      for (const area of w.areas) {
         const g = geometryOf(area.geometry);
-        if (g) features.push({ type: "Feature", geometry: g, properties: { id: w.id, kind: "warning", label: w.headline || w.event, severity: w.severity } });
+        if (g) features.push({ type: "Feature", geometry: g, properties: { id: w.id, kind: "warning", label: text, severity: w.severity } });
       }
     }
+    // A warning leaves the map when it expires by the page's clock, with no message to say so.
+    if (warningTimer) clearTimeout(warningTimer);
+    warningTimer = isFinite(next)
+      ? setTimeout(() => { warningTimer = null; urgent("warnings"); queueRender(); }, Math.min(Math.max(0, (next - now) * 1000) + 50, 2 ** 31 - 1))
+      : null;
     return { type: "FeatureCollection", features: features };
   }
 

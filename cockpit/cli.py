@@ -162,7 +162,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     password = secrets.token_urlsafe(12)  # a fresh one each run: no default secret
     with _auth(settings) as auth:
         auth.add_user("einsatzleitung", "commander", password, replace=True)
-        token = auth.add_device("demo-sim", ["telemetry", "video"])
+        token = auth.add_device("demo-sim", ["telemetry", "video", "cap"])
     incident = resolve_incident(settings)
 
     async def started(port: int) -> None:
@@ -177,15 +177,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
             webbrowser.open(url)
         # Pick the incident up 90 s after the alarm: the first wave is on its way.
         vehicles = run_sim(f"ws://{settings.host}:{port}/ws/ingest/telemetry", token, start_s=90.0)
+        from feeds.sim.cap import run_cap_warnings  # a DWD-style warning, then its Update
+
+        weather = run_cap_warnings(f"http://{settings.host}:{port}", token)
         if args.no_drones:
-            await vehicles
+            await asyncio.gather(vehicles, weather)
             return
         from feeds.mavlink import parse_udp_addr
         from feeds.sim.drones import run_drones
 
         mavlink = parse_udp_addr(settings.mavlink_listen) if settings.mavlink_listen else None
         drones = run_drones(f"http://{settings.host}:{port}", token, mavlink, start_s=90.0)
-        await asyncio.gather(vehicles, drones)
+        await asyncio.gather(vehicles, drones, weather)
 
     asyncio.run(_serve(settings, on_start=started))
     return 0

@@ -75,6 +75,7 @@ __all__ = [
     "Warning",
     "WarningArea",
     "WarningEvent",
+    "WarningInfo",
     "WeatherEvent",
     "WeatherObservation",
     "checked",
@@ -262,27 +263,86 @@ class Detection(_Model, frozen=True, kw_only=True):
     personal: dict[Name, Any] | None = None
 
 
+# CAP (OASIS Common Alerting Protocol 1.2) warnings. Every list and string is bounded:
+# the values come from outside (DWD, MoWaS) and every browser receives them.
+_CapText = Annotated[str, msgspec.Meta(max_length=400)]
+_CapCode = Annotated[str, msgspec.Meta(max_length=200)]
+_CapCodes = Annotated[
+    dict[
+        Annotated[str, msgspec.Meta(max_length=64)],
+        Annotated[list[_CapCode], msgspec.Meta(max_length=2000)],
+    ],
+    msgspec.Meta(max_length=32),
+]
+_CapPairs = Annotated[
+    dict[Annotated[str, msgspec.Meta(max_length=64)], _CapCode], msgspec.Meta(max_length=64)
+]
+CapStatus = Literal["Actual", "Exercise", "System", "Test", "Draft"]
+CapCategory = Literal[
+    "Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra",
+    "CBRNE", "Other",
+]  # fmt: skip
+CapSeverity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
+CapUrgency = Literal["Immediate", "Expected", "Future", "Past", "Unknown"]
+CapCertainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
+
+
 class WarningArea(_Model, frozen=True, kw_only=True):
+    """A CAP `area`: its name, its polygons and circles as one GeoJSON geometry (None when
+    only geocodes place it, e.g. a DWD WARNCELLID or a MoWaS ARS), its geocodes."""
+
     name: Annotated[str, msgspec.Meta(max_length=400)] = ""
     geometry: dict[str, Any] | None = None
-    geocodes: dict[str, list[str]] = field(default_factory=dict)
+    geocodes: _CapCodes = field(default_factory=dict)
+
+
+class WarningInfo(_Model, frozen=True, kw_only=True):
+    """One CAP `info` block: the warning in one language (DWD sends eight)."""
+
+    language: Annotated[str, msgspec.Meta(max_length=35)] = "en-US"  # CAP's default
+    category: Annotated[list[CapCategory], msgspec.Meta(max_length=12)] = field(
+        default_factory=list
+    )
+    event: _CapText = ""
+    urgency: CapUrgency = "Unknown"
+    severity: CapSeverity = "Unknown"
+    certainty: CapCertainty = "Unknown"
+    effective: _Aware | None = None
+    onset: _Aware | None = None
+    expires: _Aware | None = None
+    sender_name: _CapText = ""
+    headline: _CapText = ""
+    description: _Text = ""
+    instruction: _Text = ""
+    web: _CapText = ""
+    event_codes: _CapPairs = field(default_factory=dict)
+    parameters: _CapPairs = field(default_factory=dict)
+    areas: Annotated[list[WarningArea], msgspec.Meta(max_length=2000)] = field(default_factory=list)
 
 
 class Warning(_Model, frozen=True, kw_only=True):
+    """A CAP alert. The top-level fields repeat its primary info (German if there is one,
+    else the first), so a reader that knows one language needs nothing else; `infos`
+    holds every info block. `references` are the ids of the warnings an Update or Cancel
+    replaces."""
+
     id: Id
     sender: Annotated[str, msgspec.Meta(max_length=200)]
+    sent: _Aware | None = None
+    status: CapStatus = "Actual"
     msg_type: Literal["Alert", "Update", "Cancel"] = "Alert"
-    references: list[Id] = field(default_factory=list)
+    references: Annotated[list[Id], msgspec.Meta(max_length=500)] = field(default_factory=list)
     event: Annotated[str, msgspec.Meta(max_length=200)] = ""
-    severity: Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"] = "Unknown"
-    urgency: Literal["Immediate", "Expected", "Future", "Past", "Unknown"] = "Unknown"
-    certainty: Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"] = "Unknown"
+    severity: CapSeverity = "Unknown"
+    urgency: CapUrgency = "Unknown"
+    certainty: CapCertainty = "Unknown"
     onset: _Aware | None = None
     expires: _Aware | None = None
     headline: _Text = ""
     description: _Text = ""
-    language: Annotated[str, msgspec.Meta(max_length=16)] = "de-DE"
-    areas: Annotated[list[WarningArea], msgspec.Meta(max_length=200)] = field(default_factory=list)
+    language: Annotated[str, msgspec.Meta(max_length=35)] = "de-DE"
+    areas: Annotated[list[WarningArea], msgspec.Meta(max_length=2000)] = field(default_factory=list)
+    infos: Annotated[list[WarningInfo], msgspec.Meta(max_length=16)] = field(default_factory=list)
 
 
 class WeatherObservation(_Model, frozen=True, kw_only=True):

@@ -36,6 +36,9 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "ui.layer.hazards": {"de": "Gefahrenbereiche", "en": "Hazard areas"},
     "ui.layer.warnings": {"de": "Warnungen", "en": "Warnings"},
     "ui.layer.basemap": {"de": "Grundkarte", "en": "Base map"},
+    "ui.warning.exercise": {"de": "ÜBUNG", "en": "EXERCISE"},
+    "ui.warning.places": {"de": "Gebiete: {names}", "en": "Areas: {names}"},
+    "ui.warning.until": {"de": "bis {time}", "en": "until {time}"},
     "ui.conn.live": {"de": "Live", "en": "Live"},
     "ui.conn.connecting": {"de": "Verbinde …", "en": "Connecting …"},
     "ui.conn.lost": {

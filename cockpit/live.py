@@ -40,6 +40,7 @@ from cockpit.settings import Settings, SettingsError
 if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost every
     # `cockpit` command ~0.2 s at start, and only some deployments use them
     from cockpit.media.vision import DetectionData, StreamAnalyser
+    from feeds.cap_poll import CapPoller
     from feeds.mavlink import MavlinkUdp
 
 __all__ = ["live_services", "resolve_incident"]
@@ -81,9 +82,12 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     analyser = _video_analyser(settings, svc, pipeline)
     svc.media.on_change.append(_announce_video(pipeline, incident))
     mavlink = await _mavlink(settings, svc, pipeline) if settings.mavlink_listen else None
+    cap = _cap(settings, svc, pipeline) if settings.cap_folder or settings.cap_url else None
     try:
         yield svc
     finally:
+        if cap is not None:
+            await cap.aclose()
         if mavlink is not None:
             await mavlink.aclose()
         await svc.media.close()
@@ -123,6 +127,54 @@ async def _mavlink(settings: Settings, svc: Services, pipeline: Pipeline) -> Mav
     svc.extra_stats["mavlink"] = feed.stats
     health.state = "listening"
     return feed
+
+
+def _cap(settings: Settings, svc: Services, pipeline: Pipeline) -> CapPoller:
+    """CAP warnings from the configured folder and/or URL, counted on /healthz (feed `cap`,
+    one link per source)."""
+    from feeds.cap import parse_many, to_event
+    from feeds.cap_poll import CapPoller
+
+    health = svc.health.feed("cap")
+    order = {"down": 0, "reconnecting": 1, "connected": 2, "listening": 3}
+
+    def on_state(source: str, state: str) -> None:
+        health.links[source] = state  # type: ignore[assignment]  # the poller's states
+        health.state = min(health.links.values(), key=lambda s: order.get(s, 0))
+
+    def on_reject(reason: str) -> None:
+        log.warning("CAP: %s", reason)
+        health.reject("unreadable CAP file", svc.clock())
+
+    async def deliver(device: str, docs: list[tuple[str, bytes]]) -> None:
+        warnings, errors = await asyncio.to_thread(parse_many, docs)
+        for origin, exc in errors:
+            log.warning("CAP %s: %s", origin, exc)
+            health.reject(f"invalid CAP: {exc.path}", svc.clock())
+        if not warnings:
+            return
+        now = utcnow()
+        events: list[Event] = [
+            to_event(w, incident=svc.incident, device=device, received_at=now) for w in warnings
+        ]
+        try:
+            await pipeline.ingest(events)
+        except CommitTimeout as exc:
+            health.reject(f"not committed: {exc}", svc.clock())
+            return
+        health.accept(len(events), svc.clock())
+
+    poller = CapPoller(
+        folder=settings.cap_folder,
+        url=settings.cap_url,
+        every_s=settings.cap_poll_s,
+        max_bytes=settings.max_body_bytes,
+        deliver=deliver,
+        on_state=on_state,
+        on_reject=on_reject,
+    )
+    poller.start()
+    return poller
 
 
 def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> SegmentRecorder:

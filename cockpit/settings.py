@@ -137,6 +137,17 @@ class Settings(BaseSettings):
     mavlink_callsigns: dict[int, str] = Field(
         default_factory=dict, description="Callsign per MAVLink system id, e.g. {1: 'Drohne 1'}."
     )
+    cap_folder: Path | None = Field(
+        None, description="Folder polled for CAP warnings (*.xml, DWD-style *.zip of CAP XMLs)."
+    )
+    cap_url: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description="URL polled for CAP warnings (one CAP XML or a zip of them).",
+    )
+    cap_poll_s: float = Field(
+        60.0, ge=0.1, le=86400, description="Seconds between polls of cap_folder and cap_url."
+    )
     cameras: dict[str, tuple[_Fov, _Fov]] = Field(
         default_factory=dict,
         description="Camera field of view (horizontal, vertical degrees) per drone entity id.",

@@ -630,13 +630,21 @@ class Situation:
         return deltas
 
     def _on_warning(self, ev: WarningEvent, t: float, seq: int) -> list[Delta]:
+        """CAP: an Update replaces and a Cancel removes the warnings it references. Test,
+        Draft and System messages never show nor touch a real warning (they are in the log
+        only); one that had already expired when it arrived leaves nothing behind."""
         p = ev.payload
         deltas: list[Delta] = []
+        if p.status not in ("Actual", "Exercise"):
+            return deltas
         if p.msg_type in ("Update", "Cancel"):
             for ref in p.references:
                 if self.warnings.pop(ref, None) is not None:
                     deltas.append(Delta("warnings", "remove", ref, seq))
-        if p.msg_type != "Cancel":
+        gone = p.expires is not None and p.expires <= ev.received_at
+        if gone and self.warnings.pop(p.id, None) is not None:
+            deltas.append(Delta("warnings", "remove", p.id, seq))
+        if p.msg_type != "Cancel" and not gone:
             w = to_plain(p)
             w["received"] = t
             self.warnings[p.id] = w

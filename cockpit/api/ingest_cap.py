@@ -1,0 +1,83 @@
+"""Ingest of CAP 1.2 warnings (DWD, MoWaS) over HTTP: one CAP `alert` per request.
+
+Answered once the warning is committed to the log. A bad message gets a 4xx naming the
+element path and the reason (400: not well-formed XML; 422: not valid CAP), is counted
+as a reject of the feed `cap`, and nothing of it is applied.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from cockpit.api.deps import require_device
+from cockpit.api.errors import ApiError
+from cockpit.api.ingest import read_body
+from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.services import services
+from cockpit.auth import Device
+from cockpit.events import utcnow
+from cockpit.pipeline import CommitTimeout
+from feeds.cap import CapError, parse_alert, to_event
+
+__all__ = ["CONTENT_TYPES", "router"]
+
+router = APIRouter(tags=["ingest"])
+
+FEED = "cap"
+CONTENT_TYPES = ("application/cap+xml", "application/xml", "text/xml")
+
+
+def _content_type(request: Request) -> None:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in CONTENT_TYPES:
+        raise ApiError(
+            415,
+            "unsupported media type",
+            "content-type",
+            f"{media or 'none'}; send {', '.join(CONTENT_TYPES)}",
+        )
+
+
+@router.post(
+    "/api/v1/ingest/cap",
+    status_code=202,
+    summary="A CAP 1.2 alert (OASIS Common Alerting Protocol; DWD, MoWaS)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "string", "format": "xml"}} for t in CONTENT_TYPES},
+        }
+    },
+    responses={
+        202: {"description": "committed; the assigned sequence numbers and the warning id"},
+        400: {"description": "not well-formed XML"},
+        415: {"description": "not an XML content type"},
+        422: {"description": "not valid CAP 1.2: the element path and the reason"},
+    },
+)
+async def ingest_cap(
+    request: Request,
+    device: Device = Depends(require_device(FEED)),  # noqa: B008
+) -> Response:
+    svc = services(request)
+    health = svc.health.feed(FEED)
+    try:
+        _content_type(request)
+        body = await read_body(request, svc.settings.max_body_bytes)
+        try:
+            warning = parse_alert(body)
+        except CapError as exc:
+            status = 400 if exc.malformed else 422
+            raise ApiError(status, "invalid CAP", exc.path, exc.reason) from exc
+    except ApiError as exc:
+        health.reject(exc.summary(), svc.clock())
+        raise
+    event = to_event(warning, incident=svc.incident, device=device.name, received_at=utcnow())
+    try:
+        seqs = await svc.pipeline_or_409().ingest([event])
+    except CommitTimeout as exc:
+        health.reject("not committed", svc.clock())
+        raise ApiError(503, "not committed", "recorder", str(exc)) from exc
+    health.accept(len(seqs), svc.clock())
+    return JsonResponse({"seq": seqs, "id": warning.id}, status_code=202)

@@ -1,0 +1,260 @@
+"""CAP documents from a folder and from a URL, each read once.
+
+The folder is scanned every `every_s` for *.xml files and DWD-style *.zip files of CAP
+XMLs (new or changed: by name, mtime and size); the URL is fetched as often with a
+conditional GET (ETag, Last-Modified) and may answer one CAP XML or a zip of them. What
+was read is remembered (a zip entry by its name and CRC, a URL's single XML by its hash)
+for as long as the folder or the URL still holds it, so memory stays bounded by what
+the source holds; after a restart everything is read again (the same warnings again:
+the picture does not change).
+
+The poller only finds documents: it hands each batch to `deliver(device, docs)` and
+reports a file it cannot read to `on_reject`, and the state of each source to
+`on_state(source, state)`: the folder "listening" (or "down" while it is missing), the
+URL "connected", "reconnecting" after a failed fetch, "down" after three in a row. No
+failure stops the polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import logging
+import zipfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+__all__ = ["MAX_ARCHIVE_BYTES", "CapPoller", "FolderScan", "read_archive"]
+
+log = logging.getLogger(__name__)
+
+Docs = list[tuple[str, bytes]]  # (origin, CAP XML)
+MAX_ARCHIVE_BYTES = 64 << 20  # a zip of all of Germany's current warnings is a few MiB
+MAX_ENTRIES = 20_000
+DOWN_AFTER = 3  # failed fetches in a row
+
+
+def read_archive(
+    name: str, data: bytes, max_bytes: int, seen: set[str], keep: set[str]
+) -> tuple[Docs, list[str]]:
+    """The unseen *.xml entries of a zip (each bounded before it is read) and the
+    reasons for those that cannot be read. `keep` collects the keys of every entry."""
+    docs: Docs = []
+    bad: list[str] = []
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = [i for i in zf.infolist() if i.filename.lower().endswith(".xml")]
+            if len(infos) > MAX_ENTRIES:
+                return [], [f"{name}: {len(infos)} entries; at most {MAX_ENTRIES}"]
+            for info in sorted(infos, key=lambda i: i.filename):
+                key = f"{name}|{info.filename}|{info.CRC:08x}|{info.file_size}"
+                keep.add(key)
+                if key in seen:
+                    continue
+                origin = f"{name}/{info.filename}"
+                if info.file_size > max_bytes:
+                    bad.append(f"{origin}: {info.file_size} bytes; at most {max_bytes}")
+                    continue
+                try:
+                    with zf.open(info) as f:
+                        body = f.read(max_bytes + 1)  # a lying header is no bomb
+                except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
+                    bad.append(f"{origin}: unreadable entry: {exc}")
+                    continue
+                if len(body) > max_bytes:
+                    bad.append(f"{origin}: more than {max_bytes} bytes")
+                    continue
+                docs.append((origin, body))
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
+        return [], [f"{name}: not a readable zip: {exc}"]
+    return docs, bad
+
+
+@dataclass
+class FolderScan:
+    """The folder's new or changed documents since the last scan (blocking: run it in a
+    thread)."""
+
+    folder: Path
+    max_bytes: int
+    files: set[tuple[str, int, int]] = field(default_factory=set)  # name, mtime, size
+    entries: dict[str, set[str]] = field(default_factory=dict)  # zip name -> entry keys
+
+    def __call__(self) -> tuple[Docs, list[str]]:
+        found: list[tuple[int, str, Path, int]] = []
+        for path in self.folder.iterdir():
+            if path.suffix.lower() not in (".xml", ".zip"):
+                continue
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                if path.is_file():
+                    found.append((st.st_mtime_ns, path.name, path, st.st_size))
+        found.sort()  # oldest first: an Update is read after what it replaces
+        docs: Docs = []
+        bad: list[str] = []
+        files: set[tuple[str, int, int]] = set()
+        for mtime, name, path, size in found:
+            key = (name, mtime, size)
+            files.add(key)
+            if key in self.files:
+                continue
+            is_zip = name.lower().endswith(".zip")
+            limit = MAX_ARCHIVE_BYTES if is_zip else self.max_bytes
+            if size > limit:
+                bad.append(f"{name}: {size} bytes; at most {limit}")
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                bad.append(f"{name}: unreadable: {exc}")
+                continue
+            if is_zip:
+                keep: set[str] = set()
+                new, wrong = read_archive(
+                    name, data, self.max_bytes, self.entries.get(name, set()), keep
+                )
+                self.entries[name] = keep
+                docs += new
+                bad += wrong
+            else:
+                docs.append((name, data))
+        self.files = files
+        names = {name for name, _, _ in files}
+        self.entries = {k: v for k, v in self.entries.items() if k in names}
+        return docs, bad
+
+
+Deliver = Callable[[str, Docs], Awaitable[None]]
+
+
+class CapPoller:
+    """Polls the folder and/or the URL every `every_s` until closed."""
+
+    def __init__(
+        self,
+        *,
+        folder: Path | None,
+        url: str | None,
+        every_s: float,
+        max_bytes: int,
+        deliver: Deliver,
+        on_state: Callable[[str, str], None],
+        on_reject: Callable[[str], None],
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.folder = FolderScan(folder, max_bytes) if folder is not None else None
+        self.url = url
+        self.every_s = every_s
+        self.max_bytes = max_bytes
+        self.deliver = deliver
+        self.on_state = on_state
+        self.on_reject = on_reject
+        self.client = httpx.AsyncClient(timeout=30.0, transport=transport) if url else None
+        self.failures = 0
+        self.validators: dict[str, str] = {}  # ETag / Last-Modified of the last answer
+        self.url_seen: set[str] = set()
+        self.polls = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="cap-poll")
+
+    async def aclose(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not end the feed: say so and poll again
+                log.exception("CAP poll failed")
+            await asyncio.sleep(self.every_s)
+
+    async def poll(self) -> None:
+        """One round: the folder, then the URL."""
+        if self.folder is not None:
+            await self._poll_folder(self.folder)
+        if self.client is not None and self.url is not None:
+            await self._poll_url(self.client, self.url)
+        self.polls += 1
+
+    async def _poll_folder(self, scan: FolderScan) -> None:
+        try:
+            docs, bad = await asyncio.to_thread(scan)
+        except OSError as exc:
+            self.on_state("folder", "down")
+            log.warning("CAP folder %s: %s", scan.folder, exc)
+            return
+        self.on_state("folder", "listening")
+        for reason in bad:
+            self.on_reject(reason)
+        if docs:
+            await self.deliver("cap-folder", docs)
+
+    async def _poll_url(self, client: httpx.AsyncClient, url: str) -> None:
+        try:
+            data = await self._fetch(client, url)
+        except (httpx.HTTPError, _Refused) as exc:
+            self.failures += 1
+            self.on_state("url", "down" if self.failures >= DOWN_AFTER else "reconnecting")
+            log.warning("CAP URL %s: %s", url, exc)
+            return
+        self.failures = 0
+        self.on_state("url", "connected")
+        if data is None:  # not modified
+            return
+        keep: set[str] = set()
+        if data[:4] == b"PK\x03\x04":
+            docs, bad = await asyncio.to_thread(
+                read_archive, "url", data, self.max_bytes, self.url_seen, keep
+            )
+        elif len(data) > self.max_bytes:
+            docs, bad = [], [f"url: {len(data)} bytes; at most {self.max_bytes}"]
+        else:
+            key = hashlib.sha256(data).hexdigest()
+            keep.add(key)
+            docs, bad = ([] if key in self.url_seen else [("url", data)]), []
+        self.url_seen = keep
+        for reason in bad:
+            self.on_reject(reason)
+        if docs:
+            await self.deliver("cap-url", docs)
+
+    async def _fetch(self, client: httpx.AsyncClient, url: str) -> bytes | None:
+        headers = {"Accept": "application/cap+xml, application/xml, application/zip"}
+        if "etag" in self.validators:
+            headers["If-None-Match"] = self.validators["etag"]
+        if "last-modified" in self.validators:
+            headers["If-Modified-Since"] = self.validators["last-modified"]
+        async with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 304:
+                return None
+            if response.status_code != 200:
+                raise _Refused(f"HTTP {response.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_ARCHIVE_BYTES:
+                    raise _Refused(f"more than {MAX_ARCHIVE_BYTES} bytes")
+                chunks.append(chunk)
+            self.validators = {
+                k: v for k in ("etag", "last-modified") if (v := response.headers.get(k))
+            }
+            return b"".join(chunks)
+
+
+class _Refused(Exception):
+    """The URL answered, but not with something to read."""
