@@ -414,6 +414,17 @@ gas.ch4 = {topic = "/gas/ch4", unit = "%UEG"}
     assert load_settings().rosbridge == {}  # off by default
 
 
+def test_the_example_in_the_configuration_docs_loads(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    block = doc.split("```toml\n[rosbridge.robot-2]", 1)[1].split("```", 1)[0]
+    cfg = tmp_path / "cockpit.toml"
+    cfg.write_text("[rosbridge.robot-2]" + block)
+    robot = load_settings(cfg).rosbridge["robot-2"]
+    assert robot.origin == (51.52, 7.44, 90.0)
+    assert set(robot.topics.gas) == {"co", "ch4", "h2s"}
+    assert robot.topics.gas["h2s"].field == "reading.value"
+
+
 @pytest.mark.parametrize(
     ("robot", "named"),
     [
