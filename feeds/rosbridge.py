@@ -57,6 +57,7 @@ from cockpit.events import (
 from cockpit.geo import offset, quaternion_to_euler
 
 __all__ = [
+    "MAX_FRAME_BYTES",
     "MAX_MESSAGE_BYTES",
     "BadMessage",
     "GasTopic",
@@ -67,7 +68,8 @@ __all__ = [
     "subscribe_ops",
 ]
 
-MAX_MESSAGE_BYTES = 1 << 20  # one rosbridge frame; our topics are a few hundred bytes
+MAX_FRAME_BYTES = 256 << 10  # a frame we parse; our topics' messages are < 2 KiB
+MAX_MESSAGE_BYTES = 8 << 20  # beyond this the socket itself gives up (and reconnects)
 _MAX_ODOM_M = 100_000.0  # farther from the origin than that, the local plane means nothing
 _UNSET_DEG = 1e-4  # |lat| and |lon| below this: a receiver's unset 0,0, not a place
 Link = Literal["ok", "degraded", "lost"]
@@ -301,6 +303,8 @@ class RosbridgeTranslator:
     def feed(self, data: str | bytes, now: datetime) -> None:
         """Take one frame; its events wait in their slot until `due`. BadMessage if bad."""
         self.counts["messages"] += 1
+        if len(data) > MAX_FRAME_BYTES:  # sized before parsing (text frames: characters)
+            raise BadMessage(f"frame of {len(data)} bytes is larger than {MAX_FRAME_BYTES}")
         frame = _decode(data)
         if not isinstance(frame, dict):
             raise BadMessage(f"a frame must be a JSON object, not {type(frame).__name__}")

@@ -162,6 +162,9 @@ class RobotLink:
                 self.translator.feed(frame, now)
             except BadMessage as exc:
                 self._reject(str(exc))
+            except Exception as exc:  # a translator bug costs one frame, not the link
+                log.exception("rosbridge %s: translating a frame failed", self.robot.entity)
+                self._reject(f"internal error: {type(exc).__name__}")
 
     def _reject(self, reason: str) -> None:
         self.counts["rejects"] += 1

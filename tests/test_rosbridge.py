@@ -349,6 +349,7 @@ def test_subscribe_ops_are_shaped_as_the_protocol_says() -> None:
         ('{"op": "status", "level": 3, "msg": "x"}', "status"),
         (b"\xff\xfe", "not JSON"),
         ("[" * 100_000 + "]" * 100_000, "not JSON"),  # deeper than any parser recursion
+        (publish("/gas/co", {"data": 1.0, "pad": "x" * 300_000}), "larger than"),
     ],
 )
 def test_bad_frames_are_rejected_with_a_reason(frame: str | bytes, named: str) -> None:
@@ -472,7 +473,7 @@ _ros_like = st.recursive(
 _TOPICS = ["/gps/fix", "/odom", "/battery_state", "/temp", "/gas/co", "/gas/h2s", "/other"]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     topic=st.sampled_from(_TOPICS),
     msg=_ros_like,
@@ -557,6 +558,52 @@ async def test_the_client_subscribes_and_hears_the_server_refuse_an_unknown_topi
             await link.aclose()
 
 
+async def test_the_simulated_server_answers_ops_as_rosbridge_does() -> None:
+    """The simulator is only worth its tests if it speaks the protocol: subscribe with ids
+    and type, status errors, unsubscribe by id, service calls."""
+    from websockets.asyncio.client import connect
+
+    async with RosbridgeServer(gas_robot()) as server, connect(server.url) as ws:
+
+        async def send(**op: Any) -> None:
+            await ws.send(json.dumps(op))
+
+        async def next_op(op: str) -> dict[str, Any]:
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame["op"] == op:
+                    return dict(frame)
+
+        await send(op="subscribe", id="s1", topic="/no/such/topic")
+        status = await next_op("status")
+        assert status["level"] == "error" and status["id"] == "s1"
+        assert "/no/such/topic" in status["msg"]
+        await send(op="subscribe", id="s2", topic="/gas/co", type="sensor_msgs/NavSatFix")
+        assert "type" in (await next_op("status"))["msg"]
+        await ws.send("{not json")
+        assert (await next_op("status"))["level"] == "error"
+        await send(op="call_service", id="c1", service="/rosapi/topics", args={})
+        reply = await next_op("service_response")
+        assert (reply["id"], reply["result"]) == ("c1", False)
+
+        # Two subscriptions (ROS 2 type spelling) share one stream; it ends with the last.
+        await send(op="subscribe", id="a", topic="/gas/co", type="std_msgs/msg/Float32")
+        await send(op="subscribe", id="b", topic="/gas/co", throttle_rate=0, queue_length=1)
+        msg = await next_op("publish")
+        assert msg["topic"] == "/gas/co" and isinstance(msg["msg"]["data"], float)
+        await send(op="unsubscribe", id="a", topic="/gas/co")
+        assert (await next_op("publish"))["topic"] == "/gas/co"
+        await send(op="unsubscribe", id="b", topic="/gas/co")
+        await send(op="subscribe", id="f", topic="/gps/fix", type="sensor_msgs/NavSatFix")
+        while (await next_op("publish"))["topic"] != "/gps/fix":
+            pass  # at most a message already on its way
+        for _ in range(8):  # 5 Hz fixes; the 2 Hz CO stream would show up among them
+            frame = await next_op("publish")
+            assert frame["topic"] == "/gps/fix"
+            assert set(frame["msg"]) >= {"header", "status", "latitude", "longitude"}
+            assert set(frame["msg"]["header"]["stamp"]) == {"sec", "nanosec"}
+
+
 def test_backoff_doubles_to_the_cap_with_jitter() -> None:
     low = RobotLink(RosbridgeTranslator("i", ROBOT), _ignore, rng=lambda: 0.0)
     high = RobotLink(RosbridgeTranslator("i", ROBOT), _ignore, rng=lambda: 1.0)
@@ -585,6 +632,92 @@ def test_backoff_doubles_to_the_cap_with_jitter() -> None:
 
 async def _ignore(events: list[Event]) -> None:
     return None
+
+
+def _leaves(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a message, containers included (they get replaced too)."""
+    out = [path] if path else []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _leaves(v, (*path, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _leaves(v, (*path, i))
+    return out
+
+
+_VALID = [
+    ("/gps/fix", navsatfix()),
+    ("/gps/fix", navsatfix(header=ros1_header())),
+    ("/odom", odometry(3.0, 4.0, 30.0)),
+    ("/battery_state", battery_state()),
+    ("/temp", temperature()),
+    ("/gas/h2s", {"header": ros2_header(), "reading": {"value": 3.5}}),
+]
+_MUTATIONS = [(topic, msg, path) for topic, msg in _VALID for path in _leaves(msg)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(target=st.sampled_from(_MUTATIONS), value=_json, drop=st.booleans())
+def test_a_valid_message_with_any_one_field_changed_never_breaks_the_translator(
+    target: tuple[str, dict[str, Any], tuple[Any, ...]], value: Any, drop: bool
+) -> None:
+    """Reaches the handlers (random JSON rarely looks like a NavSatFix): each field of a
+    real message replaced by anything, or left out."""
+    topic, msg, path = target
+    mutated = json.loads(json.dumps(msg))
+    parent = mutated
+    for key in path[:-1]:
+        parent = parent[key]
+    if drop and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    tr = RosbridgeTranslator("test-incident", ROBOT)
+    with contextlib.suppress(BadMessage):
+        tr.feed(publish(topic, mutated), NOW)
+    for ev in tr.due(NOW):
+        assert parse_event(event_to_json(ev)) == ev
+
+
+_frames = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200),
+    _json.map(json.dumps),
+    st.tuples(st.sampled_from(_TOPICS), _ros_like).map(lambda tm: publish(*tm)),
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(_frames, min_size=1, max_size=40))
+def test_no_input_stops_the_link(frames: list[str | bytes]) -> None:
+    """Whatever a robot's server sends, the link stays up and keeps translating."""
+
+    async def run() -> None:
+        async with RosbridgeServer(gas_robot()) as server:
+            # Only a marker topic the server does not have: nothing but our frames arrive.
+            robot = Robot(entity="robot-9", url=server.url, gases={"co": GasTopic("/marker")})
+            link = RobotLink(RosbridgeTranslator("test-incident", robot), _ignore)
+            link.start()
+            try:
+
+                async def connected() -> bool:
+                    return link.state == "connected" and bool(server.clients)
+
+                await wait_for(connected)
+                for frame in frames:
+                    await server.inject(frame)
+                await server.inject(publish("/marker", {"data": 1.0}))
+
+                async def heard_the_marker() -> bool:
+                    return link.translator.counts["published"] == 1
+
+                await wait_for(heard_the_marker)
+                assert link.state == "connected" and link.counts["connects"] == 1
+            finally:
+                await link.aclose()
+
+    asyncio.run(run())
 
 
 # --- a started cockpit: the picture, /healthz, a robot server killed and restarted ---------------

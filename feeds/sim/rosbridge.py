@@ -418,6 +418,19 @@ class RosbridgeServer:
             if not stream.throttles and stream.task is not None:
                 stream.task.cancel()
                 del streams[topic]
+        elif kind in ("advertise", "unadvertise", "publish"):
+            return  # a client publishing to the robot: accepted, and nobody listens
+        elif kind == "call_service":
+            # No services on this robot: rosbridge answers with a failed response.
+            reply: dict[str, Any] = {
+                "op": "service_response",
+                "service": op.get("service"),
+                "values": f"Service {op.get('service')} does not exist",
+                "result": False,
+            }
+            if isinstance(op_id, str):
+                reply["id"] = op_id
+            await ws.send(json.dumps(reply))
         else:
             await self._status(ws, "error", f"Unknown operation: {kind}", op_id)
 
