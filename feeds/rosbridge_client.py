@@ -73,6 +73,7 @@ class RobotLink:
         on_state: Callable[[str, LinkState], None] | None = None,
         on_reject: Callable[[str, str], None] | None = None,
         rng: Callable[[], float] = random.random,
+        backoff: tuple[float, float] = (BACKOFF_START_S, BACKOFF_CAP_S),
     ) -> None:
         self.translator = translator
         self.robot = translator.robot
@@ -81,6 +82,7 @@ class RobotLink:
         self._on_state = on_state
         self._on_reject = on_reject
         self._rng = rng
+        self._backoff_start, self._backoff_cap = backoff
         self._tick_s = min(max(self.robot.throttle_ms / 1000.0, 0.05), 0.5)
         self.state: LinkState = "reconnecting"
         self._announced: str | None = None  # the link value last sent as an event
@@ -113,10 +115,14 @@ class RobotLink:
 
     # --- connecting ----------------------------------------------------------------------
 
+    def backoff_base_s(self, attempt: int) -> float:
+        """The delay before retry number `attempt` (0-based) before jitter."""
+        return min(self._backoff_start * 2.0 ** min(attempt, 30), self._backoff_cap)
+
     def backoff_s(self, attempt: int) -> float:
-        """The delay before retry number `attempt` (0-based), with jitter, at most the cap."""
-        base = min(BACKOFF_START_S * 2.0 ** min(attempt, 16), BACKOFF_CAP_S)
-        return min(base * (1.0 - _JITTER + 2 * _JITTER * self._rng()), BACKOFF_CAP_S)
+        """The delay before retry number `attempt`, with jitter, at most the cap."""
+        jitter = 1.0 - _JITTER + 2 * _JITTER * self._rng()
+        return min(self.backoff_base_s(attempt) * jitter, self._backoff_cap)
 
     async def _connect_loop(self) -> None:
         attempt = 0
@@ -142,7 +148,8 @@ class RobotLink:
             self._announce("lost")
             delay = self.backoff_s(attempt)
             attempt += 1
-            self._set_state("down" if delay >= BACKOFF_CAP_S * (1 - _JITTER) else "reconnecting")
+            at_cap = self.backoff_base_s(attempt - 1) >= self._backoff_cap
+            self._set_state("down" if at_cap else "reconnecting")
             log.info(
                 "rosbridge %s: %s; retrying in %.1f s", self.robot.entity, self.last_error, delay
             )

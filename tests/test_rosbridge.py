@@ -634,6 +634,58 @@ async def _ignore(events: list[Event]) -> None:
     return None
 
 
+async def test_an_unreachable_robot_is_lost_then_down_and_comes_up_when_it_starts() -> None:
+    """Nothing listens at the robot's address: its link is announced lost at once, is
+    "reconnecting" while the delays grow, "down" once they reach the cap; when its
+    rosbridge starts, the link comes up by itself (small delays here: the same logic)."""
+    from feeds.rosbridge_client import RosbridgeFeed
+
+    sim = gas_robot()
+    server = RosbridgeServer(sim)
+    await server.start()
+    port = server.port
+    await server.close()  # a free port that we know, with nothing behind it
+    got: list[Event] = []
+    states: list[str] = []
+
+    async def on_events(events: list[Event]) -> None:
+        got.extend(events)
+
+    robot = robot_of(sim.entity, sim.settings(f"ws://127.0.0.1:{port}"))
+    link = RobotLink(
+        RosbridgeTranslator("test-incident", robot),
+        on_events,
+        on_state=lambda _robot, state: states.append(state),
+        backoff=(0.05, 0.4),
+    )
+    feed = RosbridgeFeed([link])
+    feed.start()
+    try:
+
+        async def down() -> bool:
+            return feed.state == "down"
+
+        await wait_for(down)
+        assert states[0] == "reconnecting" and "down" in states
+        links = [e.payload.link for e in got if isinstance(e, StatusEvent)]
+        assert links == ["lost"]  # announced once, not on every retry
+        assert "ConnectionRefused" in str(link.stats()["last_error"])
+
+        server = RosbridgeServer(sim, port=port)
+        await server.start()
+
+        async def up() -> bool:
+            return feed.state == "connected" and any(isinstance(e, PositionEvent) for e in got)
+
+        await wait_for(up)
+        links = [e.payload.link for e in got if isinstance(e, StatusEvent) and e.payload.link]
+        assert links[:2] == ["lost", "ok"]
+        assert feed.stats()["robots"][sim.entity]["connects"] == 1
+    finally:
+        await feed.aclose()
+        await server.close()
+
+
 def _leaves(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every path into a message, containers included (they get replaced too)."""
     out = [path] if path else []
