@@ -14,7 +14,8 @@ Mapping decisions, and why:
 * `nav_msgs/Odometry` → position relative to the configured origin: (lat, lon, heading),
   heading being the compass bearing of the odom frame's +x axis; +y is 90° to its left
   (REP 103), so an east-north-up odom frame (REP 105) has heading 90. Heading from the
-  quaternion's yaw, speed from the twist.
+  quaternion's yaw, speed from the twist. A robot with both draws from the NavSatFix while
+  it has a fix, from odometry after 5 s without one (indoors).
 * `sensor_msgs/BatteryState` → status `battery_pct` = percentage × 100 (NaN/null: not
   known; outside 0..1 is a reject — a driver publishing 0..100 is misconfigured, and it
   shows on /healthz), reading `battery_v`.
@@ -71,6 +72,7 @@ __all__ = [
 MAX_FRAME_BYTES = 256 << 10  # a frame we parse; our topics' messages are < 2 KiB
 MAX_MESSAGE_BYTES = 8 << 20  # beyond this the socket itself gives up (and reconnects)
 _MAX_ODOM_M = 100_000.0  # farther from the origin than that, the local plane means nothing
+_FIX_WINS = timedelta(seconds=5)  # with both fix and odom, odom only after this without a fix
 _UNSET_DEG = 1e-4  # |lat| and |lon| below this: a receiver's unset 0,0, not a place
 Link = Literal["ok", "degraded", "lost"]
 
@@ -297,6 +299,7 @@ class RosbridgeTranslator:
             ("messages", "published", "skipped", "status", "ignored"), 0
         )
         self.last_status: str | None = None  # the server's last status message (errors)
+        self._fix_at: datetime | None = None  # when the last NavSatFix with a fix came
 
     # --- input -------------------------------------------------------------------------
 
@@ -394,10 +397,15 @@ class RosbridgeTranslator:
     ) -> list[Event] | None:
         """Events for one message under one key; None: nothing to say (no fix)."""
         if key == "fix":
-            m = _convert(msg, NavSatFix, topic)
-            return self._fix(m, topic, now)
+            events = self._fix(_convert(msg, NavSatFix, topic), topic, now)
+            if events is not None:
+                self._fix_at = now
+            return events
         if key == "odom":
-            return self._odom(_convert(msg, Odometry, topic), topic, now)
+            m = _convert(msg, Odometry, topic)
+            if self._fix_at is not None and timedelta(0) <= now - self._fix_at < _FIX_WINS:
+                return None  # satellites say where the robot is; odometry drifts
+            return self._odom(m, topic, now)
         if key == "battery":
             return self._battery(_convert(msg, BatteryState, topic), topic, now)
         if key == "temperature":

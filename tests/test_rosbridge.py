@@ -246,6 +246,19 @@ def test_odometry_with_a_null_orientation_has_no_heading_and_nan_position_is_a_r
         translate(publish("/odom", odometry(2e5, 0.0, 0.0)))
 
 
+def test_with_fix_and_odometry_the_fix_wins_while_there_is_one() -> None:
+    tr = RosbridgeTranslator("test-incident", ROBOT)  # ROBOT has both
+    tr.feed(publish("/gps/fix", navsatfix()), NOW)
+    tr.feed(publish("/odom", odometry(100.0, 0.0, 0.0)), NOW + timedelta(seconds=1))
+    (ev,) = tr.due(NOW + timedelta(seconds=1))
+    assert (ev.payload.lat, ev.payload.lon) == (LAT, LON)  # type: ignore[union-attr]
+    later = NOW + timedelta(seconds=6)  # no fix for 6 s: odometry takes over
+    tr.feed(publish("/gps/fix", navsatfix(status=-1)), later)
+    tr.feed(publish("/odom", odometry(100.0, 0.0, 0.0)), later)
+    (ev,) = tr.due(later)
+    assert distance_m((LAT, LON), (ev.payload.lat, ev.payload.lon)) == pytest.approx(100.0, abs=0.1)  # type: ignore[union-attr]
+
+
 # --- BatteryState, Temperature, gases -----------------------------------------------------------
 
 
