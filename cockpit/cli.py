@@ -190,8 +190,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         drones = run_drones(f"http://{settings.host}:{port}", token, mavlink, start_s=90.0)
         await asyncio.gather(vehicles, drones, weather)
 
-    asyncio.run(_serve(settings, on_start=started))
+    if args.no_ros:
+        asyncio.run(_serve(settings, on_start=started))
+    else:
+        asyncio.run(_with_ros_robots(settings, started))
     return 0
+
+
+async def _with_ros_robots(settings: Settings, on_start: Any) -> None:
+    """The demo's ROS robots: each behind its own simulated rosbridge server on a free
+    loopback port, as a real robot's `ws://host:9090`, the cockpit connecting out to it."""
+    from cockpit.settings import RosRobot
+    from feeds.sim.rosbridge import RosbridgeServer, demo_robots
+
+    servers = [RosbridgeServer(robot, start_s=90.0) for robot in demo_robots()]
+    try:
+        for server in servers:
+            await server.start()
+        robots = {s.robot.entity: RosRobot.model_validate(s.robot.settings(s.url)) for s in servers}
+        # Robots configured for real (COCKPIT_ROSBRIDGE) keep their place.
+        update = {"rosbridge": {**robots, **settings.rosbridge}}
+        await _serve(settings.model_copy(update=update), on_start=on_start)
+    finally:
+        for server in servers:
+            await server.close()
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -287,6 +309,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-browser", action="store_true", help="don't open a browser")
     demo.add_argument(
         "--no-drones", action="store_true", help="without the two drones (MAVLink + video)"
+    )
+    demo.add_argument(
+        "--no-ros", action="store_true", help="without the two robots on rosbridge servers"
     )
     demo.set_defaults(func=cmd_demo)
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost ev
     from cockpit.media.vision import DetectionData, StreamAnalyser
     from feeds.cap_poll import CapPoller
     from feeds.mavlink import MavlinkUdp
+    from feeds.rosbridge_client import RosbridgeFeed
 
 __all__ = ["live_services", "resolve_incident"]
 
@@ -83,9 +84,12 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     svc.media.on_change.append(_announce_video(pipeline, incident))
     mavlink = await _mavlink(settings, svc, pipeline) if settings.mavlink_listen else None
     cap = _cap(settings, svc, pipeline) if settings.cap_folder or settings.cap_url else None
+    rosbridge = _rosbridge(settings, svc, pipeline) if settings.rosbridge else None
     try:
         yield svc
     finally:
+        if rosbridge is not None:
+            await rosbridge.aclose()
         if cap is not None:
             await cap.aclose()
         if mavlink is not None:
@@ -175,6 +179,55 @@ def _cap(settings: Settings, svc: Services, pipeline: Pipeline) -> CapPoller:
     )
     poller.start()
     return poller
+
+
+def _rosbridge(settings: Settings, svc: Services, pipeline: Pipeline) -> RosbridgeFeed:
+    """The robots' rosbridge links: their topics into the picture, each link's state on
+    /healthz (feeds.rosbridge.links) and as a status event (link ok/lost)."""
+    from feeds.rosbridge import GasTopic, Robot, RosbridgeTranslator
+    from feeds.rosbridge_client import LinkState, RobotLink, RosbridgeFeed
+
+    health = svc.health.feed("rosbridge")
+
+    async def ingest(events: list[Event]) -> None:
+        try:
+            await pipeline.ingest(events)
+        except CommitTimeout as exc:
+            health.reject(f"not committed: {exc}", svc.clock())
+            return
+        health.accept(len(events), svc.clock())
+
+    def on_state(robot: str, state: LinkState) -> None:
+        health.links[robot] = state
+        health.state = feed.state
+        health.connections = sum(1 for s in health.links.values() if s == "connected")
+
+    def on_reject(robot: str, reason: str) -> None:
+        health.reject(f"{robot}: {reason}"[:200], svc.clock())
+
+    links = []
+    for entity, cfg in settings.rosbridge.items():
+        t = cfg.topics
+        robot = Robot(
+            entity=entity,
+            url=cfg.url,
+            callsign=cfg.callsign,
+            origin=cfg.origin,
+            throttle_ms=cfg.throttle_ms,
+            fix=t.fix,
+            odom=t.odom,
+            battery=t.battery,
+            temperature=t.temperature,
+            gases={n: GasTopic(g.topic, g.type, g.field, g.unit) for n, g in t.gas.items()},
+        )
+        translator = RosbridgeTranslator(svc.incident, robot)
+        links.append(RobotLink(translator, ingest, on_state=on_state, on_reject=on_reject))
+        health.links[entity] = "reconnecting"
+    feed = RosbridgeFeed(links)
+    health.state = feed.state
+    feed.start()
+    svc.extra_stats["rosbridge"] = feed.stats
+    return feed
 
 
 def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> SegmentRecorder:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,7 +22,7 @@ from pydantic_settings import (
 from cockpit.rules.config import GasLimit, RuleConfig
 from cockpit.situation import DEFAULT_STALE_AFTER
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = ["RosGas", "RosRobot", "RosTopics", "Settings", "SettingsError", "load_settings"]
 
 
 _Fov = Annotated[float, Field(gt=1.0, lt=179.0)]  # a camera's field of view, degrees
@@ -77,6 +77,57 @@ class RulesSettings(BaseModel):
                 )
             changes["gas"] = gas
         return replace(base, **changes)
+
+
+# A ROS topic or message type name, and a dotted field path into a message.
+_RosTopic = Annotated[str, Field(pattern=r"^/?[A-Za-z~][A-Za-z0-9_/~]{0,199}$")]
+_RosType = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*/(msg/)?[A-Za-z][A-Za-z0-9_]*$")]
+_RosField = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")]
+_RobotId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")]
+_ReadingName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class RosGas(BaseModel):
+    """One gas reading of a robot: its topic, message type and the field with the value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    topic: _RosTopic
+    type: _RosType = Field("std_msgs/Float32", description="ROS message type of the topic.")
+    field: _RosField = Field("data", description="Dotted path of the value in the message.")
+    unit: str = Field("ppm", max_length=16, description="ppm, %UEG, Vol-% ...")
+
+
+class RosTopics(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    fix: _RosTopic | None = Field(None, description="sensor_msgs/NavSatFix")
+    odom: _RosTopic | None = Field(None, description="nav_msgs/Odometry (needs origin)")
+    battery: _RosTopic | None = Field(None, description="sensor_msgs/BatteryState")
+    temperature: _RosTopic | None = Field(None, description="sensor_msgs/Temperature")
+    gas: dict[_ReadingName, RosGas] = Field(default_factory=dict, max_length=32)
+
+
+class RosRobot(BaseModel):
+    """A robot the cockpit connects to over rosbridge v2."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    url: str = Field(pattern=r"^wss?://[^\s/]+(/\S*)?$", description="ws://host:9090")
+    callsign: str | None = Field(None, max_length=64)
+    origin: (
+        tuple[
+            Annotated[float, Field(ge=-90, le=90)],
+            Annotated[float, Field(ge=-180, le=180)],
+            Annotated[float, Field(ge=0, le=360)],
+        ]
+        | None
+    ) = Field(None, description="Odometry origin: lat, lon, compass bearing of the odom +x axis.")
+    throttle_ms: int = Field(200, ge=0, le=60_000, description="At most one message per topic.")
+    topics: RosTopics = Field(default_factory=RosTopics)
+
+    @model_validator(mode="after")
+    def _odom_needs_origin(self) -> RosRobot:
+        if self.topics.odom and self.origin is None:
+            raise ValueError("topics.odom needs origin = [lat, lon, heading of the odom x axis]")
+        return self
 
 
 class SettingsError(Exception):
@@ -188,6 +239,10 @@ class Settings(BaseSettings):
         gt=0,
         le=60,
         description="How often the recorder checks whether time alone changed the picture.",
+    )
+    rosbridge: dict[_RobotId, RosRobot] = Field(
+        default_factory=dict,
+        description="Robots to connect to over rosbridge v2, by entity id (see below).",
     )
 
     @field_validator("stale_after_s")
