@@ -11,6 +11,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from cockpit.events import (
     utcnow,
 )
 from cockpit.geo import Camera, Pose
+from cockpit.health import FeedState
 from cockpit.media.recording import SegmentInfo, SegmentRecorder
 from cockpit.media.streams import MediaHub, Stream
 from cockpit.pipeline import CommitTimeout, Pipeline
@@ -41,6 +43,7 @@ if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost ev
     # `cockpit` command ~0.2 s at start, and only some deployments use them
     from cockpit.media.vision import DetectionData, StreamAnalyser
     from feeds.mavlink import MavlinkUdp
+    from feeds.ttn_mqtt import MqttSubscription
 
 __all__ = ["live_services", "resolve_incident"]
 
@@ -79,9 +82,12 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     analyser = _video_analyser(settings, svc, pipeline)
     svc.media.on_change.append(_announce_video(pipeline, incident))
     mavlink = await _mavlink(settings, svc, pipeline) if settings.mavlink_listen else None
+    ttn = _ttn_mqtt(settings, svc) if settings.mqtt_url else None
     try:
         yield svc
     finally:
+        if ttn is not None:
+            await ttn.aclose()
         if mavlink is not None:
             await mavlink.aclose()
         await svc.media.close()
@@ -119,6 +125,37 @@ async def _mavlink(settings: Settings, svc: Services, pipeline: Pipeline) -> Mav
             f"mavlink_listen (COCKPIT_MAVLINK_LISTEN) = {settings.mavlink_listen!r}: {exc}"
         ) from exc
     svc.extra_stats["mavlink"] = feed.stats
+    return feed
+
+
+def _ttn_mqtt(settings: Settings, svc: Services) -> MqttSubscription:
+    """The Things Stack uplinks from an MQTT broker, kept subscribed (reconnecting with
+    backoff); the broker's state is the ttn feed's state on /healthz."""
+    from cockpit.api.ingest_ttn import mqtt_handler
+    from feeds.ttn_mqtt import MqttSubscription, parse_broker_url
+
+    assert settings.mqtt_url is not None
+    try:
+        broker = parse_broker_url(settings.mqtt_url)
+    except ValueError as exc:
+        raise SettingsError(f"mqtt_url (COCKPIT_MQTT_URL): {exc}") from exc
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    broker = replace(
+        broker,
+        username=settings.mqtt_username or broker.username,
+        password=password or broker.password,
+    )
+    health = svc.health.feed("ttn")
+    link = broker.display()
+
+    def on_state(state: FeedState) -> None:
+        health.state = state
+        health.links[link] = state
+
+    feed = MqttSubscription(broker, settings.ttn_topic, mqtt_handler(svc), on_state=on_state)
+    on_state(feed.state)
+    feed.start()
+    svc.extra_stats["ttn_mqtt"] = feed.stats
     return feed
 
 

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,10 +20,34 @@ from pydantic_settings import (
 
 from cockpit.situation import DEFAULT_STALE_AFTER
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = ["Settings", "SettingsError", "TtnField", "TtnProfile", "load_settings"]
 
 
 _Fov = Annotated[float, Field(gt=1.0, lt=179.0)]  # a camera's field of view, degrees
+
+
+class TtnField(BaseModel):
+    """How one decoded LoRaWAN field becomes a reading: value * scale, sent in `unit`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reading: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Reading name.")
+    unit: str = Field("", max_length=16, description="Unit the device sends in.")
+    scale: float = Field(1.0, allow_inf_nan=False, description="Factor applied first.")
+
+
+class TtnProfile(BaseModel):
+    """A LoRaWAN device (by its TTS device id): what it is and how its fields read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["unit", "drone", "robot", "sensor", "person"] = "sensor"
+    type: Literal["weather", "water_gauge", "air_quality"] | None = Field(
+        None, description="Default field names of this kind of sensor."
+    )
+    callsign: str | None = Field(None, max_length=64)
+    lat: float | None = Field(None, ge=-90, le=90, description="Fixed position.")
+    lon: float | None = Field(None, ge=-180, le=180)
+    alt_m: float | None = Field(None, ge=-500, le=20000)
+    fields: dict[str, TtnField] = Field(default_factory=dict, max_length=64)
 
 
 class SettingsError(Exception):
@@ -115,6 +139,24 @@ class Settings(BaseSettings):
         None, description="Local MBTiles file, served as /tiles/{z}/{x}/{y} (wins over map_tiles)."
     )
     map_attribution: str = Field("", max_length=300, description="Credit shown for the tiles.")
+    mqtt_url: str | None = Field(
+        None,
+        pattern=r"^mqtts?://\S+$",
+        description="Broker for LoRaWAN uplinks: mqtt:// or mqtts://, user:password@ allowed.",
+    )
+    mqtt_username: str | None = Field(
+        None, max_length=200, description="MQTT user (TTS: {application id}@{tenant id})."
+    )
+    mqtt_password: SecretStr | None = Field(None, description="MQTT password (TTS: an API key).")
+    ttn_topic: str = Field(
+        "v3/+/devices/+/up",
+        min_length=1,
+        max_length=300,
+        description="MQTT topic of The Things Stack uplinks.",
+    )
+    ttn_profiles: dict[str, TtnProfile] = Field(
+        default_factory=dict, description="LoRaWAN device profiles by TTS device id."
+    )
 
     @field_validator("stale_after_s")
     @classmethod
