@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
@@ -619,3 +620,98 @@ async def test_a_broker_that_does_not_answer_is_down_and_the_server_serves(tmp_p
         assert h["status"] == "ok" and h["ttn_mqtt"]["last_error"]
         assert h["ttn_mqtt"]["broker"] == f"mqtt://127.0.0.1:{port}"
         assert secret not in json.dumps(h)  # credentials never shown
+
+
+# --- the simulator ---------------------------------------------------------------------
+
+
+def test_the_simulated_sensors_read_as_the_demo_expects() -> None:
+    from cockpit.settings import TtnProfile
+    from feeds.sim.lorawan import DEMO_PROFILES, RISING, SENSORS, TURNING
+    from feeds.sim.lorawan import uplink as sim_uplink
+
+    # The demo's profiles pass the settings' own validation.
+    for profile in DEMO_PROFILES.values():
+        TtnProfile.model_validate(profile)
+    tr = TtnTranslator(profiles_from(DEMO_PROFILES))
+    seen: dict[str, dict[str, Any]] = {}
+    for i, t_s in enumerate((0.0, 900.0, 1800.0)):
+        now = T0 + timedelta(seconds=t_s)
+        for s in SENSORS:
+            events = run(tr, sim_uplink(s, t_s, now, i + 1), now + timedelta(seconds=1))
+            pos = of(events, PositionEvent)
+            assert pos, s.device
+            dist = math.dist((pos[0].payload.lat, pos[0].payload.lon), HARBOUR)
+            assert dist < 0.03, s.device  # within ~2 km of the harbour
+            for w in of(events, WeatherEvent):
+                seen.setdefault(s.device, {})[t_s] = w.payload
+            for r in of(events, ReadingsEvent):
+                seen.setdefault(s.device + ":r", {})[t_s] = r.payload.values
+    stations = [s.device for s in SENSORS if s.kind == "weather"]
+    assert len(stations) == 5
+    for device in stations:
+        for p in seen[device].values():  # every formatter's wind, temperature, pressure read
+            assert 2.0 < p.wind_speed_mps < 7.0 and p.gust_mps > p.wind_speed_mps
+            assert 0 <= p.wind_dir_deg <= 360 and 5 < p.temperature_c < 20
+            assert 1000 < p.pressure_hpa < 1015 and p.humidity_pct is not None
+    turning = seen[TURNING]
+    assert turning[0.0].wind_dir_deg == pytest.approx(240, abs=1)
+    assert turning[1800.0].wind_dir_deg == pytest.approx(320, abs=1)
+    rising = seen[RISING + ":r"]
+    assert rising[1800.0]["water_level"].value > rising[0.0]["water_level"].value
+    assert rising[1800.0]["water_rise"].value == pytest.approx(18.0, abs=2.0)
+    steady = seen["pegel-kanal:r"]
+    assert abs(steady[1800.0]["water_rise"].value) < 3.0
+
+
+@needs_broker
+async def test_the_demo_sensors_over_the_real_broker_appear_in_the_picture(
+    tmp_path: Path,
+) -> None:
+    from feeds.sim.lorawan import DEMO_PROFILES, SENSORS, run_lorawan
+    from tests.serving import serve
+
+    app = f"demo-{secrets.token_hex(4)}@ttn"
+    stop = asyncio.Event()
+    async with (
+        serve(
+            tmp_path / "data",
+            mqtt_url="mqtt://127.0.0.1:1883",
+            ttn_topic=f"v3/{app}/devices/+/up",
+            ttn_profiles=DEMO_PROFILES,
+        ) as s,
+        httpx.AsyncClient(base_url=s.url, timeout=15) as c,
+    ):
+        await s.login(c)
+
+        async def connected() -> bool:
+            return (await c.get("/healthz")).json()["feeds"]["ttn"]["state"] == "connected"
+
+        await _until(connected)
+        sim = asyncio.create_task(
+            run_lorawan("mqtt://127.0.0.1:1883", app=app, interval_s=0.3, stop=stop)
+        )
+        try:
+
+            async def all_there() -> bool:
+                entities = {
+                    e["id"]: e for e in (await c.get("/api/v1/situation")).json()["entities"]
+                }
+                return all(
+                    s.device in entities
+                    and entities[s.device]["lat"] is not None
+                    and (
+                        "wind_speed" in entities[s.device]["readings"]
+                        or "water_rise" in entities[s.device]["readings"]
+                    )
+                    for s in SENSORS
+                )
+
+            await _until(all_there, timeout=30)
+        finally:
+            stop.set()
+            await asyncio.wait_for(sim, 10)
+        entities = {e["id"]: e for e in (await c.get("/api/v1/situation")).json()["entities"]}
+        assert entities["wetter-hafen"]["callsign"] == "Wetter Hafen"
+        assert entities["pegel-emscher"]["readings"]["water_level"]["unit"] == "cm"
+        assert (await c.get("/healthz")).json()["feeds"]["ttn"]["rejected"] == 0
