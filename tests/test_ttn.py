@@ -13,6 +13,7 @@ import json
 import math
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -715,3 +716,67 @@ async def test_the_demo_sensors_over_the_real_broker_appear_in_the_picture(
         assert entities["wetter-hafen"]["callsign"] == "Wetter Hafen"
         assert entities["pegel-emscher"]["readings"]["water_level"]["unit"] == "cm"
         assert (await c.get("/healthz")).json()["feeds"]["ttn"]["rejected"] == 0
+
+
+# --- no input stops the subscription ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mqtt_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One server subscribed to a topic of this module alone (hypothesis reuses it)."""
+    if not _broker_answers():
+        pytest.skip(f"no MQTT broker at {BROKER}")
+    from tests.serving import serve_in_thread
+
+    app = f"fuzz-{secrets.token_hex(4)}@ttn"
+    data_dir = tmp_path_factory.mktemp("ttn-fuzz") / "data"
+    url = f"mqtt://{BROKER[0]}:{BROKER[1]}"
+    with (
+        serve_in_thread(data_dir, mqtt_url=url, ttn_topic=f"v3/{app}/devices/+/up") as served,
+        httpx.Client(base_url=served.url, timeout=15) as c,
+    ):
+        r = c.post("/api/v1/session", json={"username": "el", "password": served.passwords["el"]})
+        assert r.status_code == 200
+        for _ in range(300):
+            if c.get("/healthz").json()["feeds"]["ttn"]["state"] == "connected":
+                break
+            time.sleep(0.05)
+        yield app, c
+
+
+_payloads = st.one_of(
+    st.binary(max_size=200),
+    _json.map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(st.text(max_size=8), _values, max_size=8).map(
+        lambda d: json.dumps(uplink("fuzzed", d), allow_nan=True).encode()
+    ),
+)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(payloads=st.lists(_payloads, min_size=1, max_size=8))
+def test_no_message_stops_the_subscription(mqtt_server: Any, payloads: list[bytes]) -> None:
+    import paho.mqtt.publish as publish
+
+    app, c = mqtt_server
+    before = c.get("/healthz").json()["ttn_mqtt"]["messages"]
+    probe = f"probe-{secrets.token_hex(4)}"
+    good = json.dumps(uplink(probe, {"co2": 400}, at=datetime.now(UTC))).encode()
+    msgs: list[Any] = [(f"v3/{app}/devices/fuzzed/up", p, 0, False) for p in payloads]
+    msgs.append((f"v3/{app}/devices/{probe}/up", good, 0, False))
+    publish.multiple(msgs, hostname=BROKER[0], port=BROKER[1])  # in order, one connection
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
+    while True:
+        ids = {e["id"] for e in c.get("/api/v1/situation").json()["entities"]}
+        if probe in ids:
+            break
+        assert datetime.now(UTC) < deadline, "the good uplink after the fuzzed ones never came"
+        time.sleep(0.02)
+    h = c.get("/healthz").json()
+    assert h["ttn_mqtt"]["messages"] == before + len(payloads) + 1
+    assert h["ttn_mqtt"]["errors"] == 0  # every bad one was a counted reject, not a crash
+    assert h["feeds"]["ttn"]["state"] == "connected"
