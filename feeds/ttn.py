@@ -308,7 +308,10 @@ def parse_value(value: Any) -> tuple[float, str] | None:
     if isinstance(value, bool):
         return None  # a flag, not a measurement
     if isinstance(value, int | float):
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # JSON integers have no bound
+            return None
         return (v, "") if math.isfinite(v) else None
     if not isinstance(value, str) or len(value) > _MAX_STRING:
         return None
@@ -469,7 +472,7 @@ class TtnTranslator:
         if source is None:
             raise msgspec.ValidationError("not a valid device id - at `$.end_device_ids.device_id`")
         kind: EntityKind = profile.kind if profile else "sensor"
-        callsign = (profile.callsign if profile else None) or device
+        callsign = ((profile.callsign if profile else None) or device)[:64]
         values, position_fields = self._values(device, profile, msg.decoded_payload or {})
         self._derive_rise(device, values, observed.timestamp())
         where = self._where(profile, msg, position_fields)
@@ -646,6 +649,8 @@ def _best_gateway(rx: list[RxMetadata]) -> RxMetadata | None:
 
 def _in_fixed_unit(name: str, value: float, unit: str) -> tuple[float, str] | None:
     """The value in the reading's fixed unit (None: no conversion, or out of range)."""
+    if not math.isfinite(value):
+        return None  # e.g. a profile's scale that overflows
     target = FIXED_UNITS.get(name)
     if target is None:
         return value, unit

@@ -139,6 +139,7 @@ PROFILES = profiles_from(
             "fields": {"lvl": {"reading": "water_level", "unit": "mm", "scale": 1.0}},
         },
         "luft-1": {"type": "air_quality", "callsign": "Luft 1", "lat": 51.52, "lon": 7.45},
+        "huge-1": {"fields": {"v": {"reading": "v", "scale": 1e300}, "w": {"reading": "co2"}}},
     }
 )
 
@@ -303,7 +304,8 @@ def test_values_with_units_and_decimal_commas() -> None:
     assert parse_value("3,5 m/s") == (3.5, "m/s")
     assert parse_value(" -4 ") == (-4.0, "")
     assert parse_value("1e3 Pa") == (1000.0, "Pa")
-    for bad in ("n/a", "", "°C", "NaN", "inf", True, None, [1], {"a": 1}, float("nan"), "1.2.3"):
+    bad_ones = ("n/a", "", "°C", "NaN", "inf", "1e999 K", True, None, [1], float("nan"), 10**400)
+    for bad in (*bad_ones, {"a": 1}, "1.2.3"):
         assert parse_value(bad) is None, bad
     assert convert(36.0, "km/h", "m/s") == pytest.approx(10.0)
     assert convert(10.0, "kn", "m/s") == pytest.approx(5.14444)
@@ -385,7 +387,8 @@ _json = st.recursive(
 )
 _values = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
-    st.integers(min_value=-(10**30), max_value=10**30),
+    st.integers(),
+    st.integers(min_value=10**300, max_value=10**400),
     st.text(max_size=30),
     st.builds(
         lambda n, u: f"{n} {u}", st.floats(), st.sampled_from(["°C", "km/h", "m", "%", "ppm", "x"])
@@ -396,8 +399,12 @@ _values = st.one_of(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    device=st.sampled_from(["wetter-hafen", "pegel-ruhr-1", "luft-1", "free-1"]),
-    decoded=st.dictionaries(st.text(max_size=12), _values, max_size=12),
+    device=st.sampled_from(["wetter-hafen", "pegel-ruhr-1", "luft-1", "huge-1", "free-1"]),
+    decoded=st.dictionaries(
+        st.one_of(st.text(max_size=12), st.sampled_from(["v", "w", "lvl", "temperature"])),
+        _values,
+        max_size=12,
+    ),
     loc=st.tuples(st.floats(), st.floats()),
 )
 def test_no_decoded_payload_breaks_the_translator(
@@ -780,3 +787,90 @@ def test_no_message_stops_the_subscription(mqtt_server: Any, payloads: list[byte
     assert h["ttn_mqtt"]["messages"] == before + len(payloads) + 1
     assert h["ttn_mqtt"]["errors"] == 0  # every bad one was a counted reject, not a crash
     assert h["feeds"]["ttn"]["state"] == "connected"
+
+
+# --- a broker that goes away and comes back --------------------------------------------
+
+
+class _Mosquitto:
+    """A Mosquitto of this test alone, on a free port, that the test stops and restarts."""
+
+    def __init__(self, tmp: Path) -> None:
+        from tests.procs import free_port
+
+        self.port = free_port()
+        self.tmp = tmp
+        self.proc: Any = None
+
+    def start(self) -> None:
+        import subprocess
+
+        with (self.tmp / "mosquitto.log").open("ab") as log:  # the child keeps its own fd
+            self.proc = subprocess.Popen(
+                [self.exe(), "-p", str(self.port)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    @staticmethod
+    def exe() -> str:
+        import shutil
+
+        return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+@pytest.mark.skipif(not Path(_Mosquitto.exe()).exists(), reason="no mosquitto binary")
+async def test_the_subscription_comes_back_after_the_broker_restarts(tmp_path: Path) -> None:
+    import paho.mqtt.publish as publish
+
+    from tests.serving import serve
+
+    broker = _Mosquitto(tmp_path)
+    broker.start()
+    try:
+        async with (
+            serve(tmp_path / "data", mqtt_url=f"mqtt://127.0.0.1:{broker.port}") as s,
+            httpx.AsyncClient(base_url=s.url, timeout=15) as c,
+        ):
+            await s.login(c)
+
+            def state_is(*states: str) -> Callable[[], Awaitable[bool]]:
+                async def check() -> bool:
+                    return (await c.get("/healthz")).json()["feeds"]["ttn"]["state"] in states
+
+                return check
+
+            async def send_until_drawn(device: str) -> None:
+                body = json.dumps(uplink(device, {"co2": 420}, at=datetime.now(UTC)))
+                topic = f"v3/app@ttn/devices/{device}/up"
+                await asyncio.to_thread(
+                    publish.single, topic, body, hostname="127.0.0.1", port=broker.port
+                )
+
+                async def drawn() -> bool:
+                    return await _entity(c, device) is not None
+
+                await _until(drawn)
+
+            await _until(state_is("connected"))
+            await send_until_drawn("before-1")
+            broker.stop()
+            await _until(state_is("reconnecting", "down"))
+            broker.start()
+            await _until(state_is("connected"), timeout=60)
+            await send_until_drawn("after-1")
+            h = (await c.get("/healthz")).json()
+            assert h["ttn_mqtt"]["connects"] == 2
+            assert h["feeds"]["ttn"]["rejected"] == 0
+    finally:
+        broker.stop()
