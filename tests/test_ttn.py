@@ -748,7 +748,8 @@ def mqtt_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
             if c.get("/healthz").json()["feeds"]["ttn"]["state"] == "connected":
                 break
             time.sleep(0.05)
-        yield app, c
+        hook = {"Authorization": f"Bearer {_add_device(data_dir, 'ttn-hook', ['ttn'])}"}
+        yield app, c, hook
 
 
 _payloads = st.one_of(
@@ -769,7 +770,7 @@ _payloads = st.one_of(
 def test_no_message_stops_the_subscription(mqtt_server: Any, payloads: list[bytes]) -> None:
     import paho.mqtt.publish as publish
 
-    app, c = mqtt_server
+    app, c, _ = mqtt_server
     before = c.get("/healthz").json()["ttn_mqtt"]["messages"]
     probe = f"probe-{secrets.token_hex(4)}"
     good = json.dumps(uplink(probe, {"co2": 400}, at=datetime.now(UTC))).encode()
@@ -874,3 +875,21 @@ async def test_the_subscription_comes_back_after_the_broker_restarts(tmp_path: P
             assert h["feeds"]["ttn"]["rejected"] == 0
     finally:
         broker.stop()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(body=_payloads)
+def test_no_webhook_body_breaks_the_route(mqtt_server: Any, body: bytes) -> None:
+    _, c, hook = mqtt_server
+    before = c.get("/healthz").json()["feeds"]["ttn"]["rejected"]
+    r = c.post("/api/v1/ingest/ttn", content=body, headers=hook)
+    assert r.status_code in (202, 422), r.text
+    after = c.get("/healthz").json()["feeds"]["ttn"]["rejected"]
+    if r.status_code == 422:
+        assert r.json()["errors"][0]["field"] and after == before + 1
+    else:
+        assert after == before and "seq" in r.json()
