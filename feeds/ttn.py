@@ -468,13 +468,13 @@ class TtnTranslator:
         device = up.end_device_ids.device_id
         profile = self.profiles.get(device)
         observed = self._observed_at(up, msg, received_at)
-        source = Source(feed="ttn", device=device) if _ID.match(device) else None
-        if source is None:
+        if not _ID.match(device):
             raise msgspec.ValidationError("not a valid device id - at `$.end_device_ids.device_id`")
+        source = Source(feed="ttn", device=device)
         kind: EntityKind = profile.kind if profile else "sensor"
         callsign = ((profile.callsign if profile else None) or device)[:64]
         values, position_fields = self._values(device, profile, msg.decoded_payload or {})
-        self._derive_rise(device, values, observed.timestamp())
+        level = self._derive_rise(device, values, observed.timestamp())
         where = self._where(profile, msg, position_fields)
 
         def envelope() -> dict[str, Any]:
@@ -541,7 +541,9 @@ class TtnTranslator:
                 )
             )
         out = [checked(e) for e in events]  # raises InvalidInput naming the path
-        self._remember(self._registered, device, None)
+        self._remember(self._registered, device, None)  # only what was accepted counts
+        if level is not None:
+            self._remember(self._levels, device, level)
         return out
 
     # -- parts --
@@ -591,18 +593,22 @@ class TtnTranslator:
                 break
         return values, position
 
-    def _derive_rise(self, device: str, values: dict[str, tuple[float, str]], t: float) -> None:
+    def _derive_rise(
+        self, device: str, values: dict[str, tuple[float, str]], t: float
+    ) -> tuple[float, float] | None:
+        """Adds `water_rise` from the device's last level if it sent none; returns the
+        (time, level) to remember once the uplink is accepted."""
         level = values.get("water_level")
         if level is None:
-            return
+            return None
         last = self._levels.get(device)
         if last is not None and t <= last[0]:
-            return  # an old uplink, late: neither a rate nor the new last level
+            return None  # an old uplink, late: neither a rate nor the new last level
         if "water_rise" not in values and last is not None and t - last[0] <= 6 * 3600:
             rise = (level[0] - last[1]) / ((t - last[0]) / 3600.0)
             if math.isfinite(rise):
                 values["water_rise"] = (round(rise, 3), "cm/h")
-        self._remember(self._levels, device, (t, level[0]))
+        return t, level[0]
 
     @staticmethod
     def _where(
