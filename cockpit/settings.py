@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -169,6 +170,16 @@ class Settings(BaseSettings):
         if any(v <= 0 for v in value.values()):
             raise ValueError("every threshold must be > 0 s")
         return {**DEFAULT_STALE_AFTER, **value}
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if not parts.hostname:
+                raise ValueError("no host")
+            _ = parts.port  # raises ValueError naming a port out of range
+        return value
 
     @classmethod
     def settings_customise_sources(

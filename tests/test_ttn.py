@@ -893,3 +893,23 @@ def test_no_webhook_body_breaks_the_route(mqtt_server: Any, body: bytes) -> None
         assert r.json()["errors"][0]["field"] and after == before + 1
     else:
         assert after == before and "seq" in r.json()
+
+
+def test_a_broker_url_that_cannot_be_used_is_refused_naming_it(tmp_path: Path) -> None:
+    from cockpit.settings import SettingsError, load_settings
+    from feeds.ttn_mqtt import parse_broker_url
+
+    b = parse_broker_url("mqtts://fw%40ttn:s3cr%2Ft@broker.example:8884")
+    assert (b.host, b.port, b.tls, b.username, b.password) == (
+        "broker.example",
+        8884,
+        True,
+        "fw@ttn",
+        "s3cr/t",
+    )
+    assert b.display() == "mqtts://broker.example:8884"
+    assert parse_broker_url("mqtt://127.0.0.1").port == 1883
+    with pytest.raises(SettingsError, match="mqtt_url"):
+        load_settings(None, data_dir=tmp_path, mqtt_url="http://broker")
+    with pytest.raises(SettingsError, match=r"mqtt_url \(COCKPIT_MQTT_URL\).*out of range"):
+        load_settings(None, data_dir=tmp_path, mqtt_url="mqtt://broker:99999")
