@@ -103,6 +103,32 @@ def _with_demo_drones(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
+def _with_demo_lorawan(settings: Settings) -> tuple[Settings, str | None]:
+    """The demo's LoRaWAN sensors, when an MQTT broker answers on 127.0.0.1:1883 (and no
+    other broker is configured): their profiles, and a topic of this demo run alone."""
+    from cockpit.settings import TtnProfile
+    from feeds.sim.lorawan import DEMO_PROFILES
+
+    if settings.mqtt_url is not None:
+        return settings, None
+    try:
+        with socket.create_connection(("127.0.0.1", 1883), timeout=0.5):
+            pass
+    except OSError:
+        print("demo: no MQTT broker on 127.0.0.1:1883; LoRaWAN sensors are off", file=sys.stderr)
+        return settings, None
+    app = f"cockpit-demo-{secrets.token_hex(3)}@ttn"
+    update: dict[str, Any] = {
+        "mqtt_url": "mqtt://127.0.0.1:1883",
+        "ttn_topic": f"v3/{app}/devices/+/up",
+        "ttn_profiles": {
+            **{k: TtnProfile.model_validate(v) for k, v in DEMO_PROFILES.items()},
+            **settings.ttn_profiles,
+        },
+    }
+    return settings.model_copy(update=update), app
+
+
 def _udp_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
@@ -159,6 +185,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"redis_url": None, "incident": None})
     if not args.no_drones:
         settings = _with_demo_drones(settings)
+    settings, lorawan_app = _with_demo_lorawan(settings)
     password = secrets.token_urlsafe(12)  # a fresh one each run: no default secret
     with _auth(settings) as auth:
         auth.add_user("einsatzleitung", "commander", password, replace=True)
@@ -179,16 +206,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         vehicles = run_sim(f"ws://{settings.host}:{port}/ws/ingest/telemetry", token, start_s=90.0)
         from feeds.sim.cap import run_cap_warnings  # a DWD-style warning, then its Update
 
-        weather = run_cap_warnings(f"http://{settings.host}:{port}", token)
+        sims = [vehicles, run_cap_warnings(f"http://{settings.host}:{port}", token)]
+        if settings.mqtt_url and lorawan_app:  # LoRaWAN sensors over the local broker
+            from feeds.sim.lorawan import run_lorawan
+
+            sims.append(run_lorawan(settings.mqtt_url, app=lorawan_app, start_s=90.0))
         if args.no_drones:
-            await asyncio.gather(vehicles, weather)
+            await asyncio.gather(*sims)
             return
         from feeds.mavlink import parse_udp_addr
         from feeds.sim.drones import run_drones
 
         mavlink = parse_udp_addr(settings.mavlink_listen) if settings.mavlink_listen else None
         drones = run_drones(f"http://{settings.host}:{port}", token, mavlink, start_s=90.0)
-        await asyncio.gather(vehicles, drones, weather)
+        await asyncio.gather(*sims, drones)
 
     if args.no_ros:
         asyncio.run(_serve(settings, on_start=started))

@@ -11,6 +11,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from cockpit.events import (
     utcnow,
 )
 from cockpit.geo import Camera, Pose
+from cockpit.health import FeedState
 from cockpit.media.recording import SegmentInfo, SegmentRecorder
 from cockpit.media.streams import MediaHub, Stream
 from cockpit.pipeline import CommitTimeout, Pipeline
@@ -43,6 +45,7 @@ if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost ev
     from feeds.cap_poll import CapPoller
     from feeds.mavlink import MavlinkUdp
     from feeds.rosbridge_client import RosbridgeFeed
+    from feeds.ttn_mqtt import MqttSubscription
 
 __all__ = ["live_services", "resolve_incident"]
 
@@ -85,9 +88,12 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     mavlink = await _mavlink(settings, svc, pipeline) if settings.mavlink_listen else None
     cap = _cap(settings, svc, pipeline) if settings.cap_folder or settings.cap_url else None
     rosbridge = _rosbridge(settings, svc, pipeline) if settings.rosbridge else None
+    ttn = _ttn_mqtt(settings, svc) if settings.mqtt_url else None
     try:
         yield svc
     finally:
+        if ttn is not None:
+            await ttn.aclose()
         if rosbridge is not None:
             await rosbridge.aclose()
         if cap is not None:
@@ -227,6 +233,37 @@ def _rosbridge(settings: Settings, svc: Services, pipeline: Pipeline) -> Rosbrid
     health.state = feed.state
     feed.start()
     svc.extra_stats["rosbridge"] = feed.stats
+    return feed
+
+
+def _ttn_mqtt(settings: Settings, svc: Services) -> MqttSubscription:
+    """The Things Stack uplinks from an MQTT broker, kept subscribed (reconnecting with
+    backoff); the broker's state is the ttn feed's state on /healthz."""
+    from cockpit.api.ingest_ttn import mqtt_handler
+    from feeds.ttn_mqtt import MqttSubscription, parse_broker_url
+
+    assert settings.mqtt_url is not None
+    try:
+        broker = parse_broker_url(settings.mqtt_url)
+    except ValueError as exc:
+        raise SettingsError(f"mqtt_url (COCKPIT_MQTT_URL): {exc}") from exc
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    broker = replace(
+        broker,
+        username=settings.mqtt_username or broker.username,
+        password=password or broker.password,
+    )
+    health = svc.health.feed("ttn")
+    link = broker.display()
+
+    def on_state(state: FeedState) -> None:
+        health.state = state
+        health.links[link] = state
+
+    feed = MqttSubscription(broker, settings.ttn_topic, mqtt_handler(svc), on_state=on_state)
+    on_state(feed.state)
+    feed.start()
+    svc.extra_stats["ttn_mqtt"] = feed.stats
     return feed
 
 

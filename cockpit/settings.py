@@ -10,8 +10,17 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,7 +31,16 @@ from pydantic_settings import (
 from cockpit.rules.config import GasLimit, RuleConfig
 from cockpit.situation import DEFAULT_STALE_AFTER
 
-__all__ = ["RosGas", "RosRobot", "RosTopics", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "RosGas",
+    "RosRobot",
+    "RosTopics",
+    "Settings",
+    "SettingsError",
+    "TtnField",
+    "TtnProfile",
+    "load_settings",
+]
 
 
 _Fov = Annotated[float, Field(gt=1.0, lt=179.0)]  # a camera's field of view, degrees
@@ -128,6 +146,30 @@ class RosRobot(BaseModel):
         if self.topics.odom and self.origin is None:
             raise ValueError("topics.odom needs origin = [lat, lon, heading of the odom x axis]")
         return self
+
+
+class TtnField(BaseModel):
+    """How one decoded LoRaWAN field becomes a reading: value * scale, sent in `unit`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reading: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Reading name.")
+    unit: str = Field("", max_length=16, description="Unit the device sends in.")
+    scale: float = Field(1.0, allow_inf_nan=False, description="Factor applied first.")
+
+
+class TtnProfile(BaseModel):
+    """A LoRaWAN device (by its TTS device id): what it is and how its fields read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["unit", "drone", "robot", "sensor", "person"] = "sensor"
+    type: Literal["weather", "water_gauge", "air_quality"] | None = Field(
+        None, description="Default field names of this kind of sensor."
+    )
+    callsign: str | None = Field(None, max_length=64)
+    lat: float | None = Field(None, ge=-90, le=90, description="Fixed position.")
+    lon: float | None = Field(None, ge=-180, le=180)
+    alt_m: float | None = Field(None, ge=-500, le=20000)
+    fields: dict[str, TtnField] = Field(default_factory=dict, max_length=64)
 
 
 class SettingsError(Exception):
@@ -244,6 +286,24 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Robots to connect to over rosbridge v2, by entity id (see below).",
     )
+    mqtt_url: str | None = Field(
+        None,
+        pattern=r"^mqtts?://\S+$",
+        description="Broker for LoRaWAN uplinks: mqtt:// or mqtts://, user:password@ allowed.",
+    )
+    mqtt_username: str | None = Field(
+        None, max_length=200, description="MQTT user (TTS: {application id}@{tenant id})."
+    )
+    mqtt_password: SecretStr | None = Field(None, description="MQTT password (TTS: an API key).")
+    ttn_topic: str = Field(
+        "v3/+/devices/+/up",
+        min_length=1,
+        max_length=300,
+        description="MQTT topic of The Things Stack uplinks.",
+    )
+    ttn_profiles: dict[str, TtnProfile] = Field(
+        default_factory=dict, description="LoRaWAN device profiles by TTS device id."
+    )
 
     @field_validator("stale_after_s")
     @classmethod
@@ -256,6 +316,16 @@ class Settings(BaseSettings):
         if any(v <= 0 for v in value.values()):
             raise ValueError("every threshold must be > 0 s")
         return {**DEFAULT_STALE_AFTER, **value}
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if not parts.hostname:
+                raise ValueError("no host")
+            _ = parts.port  # raises ValueError naming a port out of range
+        return value
 
     @classmethod
     def settings_customise_sources(

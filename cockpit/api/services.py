@@ -51,6 +51,9 @@ class Services:
     media: MediaHub | None = None  # video streams (live mode)
     # More counters for /healthz, by name (feeds that listen on their own sockets).
     extra_stats: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    # What a feed keeps across messages and shares between its route and its listener
+    # (e.g. the LoRaWAN translator's memory of each water gauge), by feed name.
+    feed_state: dict[str, Any] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     _reader: LogReader | None = None

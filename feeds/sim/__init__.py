@@ -6,5 +6,6 @@
 - `actors`: the `Actor` protocol and `Vehicle` (pure)
 - `scenario`: the Dortmund harbour warehouse fire; `Scenario.messages_at(t_s, now)` (pure)
 - `client`: `run_sim(url, token, ...)` over the native telemetry WebSocket
+- `lorawan`: weather stations and water gauges as The Things Stack v3 uplinks over MQTT
 - `__main__`: `python -m feeds.sim --url ... --token ...`
 """
