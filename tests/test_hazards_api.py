@@ -3,6 +3,7 @@ the picture and the Einsatztagebuch show afterwards."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,11 @@ _json = st.recursive(
 async def test_no_body_breaks_the_route(served: Served, body: dict[str, Any]) -> None:
     async with httpx.AsyncClient(base_url=served.url, timeout=10) as c:
         await served.login(c, "el")
-        r = await c.post("/api/v1/hazards", json=body)
+        # json.dumps writes NaN and Infinity as JavaScript would: not JSON, and refused.
+        raw = json.dumps(body).encode()
+        r = await c.post(
+            "/api/v1/hazards", content=raw, headers={"Content-Type": "application/json"}
+        )
         assert r.status_code in (201, 422), r.text
         if r.status_code == 422:
             assert r.json()["errors"][0]["field"]
