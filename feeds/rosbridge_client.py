@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ OnEvents = Callable[[list[Event]], Awaitable[None]]
 BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
 _JITTER = 0.2
+STABLE_S = 30.0  # a session this long resets the backoff
 _OPEN_TIMEOUT_S = 10.0
 _PING_S = 10.0  # a robot that drove out of Wi-Fi is noticed within ~20 s
 _MAX_OUTBOX = 1000  # link events waiting for delivery; oldest dropped beyond (never hit)
@@ -93,6 +95,7 @@ class RobotLink:
         self.last_message: float | None = None
         self.last_reject: str | None = None
         self.last_error: str | None = None
+        self.attempt = 0  # connection attempts since the last session that held
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ class RobotLink:
         return min(self.backoff_base_s(attempt) * jitter, self._backoff_cap)
 
     async def _connect_loop(self) -> None:
-        attempt = 0
+        self.attempt = 0
         while True:
             try:
                 async with connect(
@@ -137,8 +140,14 @@ class RobotLink:
                     max_size=MAX_MESSAGE_BYTES,
                     proxy=None,  # a robot on the local network, never through a web proxy
                 ) as ws:
-                    attempt = 0
-                    await self._session(ws)
+                    opened = time.monotonic()
+                    try:
+                        await self._session(ws)
+                    finally:
+                        # Only a link that held counts as recovered: one the robot accepts
+                        # and drops at once (a topic too big for a frame) backs off further.
+                        if time.monotonic() - opened >= STABLE_S:
+                            self.attempt = 0
                 self.last_error = "closed by the robot"
             except (OSError, TimeoutError, WebSocketException, InvalidURI) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"[:200]
@@ -146,9 +155,9 @@ class RobotLink:
                 self.last_error = f"{type(exc).__name__}: {exc}"[:200]
                 log.exception("rosbridge %s: unexpected error", self.robot.entity)
             self._announce("lost")
-            delay = self.backoff_s(attempt)
-            attempt += 1
-            at_cap = self.backoff_base_s(attempt - 1) >= self._backoff_cap
+            delay = self.backoff_s(self.attempt)
+            self.attempt += 1
+            at_cap = self.backoff_base_s(self.attempt - 1) >= self._backoff_cap
             self._set_state("down" if at_cap else "reconnecting")
             log.info(
                 "rosbridge %s: %s; retrying in %.1f s", self.robot.entity, self.last_error, delay
@@ -225,6 +234,7 @@ class RobotLink:
             "url": _public_url(self.robot.url),
             "link": self.state,
             "connects": self.counts["connects"],
+            "attempt": self.attempt,  # retries since the last session that held
             "messages": t.counts["messages"],
             "rejects": self.counts["rejects"],
             "skipped": t.counts["skipped"],

@@ -29,7 +29,7 @@ from cockpit.events import (
 from cockpit.geo import distance_m, euler_to_quaternion, local_ne
 from cockpit.settings import RosRobot, SettingsError, load_settings
 from feeds.rosbridge import BadMessage, GasTopic, Robot, RosbridgeTranslator, subscribe_ops
-from feeds.rosbridge_client import BACKOFF_CAP_S, RobotLink
+from feeds.rosbridge_client import BACKOFF_CAP_S, RobotLink, RosbridgeFeed
 from feeds.sim.rosbridge import RosbridgeServer, gas_robot, odom_robot
 
 NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
@@ -651,7 +651,6 @@ async def test_an_unreachable_robot_is_lost_then_down_and_comes_up_when_it_start
     """Nothing listens at the robot's address: its link is announced lost at once, is
     "reconnecting" while the delays grow, "down" once they reach the cap; when its
     rosbridge starts, the link comes up by itself (small delays here: the same logic)."""
-    from feeds.rosbridge_client import RosbridgeFeed
 
     sim = gas_robot()
     server = RosbridgeServer(sim)
@@ -927,3 +926,46 @@ async def test_garbage_from_a_robot_is_counted_and_the_connection_stays(tmp_path
                 return bool((await stats())["messages"] > messages + 10)
 
             await wait_for(still_flowing)
+
+
+async def test_a_robot_that_drops_every_session_at_once_backs_off() -> None:
+    """A robot that accepts and closes at once (a topic too big for a frame) must not be
+    redialled at the first backoff step forever: the backoff only resets after a session
+    that held."""
+    import websockets
+
+    accepted = 0
+
+    async def drop(ws: Any) -> None:
+        nonlocal accepted
+        accepted += 1
+        await ws.recv()  # the first subscribe, then gone
+        await ws.close(code=1009)
+
+    server = await websockets.serve(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    got: list[Event] = []
+
+    async def on_events(events: list[Event]) -> None:
+        got.extend(events)
+
+    sim = gas_robot()
+    robot = robot_of(sim.entity, sim.settings(f"ws://127.0.0.1:{port}"))
+    link = RobotLink(RosbridgeTranslator("test-incident", robot), on_events, backoff=(0.05, 0.4))
+    feed = RosbridgeFeed([link])
+    feed.start()
+    try:
+
+        async def redialled() -> bool:
+            return accepted >= 6
+
+        await wait_for(redialled)
+        # Each drop doubles the wait (0.05, 0.1, 0.2, 0.4 s ...): the sixth session comes
+        # at the earliest ~1 s after the first, not ~0.25 s as with a reset each time.
+        delays = [link.backoff_base_s(n) for n in range(5)]
+        assert delays == [0.05, 0.1, 0.2, 0.4, 0.4]
+        assert link.stats()["attempt"] >= 5
+    finally:
+        await feed.aclose()
+        server.close()
+        await server.wait_closed()
