@@ -118,6 +118,10 @@ STRINGS: dict[str, dict[Lang, str]] = {
     },
     # Alert texts by rule (and variant); the fold's own text is German.
     "ui.alert.gas_threshold": {"de": "{gas} {value} {unit}", "en": "{gas} {value} {unit}"},
+    "ui.alert.gas_threshold.unit": {
+        "de": "{gas}: Einheit {unit} nicht auswertbar (erwartet {expected})",
+        "en": "{gas}: unit {unit} cannot be evaluated (expected {expected})",
+    },
     "ui.alert.battery_low": {"de": "Akku {value} %", "en": "Battery {value} %"},
     "ui.alert.link_lost.lost": {"de": "Verbindung verloren", "en": "Link lost"},
     "ui.alert.link_lost.degraded": {"de": "Verbindung gestört", "en": "Link degraded"},

@@ -76,6 +76,7 @@ SNAPSHOT_VERSION = 1
 _ENTITY_FAMILIES = frozenset({"gas_threshold", "battery_low", "link_lost", "water", "stale"})
 _STALE = frozenset({"stale"})
 _IN_ZONE = frozenset({"in_zone"})
+REOPEN_WITHIN_S = 300.0  # a cleared, unacknowledged alert that comes back within this
 _WIND = frozenset({"wind_shift"})
 _FEED = frozenset({"feed_stale"})
 
@@ -184,6 +185,8 @@ class Situation:
     feeds_last: dict[str, float] = field(default_factory=dict)
     # subject (entity id or "feed:NAME") -> rule -> id of the alert raised for it
     _active: dict[str, dict[str, str]] = field(default_factory=dict)
+    # ... and of the alert last cleared for it (reopened if it comes back soon)
+    _cleared: dict[str, dict[str, str]] = field(default_factory=dict)
     # The derived hazard zones with their bounding boxes, for the in-zone rule.
     _zones: list[dict[str, Any]] = field(default_factory=list)
     # Each entity as its last delta carried it: the next delta sends what differs.
@@ -219,7 +222,12 @@ class Situation:
         return out
 
     def _entity(
-        self, entity_id: str, kind: EntityKind, callsign: str | None, t: float
+        self,
+        entity_id: str,
+        kind: EntityKind,
+        callsign: str | None,
+        t: float,
+        report: bool = True,
     ) -> dict[str, Any]:
         ent = self.entities.get(entity_id)
         if ent is None:
@@ -228,7 +236,7 @@ class Situation:
         if callsign is not None and ent["callsign"] != callsign:
             ent["callsign"] = callsign
             ent["last_changed"] = max(ent["last_changed"], t)
-        if t > ent["last_reported"]:
+        if report and t > ent["last_reported"]:
             ent["last_reported"] = t
         return ent
 
@@ -263,7 +271,15 @@ class Situation:
         if self.entities.pop(entity_id, None) is None:
             return []
         self.tracks.pop(entity_id, None)
-        return [Delta("entities", "remove", entity_id, seq)]
+        was_station = self.wind_history.pop(entity_id, None) is not None
+        deltas = [Delta("entities", "remove", entity_id, seq)]
+        active = self._active.get(entity_id)
+        if active:  # nothing is left to clear them later
+            families = frozenset(r.split(".", 1)[0] for r in active)
+            deltas.extend(self._settle(entity_id, entity_id, families, (), t, seq))
+        if was_station:  # the sectors take the next station's wind
+            deltas.extend(self._refresh_zones(t, seq))
+        return deltas
 
     def _on_position(self, ev: PositionEvent, t: float, seq: int) -> list[Delta]:
         p = ev.payload
@@ -326,12 +342,17 @@ class Situation:
         deltas = [self._entity_delta(ent, seq), *self._evaluate_rules(ent, t, seq)]
         direction, speed = p.values.get("wind_dir"), p.values.get("wind_speed")
         if direction is not None and speed is not None:  # a station on native telemetry
-            deltas.extend(self._wind(p.entity, direction.value % 360.0, abs(speed.value), t, seq))
+            mps = zones.mps(speed.value, speed.unit)
+            if mps is not None:  # a speed in a unit we do not know draws no sector
+                deltas.extend(self._wind(p.entity, direction.value % 360.0, mps, t, seq))
         return deltas
 
     def _on_status(self, ev: StatusEvent, t: float, seq: int) -> list[Delta]:
         p = ev.payload
-        ent = self._entity(p.entity, p.entity_kind, p.callsign, t)
+        # A link state alone is what the cockpit's end of a connection saw (a rosbridge
+        # socket closing), not word from the device: it must not make it look alive.
+        link_only = p.link is not None and p.battery_pct is None and p.mode is None
+        ent = self._entity(p.entity, p.entity_kind, p.callsign, t, report=not link_only)
         status = ent["status"]
         if status.get("observed_at", t) <= t:
             new = {"battery_pct": p.battery_pct, "link": p.link, "mode": p.mode}
@@ -403,6 +424,11 @@ class Situation:
             alert_id = active.get(rule) if active else None
             alert = self.alerts.get(alert_id) if alert_id else None
             if alert is None:
+                reopened = self._reopen(subject, rule, wish, t, seq)
+                if reopened is not None:
+                    deltas.append(reopened)
+                    active = self._active[subject]
+                    continue
                 alert_id = f"{rule}:{subject}:{seq}"
                 alert = {
                     "id": alert_id,
@@ -444,10 +470,28 @@ class Situation:
             del active[rule]
             alert = self.alerts[alert_id]
             alert.update(active=False, cleared_at=t, updated_at=t)
+            self._cleared.setdefault(subject, {})[rule] = alert_id
             deltas.append(Delta("alerts", "upsert", alert_id, seq, dict(alert)))
         if not active:
             del self._active[subject]
         return deltas
+
+    def _reopen(self, subject: str, rule: str, wish: AlertWish, t: float, seq: int) -> Delta | None:
+        """The same alert again, if it cleared a moment ago and nobody acknowledged it
+        yet: a crew at the edge of a sector in a wobbling wind, or a flapping link, is
+        one alert going on and off, not a new alert and journal line each time."""
+        alert_id = self._cleared.get(subject, {}).pop(rule, None)
+        alert = self.alerts.get(alert_id) if alert_id else None
+        if (
+            alert is None
+            or alert["acknowledged_by"] is not None
+            or t - alert["cleared_at"] > REOPEN_WITHIN_S
+        ):
+            return None
+        alert.update(active=True, cleared_at=None, updated_at=t)
+        alert.update(severity=wish.severity, text=wish.text, params=dict(wish.params))
+        self._active.setdefault(subject, {})[rule] = alert["id"]
+        return Delta("alerts", "upsert", alert["id"], seq, dict(alert))
 
     def _has_active(self, subject: str, families: frozenset[str]) -> bool:
         active = self._active.get(subject)
@@ -519,6 +563,15 @@ class Situation:
         for w in self.warnings.values():
             if w.get("expires"):
                 due.append(datetime.fromisoformat(w["expires"]).timestamp())
+        for station, history in self.wind_history.items():
+            if history and self._has_active(station, _WIND):
+                # when the next reading leaves the window: the turn may be over then
+                leaving = [
+                    ts + cfg.wind_shift_window_s
+                    for ts, _, _ in history
+                    if ts + cfg.wind_shift_window_s > self.received_at
+                ]
+                due.extend(leaving[:1])
         wind_stale_s = self.stale_after.get("sensor", 900.0)
         for z in self._zones:
             if z.get("wind") and not z["wind"]["stale"]:
@@ -536,6 +589,10 @@ class Situation:
                 wishes = links.stale(ent, t, self.stale_after, cfg)
                 if wishes or self._has_active(ent["id"], _STALE):
                     deltas.extend(self._settle(ent["id"], ent["id"], _STALE, wishes, t, seq))
+        for station, history in self.wind_history.items():
+            if self._has_active(station, _WIND):  # a silent station's turn grows old
+                shift = wind.wind_shift(history, t, cfg)
+                deltas.extend(self._settle(station, station, _WIND, shift, t, seq))
         silent = links.feed_stale(self.feeds_last, t, cfg)
         for feed in self.feeds_last:
             subject = "feed:" + feed
@@ -843,6 +900,7 @@ class Situation:
             "journal_count": self.journal_count,
             "videos": {k: _copy_video(v) for k, v in self.videos.items()},
             "active": [[r, e, a] for e, rules in self._active.items() for r, a in rules.items()],
+            "cleared": [[r, e, a] for e, rules in self._cleared.items() for r, a in rules.items()],
             "wind_history": {k: list(v) for k, v in self.wind_history.items()},
             "feeds_last": dict(self.feeds_last),
         }
@@ -886,6 +944,8 @@ class Situation:
         sit.videos = {k: _copy_video(v) for k, v in data.get("videos", {}).items()}
         for r, e, a in data["active"]:
             sit._active.setdefault(e, {})[r] = a
+        for r, e, a in data.get("cleared", []):
+            sit._cleared.setdefault(e, {})[r] = a
         sit.wind_history = {
             k: deque(((t, d, v_) for t, d, v_ in v), maxlen=256)
             for k, v in data.get("wind_history", {}).items()

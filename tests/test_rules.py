@@ -18,6 +18,11 @@ from cockpit.events import (
     HazardEvent,
     HazardRemoved,
     HazardRemovedEvent,
+    Position,
+    PositionEvent,
+    Reading,
+    Readings,
+    ReadingsEvent,
     Source,
     Status,
     StatusEvent,
@@ -428,3 +433,132 @@ def test_the_clock_is_due_only_when_time_alone_changes_something() -> None:
     assert sit.next_deadline() == t0 + 1800.0
     sit.apply_all([_seq(tick(1801), 7)])
     assert sit.next_deadline() is None  # everything that can go stale has
+
+
+def test_an_alert_that_comes_back_soon_is_the_same_alert() -> None:
+    """A crew at the edge of the sector in a wobbling wind: one alert going on and off,
+    not a new alert and journal line each time; once acknowledged, a new one."""
+    edge = destination(*FIRE, 90.0, 400.0)
+    sit = Situation(incident="test")
+    sit.apply_all(
+        numbered(
+            [
+                weather(0, 270.0, 4.0),
+                drawn(1),
+                position("hlf-1", *edge, 2),
+                weather(10, 90.0, 4.0),  # away
+                weather(20, 270.0, 4.0),  # back
+                weather(30, 90.0, 4.0),
+                weather(40, 270.0, 4.0),
+            ]
+        )
+    )
+    zone_alerts = [a for a in sit.alerts.values() if a["rule"] == "in_zone"]
+    assert len(zone_alerts) == 1 and zone_alerts[0]["active"]
+    lines = [j for j in sit.journal if j["ref"] == zone_alerts[0]["id"]]
+    assert len(lines) == 1
+    from tests.factories import ack
+
+    sit.apply_all([_seq(weather(50, 90.0, 4.0), 8), _seq(ack(zone_alerts[0]["id"], 51), 9)])
+    sit.apply_all([_seq(weather(60, 270.0, 4.0), 10)])
+    assert len([a for a in sit.alerts.values() if a["rule"] == "in_zone"]) == 2
+
+
+def test_an_alert_back_after_five_minutes_is_a_new_alert() -> None:
+    sit = Situation(incident="test")
+    sit.apply_all(
+        numbered(
+            [
+                readings("robot-1", 0, co=50.0),
+                readings("robot-1", 1, co=10.0),
+                readings("robot-1", 302, co=50.0),
+            ]
+        )
+    )
+    assert len([a for a in sit.alerts.values() if a["rule"] == "gas_threshold"]) == 2
+
+
+def test_removing_an_entity_clears_its_alerts() -> None:
+    from tests.factories import removed
+
+    sit = Situation(incident="test")
+    sit.apply_all(
+        numbered([drawn(0), position("trupp-1", *FIRE, 1, kind="person"), removed("trupp-1", 2)])
+    )
+    assert active(sit, "in_zone") == []
+    assert sit.view(at(3).timestamp())["alerts"][0]["active"] is False
+
+
+def test_a_gas_in_a_unit_its_limit_is_not_in_is_flagged_not_compared() -> None:
+    def gas(name: str, value: float, unit: str) -> dict[str, Any]:
+        ent = entity()
+        ent["readings"][name] = {"value": value, "unit": unit, "observed_at": 0.0}
+        return ent
+
+    (wish,) = thresholds.gas_threshold(gas("ch4", 50.0, "ppm"), CFG)
+    assert wish.severity == "warning" and "Einheit ppm" in wish.text
+    assert rules_of(thresholds.gas_threshold(gas("ch4", 25.0, "%LEL"), CFG)) == {
+        "gas_threshold.ch4": "critical"
+    }
+    assert rules_of(thresholds.gas_threshold(gas("ch4", 25.0, "%UEG"), CFG)) == {
+        "gas_threshold.ch4": "critical"
+    }
+    assert thresholds.gas_threshold(gas("o2", 20.9, "%"), CFG) == []
+    assert rules_of(thresholds.gas_threshold(gas("co", 40.0, ""), CFG)) == {
+        "gas_threshold.co": "warning"
+    }
+
+
+def test_wind_in_kmh_is_read_as_kmh() -> None:
+    """18 km/h is 5 m/s: the narrow sector; as m/s it would be 45° too, but 9 km/h
+    (2.5 m/s) must open 90°, not the 45° that 9 m/s would give."""
+    station = ReadingsEvent(
+        incident="test",
+        source=Source(feed="telemetry", device="dev-1"),
+        observed_at=at(0),
+        received_at=at(0),
+        payload=Readings(
+            entity="ws-2",
+            entity_kind="sensor",
+            values={
+                "wind_dir": Reading(value=270.0, unit="°"),
+                "wind_speed": Reading(value=9.0, unit="km/h"),
+            },
+        ),
+    )
+    where = PositionEvent(
+        incident="test",
+        source=Source(feed="telemetry", device="dev-1"),
+        observed_at=at(0),
+        received_at=at(0),
+        payload=Position(entity="ws-2", entity_kind="sensor", lat=FIRE[0], lon=FIRE[1] + 0.001),
+    )
+    sit = Situation(incident="test")
+    sit.apply_all(numbered([where, station, drawn(1)]))
+    sector = sit.hazards["h1:sector"]
+    assert sector["angle_deg"] == 90.0 and abs(sector["wind"]["speed_mps"] - 2.5) < 1e-9
+
+
+def test_a_wind_shift_clears_when_the_turn_has_left_the_window() -> None:
+    sit = Situation(incident="test")
+    sit.apply_all(numbered([weather(0, 270.0, 4.0), weather(300, 330.0, 4.0)]))
+    assert active(sit, "wind_shift")
+    deadline = sit.next_deadline()
+    assert deadline is not None and deadline <= at(600).timestamp()
+    for n, t in enumerate((601, 901, 2000), start=3):
+        sit.apply_all([_seq(tick(t), n)])
+    assert active(sit, "wind_shift") == []
+
+
+def test_a_link_state_alone_does_not_make_a_silent_robot_look_alive() -> None:
+    def link(t: float, state: str) -> Event:
+        return StatusEvent(
+            **_env(t, "rosbridge", None),
+            payload=Status(entity="robot-1", entity_kind="robot", link=state),  # type: ignore[arg-type]
+        )
+
+    sit = Situation(incident="test")
+    sit.apply_all(numbered([position("robot-1", *FIRE, 0, kind="robot"), link(8, "lost")]))
+    view = sit.view(at(11).timestamp())
+    (robot,) = view["entities"]
+    assert robot["stale"] is True and robot["age_s"] == 11.0

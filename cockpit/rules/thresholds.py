@@ -21,13 +21,46 @@ def _gas_severity(limit: GasLimit, value: float) -> AlertSeverity | None:
     return "warning" if value >= limit.warning else None
 
 
+# Spellings of the units the limits are given in; compared without spaces and case.
+_UNITS: Mapping[str, frozenset[str]] = {
+    "ppm": frozenset({"ppm"}),
+    "%ueg": frozenset({"%ueg", "%lel", "ueg%", "lel%"}),
+    "vol-%": frozenset({"vol-%", "vol%", "%vol", "%v/v", "%"}),
+}
+
+
+def _unit_ok(limit: GasLimit, unit: str) -> bool:
+    """Whether a reading in `unit` can be compared with `limit` (no unit: assumed)."""
+    given = unit.replace(" ", "").lower()
+    wanted = limit.unit.replace(" ", "").lower()
+    return not given or given == wanted or given in _UNITS.get(wanted, frozenset())
+
+
 def gas_threshold(entity: Mapping[str, Any], cfg: RuleConfig) -> list[AlertWish]:
-    """One alert per gas over its limit (under it, for oxygen)."""
+    """One alert per gas over its limit (under it, for oxygen). A reading in a unit the
+    limit is not given in is not compared (50 ppm of methane is not 50 % UEG): it is an
+    alert of its own, so that nobody trusts a gas nobody evaluates."""
     readings = entity["readings"]
     wishes: list[AlertWish] = []
     for name, limit in cfg.gas.items():
         reading = readings.get(name)
         if reading is None:
+            continue
+        unit = str(reading.get("unit") or "")
+        if not _unit_ok(limit, unit):
+            wishes.append(
+                AlertWish(
+                    rule=f"gas_threshold.{name}",
+                    severity="warning",
+                    text=f"{limit.label}: Einheit {unit} nicht auswertbar (erwartet {limit.unit})",
+                    params=(
+                        ("gas", limit.label),
+                        ("unit", unit),
+                        ("expected", limit.unit),
+                        ("kind", "unit"),
+                    ),
+                )
+            )
             continue
         value = float(reading["value"])
         severity = _gas_severity(limit, value)

@@ -21,6 +21,7 @@ __all__ = [
     "Wind",
     "bbox",
     "contains",
+    "mps",
     "nearest_wind",
     "sources",
     "zone_wishes",
@@ -111,6 +112,9 @@ def nearest_wind(
         readings = e["readings"]
         if "wind_dir" not in readings or "wind_speed" not in readings or e["lat"] is None:
             continue
+        speed = readings["wind_speed"]
+        if mps(float(speed["value"]), str(speed.get("unit") or "")) is None:
+            continue
         observed = min(readings["wind_dir"]["observed_at"], readings["wind_speed"]["observed_at"])
         stale = now - observed > stale_after_s
         rank = (stale, distance_m((lat, lon), (e["lat"], e["lon"])), e)
@@ -125,12 +129,24 @@ def nearest_wind(
         "callsign": e.get("callsign"),
         "distance_m": round(distance),
         "dir_deg": float(readings["wind_dir"]["value"]),
-        "speed_mps": float(readings["wind_speed"]["value"]),
+        "speed_mps": mps(
+            float(readings["wind_speed"]["value"]), str(readings["wind_speed"].get("unit") or "")
+        ),
         "observed_at": min(
             readings["wind_dir"]["observed_at"], readings["wind_speed"]["observed_at"]
         ),
         "stale": stale,
     }
+
+
+# Wind speed units a station may report in, as factors to m/s.
+_TO_MPS = {"": 1.0, "m/s": 1.0, "km/h": 1 / 3.6, "kmh": 1 / 3.6, "kn": 0.514444, "kt": 0.514444}
+
+
+def mps(value: float, unit: str) -> float | None:
+    """A wind speed in m/s, or None for a unit nobody here knows."""
+    factor = _TO_MPS.get(unit.replace(" ", "").lower())
+    return None if factor is None else abs(value) * factor
 
 
 def bbox(geometry: Mapping[str, Any]) -> tuple[float, float, float, float]:
