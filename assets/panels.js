@@ -47,6 +47,12 @@
     }
   }
 
+  // A known name in the page's language, else the name as it came.
+  function label(key, fallback) {
+    const text = t(key);
+    return text === key ? fallback : text;
+  }
+
   // The alert in the page's language: by rule and variant, else the fold's German text.
   function alertText(a) {
     const params = a.params || {};
@@ -138,9 +144,9 @@
       if (x.lat != null) row(t("details.position"), coord(x.lat) + ", " + coord(x.lon));
       if (x.speed_mps != null) row(t("details.speed"), fmt(x.speed_mps * 3.6) + " km/h");
       if (x.status && x.status.battery_pct != null) row(t("details.battery"), fmt(x.status.battery_pct) + " %");
-      if (x.status && x.status.link) row(t("details.link"), x.status.link);
+      if (x.status && x.status.link) row(t("details.link"), label("link." + x.status.link, x.status.link));
       for (const [name, r] of Object.entries(x.readings || {})) {
-        row(name, [fmt(r.value) + " " + (r.unit || "") + " · ", age(r.observed_at, sel.staleAfter)]);
+        row(label("reading." + name, name), [fmt(r.value) + " " + (r.unit || "") + " · ", age(r.observed_at, sel.staleAfter)]);
       }
       const stale = C().now() - x.last_reported > sel.staleAfter;
       const body = el("Div", {}, [
@@ -155,7 +161,7 @@
       const names = Object.keys(sel.history || {}).filter((n) => (sel.history[n] || []).length > 1).slice(0, 4);
       if (!names.length) return [body, {}, hidden];
       const data = names.map((n, i) => ({
-        type: "scatter", mode: "lines", name: n, line: { width: 2 },
+        type: "scatter", mode: "lines", name: label("reading." + n, n), line: { width: 2 },
         x: sel.history[n].map((p) => new Date(p[0] * 1000)), y: sel.history[n].map((p) => p[1]),
         xaxis: "x", yaxis: i ? "y" + (i + 1) : "y", hoverinfo: "skip",
       }));
@@ -164,7 +170,7 @@
         xaxis: { tickformat: "%H:%M:%S", showgrid: false, nticks: 4 },
         grid: { rows: names.length, columns: 1, pattern: "coupled" },
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { size: 11 },
-        annotations: names.map((n, i) => ({ text: n, xref: "paper", yref: (i ? "y" + (i + 1) : "y") + " domain", x: 0.01, y: 1, showarrow: false, xanchor: "left", yanchor: "top", font: { size: 11 } })),
+        annotations: names.map((n, i) => ({ text: label("reading." + n, n), xref: "paper", yref: (i ? "y" + (i + 1) : "y") + " domain", x: 0.01, y: 1, showarrow: false, xanchor: "left", yanchor: "top", font: { size: 11 } })),
       };
       return [body, { data: data, layout: layout }, { height: layout.height + "px", display: "block" }];
     },

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from cockpit.bus import Bus, Overflow, Overflowed, Subscription
 from cockpit.events import ClockEvent, Event, Source, utcnow
 from cockpit.push import PushHub
 from cockpit.recorder import LogReader, Recorder, incident_path
-from cockpit.settings import Settings
+from cockpit.settings import RulesSettings, Settings
 from cockpit.situation import Situation, encode_snapshot
 
 __all__ = ["CommitTimeout", "Pipeline", "restore_from_log", "situation_factory"]
@@ -38,12 +38,27 @@ class CommitTimeout(Exception):
     """The recorder did not confirm the events in time (they may still be written)."""
 
 
-def situation_factory(
-    settings: Settings, incident: str
-) -> Callable[[dict[str, Any] | None], Situation]:
-    """Make an empty picture, or restore one from a snapshot, with the configured limits."""
+def recorded_settings(settings: Settings) -> dict[str, str]:
+    """What the fold's derived knowledge depends on, for the log's meta table."""
+    return {
+        "rules": settings.rules.model_dump_json(),
+        "stale_after_s": orjson.dumps(settings.stale_after_s).decode(),
+    }
 
+
+def situation_factory(
+    settings: Settings, incident: str, recorded: Mapping[str, str] | None = None
+) -> Callable[[dict[str, Any] | None], Situation]:
+    """Make an empty picture, or restore one from a snapshot, with the configured limits.
+
+    `recorded`: a recording's meta; its rule thresholds win over this process's, so a
+    replay on another machine raises the alerts the incident raised."""
     rules = settings.rules.config()
+    stale_after = dict(settings.stale_after_s)
+    if recorded is not None and "rules" in recorded:
+        rules = RulesSettings.model_validate_json(recorded["rules"]).config()
+    if recorded is not None and "stale_after_s" in recorded:
+        stale_after = {**stale_after, **orjson.loads(recorded["stale_after_s"])}
 
     def make(snapshot: dict[str, Any] | None) -> Situation:
         cameras = {k: (v[0], v[1]) for k, v in settings.cameras.items()}
@@ -51,7 +66,7 @@ def situation_factory(
             return Situation.restore(
                 snapshot,
                 track_len=settings.track_len,
-                stale_after=settings.stale_after_s,
+                stale_after=stale_after,
                 cameras=cameras,
                 default_camera=settings.camera_default,
                 rules=rules,
@@ -59,7 +74,7 @@ def situation_factory(
         return Situation(
             incident=incident,
             track_len=settings.track_len,
-            stale_after=settings.stale_after_s,
+            stale_after=stale_after,
             cameras=cameras,
             default_camera=settings.camera_default,
             rules=rules,
@@ -173,6 +188,7 @@ class Pipeline:
             synchronous=self.settings.recorder_sync,
             on_commit=committed,
             exclusive=self.settings.redis_url is None,
+            settings_meta=recorded_settings(self.settings),
         )
         last = await asyncio.to_thread(rec.open)
         self.recorder = rec

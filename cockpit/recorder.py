@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,8 +123,12 @@ class Recorder:
         backlog_max: int = 200_000,
         on_commit: Callable[[int], None] | None = None,
         exclusive: bool = True,
+        settings_meta: Mapping[str, str] | None = None,
     ) -> None:
         self.path = path
+        # Settings that decide what the fold derives (rule thresholds), kept with the log
+        # so that a replay elsewhere raises the alerts this incident raised.
+        self._settings_meta = dict(settings_meta or {})
         # exclusive: hold a file lock while recording, so a second process on the same
         # data dir fails loudly instead of numbering events twice. Off when a Redis lease
         # decides (a frozen former holder must not block the takeover).
@@ -175,6 +179,12 @@ class Recorder:
                     ("format", FORMAT_VERSION),
                     ("created_at", str(time.time())),
                 ],
+            )
+        if self._settings_meta:
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                sorted(self._settings_meta.items()),
             )
         row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         self.committed_seq = int(row[0])

@@ -46,7 +46,7 @@ _SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"}
 @asynccontextmanager
 async def _replay(settings: Settings, auth: AuthStore, recording: Path) -> AsyncIterator[Services]:
     reader = LogReader(recording)
-    factory = situation_factory(settings, reader.incident)
+    factory = situation_factory(settings, reader.incident, reader.meta)
     session_ = ReplaySession(reader, factory, stream_queue=settings.stream_queue)
     await session_.start()
     svc = Services(

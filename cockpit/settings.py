@@ -35,6 +35,7 @@ __all__ = [
     "RosGas",
     "RosRobot",
     "RosTopics",
+    "RulesSettings",
     "Settings",
     "SettingsError",
     "TtnField",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,34 @@ async def test_recorded_demo_replays_what_the_live_server_answered(tmp_path: Pat
                 assert replayed[key] == seen[key], key
         health = (await c.get("/healthz")).json()
         assert health["mode"] == "replay"
+
+
+async def test_a_replay_elsewhere_uses_the_incidents_own_thresholds(tmp_path: Path) -> None:
+    """The water mark was set on the command vehicle; the trainer's machine has none. The
+    replay still raises the alert the commander saw: thresholds travel with the log."""
+    data = tmp_path / "live"
+    gauge = {
+        "entity": "pegel-1",
+        "kind": "sensor",
+        "observed_at": datetime.now(UTC).isoformat(),
+        "position": {"lat": 51.52, "lon": 7.44},
+        "readings": {"water_level": {"value": 412.0, "unit": "cm"}},
+    }
+    rules = {"water_marks_cm": {"pegel-1": 400.0}}
+    async with (
+        serve(data, incident="flood", rules=rules) as s,
+        httpx.AsyncClient(base_url=s.url, timeout=10) as c,
+    ):
+        await s.login(c)
+        r = await c.post("/api/v1/ingest/telemetry", json=gauge, headers=s.device())
+        assert r.status_code == 202
+        live = (await c.get("/api/v1/situation")).json()
+    assert [a["detail"] for a in live["alerts"]] == ["water.level"]
+    async with (
+        serve(tmp_path / "trainer", replay=incident_path(data, "flood")) as r,
+        httpx.AsyncClient(base_url=r.url, timeout=10) as c,
+    ):
+        assert r.settings.rules.water_marks_cm == {}  # not configured here
+        await r.login(c)
+        replayed = (await c.get("/api/v1/situation", params={"at": live["at"]})).json()
+    assert [a["detail"] for a in replayed["alerts"]] == ["water.level"]

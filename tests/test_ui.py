@@ -261,7 +261,7 @@ def test_a_reading_that_did_not_change_stays_in_the_details(cockpit: Cockpit, pa
     facts = page.locator("#details .facts")
     page.wait_for_function(
         "() => /61 ppm/.test(document.querySelector('#details .facts').innerText)"
-        " && /h2s/.test(document.querySelector('#details .facts').innerText)",
+        " && /H₂S/.test(document.querySelector('#details .facts').innerText)",
         timeout=3000,
     )
     cockpit.post(robot(51.5286, 7.4444, readings={"co": {"value": 62.0, "unit": "ppm"}}))
@@ -269,7 +269,7 @@ def test_a_reading_that_did_not_change_stays_in_the_details(cockpit: Cockpit, pa
         "() => /62 ppm/.test(document.querySelector('#details .facts').innerText)", timeout=3000
     )
     text = facts.inner_text()
-    assert "h2s" in text and "3 ppm" in text, text
+    assert "H₂S" in text and "3 ppm" in text, text
 
 
 def _station(cockpit: Cockpit, lat: float, lon: float, wind_from: float) -> None:
