@@ -27,7 +27,10 @@ import contextlib
 import hashlib
 import io
 import logging
+import lzma
+import struct
 import zipfile
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +55,46 @@ MAX_ENTRIES = 5_000  # DWD's status zips hold a few hundred
 DOWN_AFTER = 3  # failed fetches in a row
 
 
+# What zipfile raises for a damaged or odd archive: a broken deflate or lzma stream, an
+# encrypted entry (RuntimeError), a cut header (struct.error), an unknown method.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    EOFError,
+    RuntimeError,
+    struct.error,
+    zlib.error,
+    lzma.LZMAError,
+)
+_EOCD = b"PK\x05\x06"  # end of central directory record (22 bytes and a comment)
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_CENTRAL = b"PK\x01\x02"  # one central directory header per entry
+
+
+def _entry_bound(data: bytes) -> int | None:
+    """At most how many entries zipfile would list, found before it lists them (its
+    list of a 64 MiB zip of empty entries would take gigabytes): the central directory
+    headers in the region zipfile reads. None: no end record (zipfile then refuses it);
+    a Zip64 archive (no CAP zip needs one) counts as too many."""
+    at = len(data) - 22
+    if data[at : at + 4] != _EOCD or data[-2:] != b"\0\0":  # as zipfile: no comment, else the last
+        at = data.rfind(_EOCD, max(0, len(data) - 22 - 0xFFFF))
+        if at < 0:
+            return None
+    record = data[at : at + 22]
+    if len(record) < 22:
+        return None
+    entries, cd_size = (
+        int.from_bytes(record[10:12], "little"),
+        int.from_bytes(record[12:16], "little"),
+    )
+    if data[max(0, at - 20) : max(0, at - 16)] == _ZIP64_LOCATOR or entries == 0xFFFF:
+        return MAX_ENTRIES + 1
+    return data.count(_CENTRAL, max(0, at - cd_size), at)
+
+
 def read_archive(
     name: str, data: bytes, max_bytes: int, seen: set[str], keep: set[str]
 ) -> tuple[Docs, list[str]]:
@@ -61,6 +104,9 @@ def read_archive(
     docs: Docs = []
     bad: list[str] = []
     budget = MAX_UNPACKED_BYTES
+    bound = _entry_bound(data)
+    if bound is not None and bound > MAX_ENTRIES:
+        return [], [f"{name}: {bound} entries; at most {MAX_ENTRIES}"]
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = [i for i in zf.infolist() if i.filename.lower().endswith(".xml")]
@@ -79,7 +125,7 @@ def read_archive(
                 try:
                     with zf.open(info) as f:
                         body = f.read(limit + 1)  # a lying header is no bomb
-                except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
+                except _ZIP_ERRORS as exc:
                     bad.append(f"{origin}: unreadable entry: {exc}")
                     continue
                 budget -= len(body)
@@ -92,7 +138,7 @@ def read_archive(
                     )
                     break
                 docs.append((origin, body))
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
+    except _ZIP_ERRORS as exc:
         return [], [f"{name}: not a readable zip: {exc}"]
     return docs, bad
 

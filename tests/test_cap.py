@@ -44,7 +44,13 @@ from feeds.cap import (
     to_event,
     warning_id,
 )
-from feeds.cap_poll import MAX_ENTRIES, MAX_UNPACKED_BYTES, CapPoller, FolderScan
+from feeds.cap_poll import (
+    MAX_ENTRIES,
+    MAX_UNPACKED_BYTES,
+    CapPoller,
+    FolderScan,
+    read_archive,
+)
 from tests.serving import Served, serve, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -731,10 +737,27 @@ def test_a_zip_bomb_is_bounded_in_total_not_only_per_entry(tmp_path: Path) -> No
     assert any("bytes unpacked" in b for b in bad)
 
 
-def test_too_many_entries_are_refused_before_any_is_read(tmp_path: Path) -> None:
-    (tmp_path / "many.zip").write_bytes(_zip({f"{i}.xml": b"" for i in range(MAX_ENTRIES + 1)}))
+def test_too_many_entries_are_refused_before_zipfile_lists_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zipfile holds every entry of the central directory; a 64 MiB zip of empty entries
+    would be over a million of them. The count is checked before."""
+    many = _zip({f"{i}.xml": b"" for i in range(MAX_ENTRIES + 1)})
+    commented = io.BytesIO()
+    with zipfile.ZipFile(commented, "w") as zf:
+        zf.writestr("a.xml", cap("a"))
+        zf.comment = b"Deutscher Wetterdienst"  # the end record is then not the last bytes
+    (tmp_path / "many.zip").write_bytes(many)
+    (tmp_path / "commented.zip").write_bytes(commented.getvalue())
     docs, bad = FolderScan(tmp_path, 65536)()
-    assert docs == [] and len(bad) == 1 and f"at most {MAX_ENTRIES}" in bad[0]
+    assert [o for o, _ in docs] == ["commented.zip/a.xml"]
+    assert bad == [f"many.zip: {MAX_ENTRIES + 1} entries; at most {MAX_ENTRIES}"]
+
+    def listing(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("zipfile listed the entries")
+
+    monkeypatch.setattr(zipfile, "ZipFile", listing)
+    assert read_archive("many.zip", many, 65536, set(), set()) == ([], bad)
 
 
 def test_a_file_that_grows_after_stat_is_not_read_unbounded(
@@ -1080,3 +1103,30 @@ def test_the_route_answers_any_body_with_a_named_4xx_or_202(
             "/api/v1/ingest/cap", content=VALID, headers={**XML, **served_thread.device("weather")}
         )
         assert r.status_code == 202
+
+
+@st.composite
+def damaged_zips(draw: st.DrawFn) -> bytes:
+    """A real zip of CAP documents with some bytes overwritten, cut or inserted."""
+    data = bytearray(_zip({"a.xml": cap("a"), "b.xml": cap("b") * 3}))
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(data) - 1))
+        how = draw(st.sampled_from(["set", "cut", "insert"]))
+        if how == "set":
+            data[at] = draw(st.integers(0, 255))
+        elif how == "cut":
+            del data[at : at + draw(st.integers(1, 40))]
+        else:
+            data[at:at] = draw(st.binary(min_size=1, max_size=40))
+        if not data:
+            break
+    return bytes(data)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(damaged_zips(), st.binary(max_size=400).map(lambda b: b"PK\x03\x04" + b)))
+def test_a_damaged_zip_is_a_reject_never_an_exception(data: bytes) -> None:
+    """Nothing in a zip may stop the poll (it would stop the URL's polls too)."""
+    docs, bad = read_archive("x.zip", data, 65536, set(), set())
+    assert all(origin.startswith("x.zip/") for origin, _ in docs)
+    assert all(reason.startswith("x.zip") for reason in bad)
