@@ -326,7 +326,7 @@
       if (ends && Date.parse(ends) / 1000 <= now) continue;
       const info = warningInfo(w);
       const areas = (info.areas && info.areas.length ? info.areas : w.areas) || [];
-      let label = info.headline || info.event || w.headline || w.event || w.id;
+      let label = info.headline || info.event || w.headline || w.event || w.identifier || w.id;
       if (w.status === "Exercise") label = C.t("warning.exercise") + ": " + label;
       out.push({
         id: w.id, label: label, event: info.event || w.event, severity: info.severity || w.severity,

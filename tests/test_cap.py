@@ -246,6 +246,42 @@ console.log(JSON.stringify(out));
     assert shown["expired"] == []
 
 
+def test_page_drops_a_warning_without_expires_at_its_maximum_age() -> None:
+    """assets/stream.js by its own clock: a warning without expires leaves at `ends`."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    sent = NOW - timedelta(minutes=5)
+    body = info("de-DE", "STURMBÖEN", "Warnung").replace(
+        f"<expires>{cap_time(NOW + timedelta(hours=3))}</expires>", ""
+    )
+    w = parse_alert(cap("W-1", sent=sent, infos=body))
+    ev = to_event(w, incident="t", device="d", received_at=NOW, max_age_s=3600)
+    payload = json.loads(event_to_json(ev))["payload"]
+    assert payload["expires"] is None
+    ends = (sent + timedelta(hours=1)).timestamp()
+    script = """
+const fs = require("fs");
+globalThis.window = { cockpitLive: { POINT_LAYERS: [], DOTS_ABOVE: 0 } };
+globalThis.document = { readyState: "loading", addEventListener() {} };
+eval(fs.readFileSync(process.argv[1], "utf8"));
+const C = window.cockpit;
+const w = JSON.parse(process.argv[2]);
+const ends = Number(process.argv[3]);
+C.picture = { warnings: new Map([[w.id, w]]) };
+C.cfg = { lang: "de", strings: {} };
+console.log(JSON.stringify([C.warnings(ends - 1).length, C.warnings(ends).length]));
+"""
+    result = subprocess.run(
+        [node, "-e", script, str(ROOT / "assets" / "stream.js"), json.dumps(payload), str(ends)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(result.stdout) == [1, 0]
+
+
 # --- messages as CAP 1.2 says ---------------------------------------------------------
 
 
