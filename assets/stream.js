@@ -321,14 +321,16 @@
     const out = [];
     for (const w of C.picture.warnings.values()) {
       if (w.status && w.status !== "Actual" && w.status !== "Exercise") continue;
-      if (w.expires && Date.parse(w.expires) / 1000 <= now) continue;
+      // `ends`: expires, else the feed's maximum age after it was sent (older records: expires).
+      const ends = w.ends || w.expires;
+      if (ends && Date.parse(ends) / 1000 <= now) continue;
       const info = warningInfo(w);
       const areas = (info.areas && info.areas.length ? info.areas : w.areas) || [];
-      let label = info.headline || info.event || w.headline || w.event || w.id;
+      let label = info.headline || info.event || w.headline || w.event || w.identifier || w.id;
       if (w.status === "Exercise") label = C.t("warning.exercise") + ": " + label;
       out.push({
         id: w.id, label: label, event: info.event || w.event, severity: info.severity || w.severity,
-        expires: w.expires, areas: areas,
+        expires: w.expires, ends: ends, areas: areas,
         places: areas.filter((a) => !geometryOf(a.geometry) && a.name).map((a) => a.name),
       });
     }
@@ -341,7 +343,7 @@
     const features = [];
     let next = Infinity;
     for (const w of C.warnings(now)) {
-      if (w.expires) next = Math.min(next, Date.parse(w.expires) / 1000);
+      if (w.ends) next = Math.min(next, Date.parse(w.ends) / 1000);
       let text = w.label;
       if (w.expires) text += " (" + C.t("warning.until", { time: C.time(Date.parse(w.expires) / 1000) }) + ")";
       const names = w.places.length > 12 ? w.places.slice(0, 12).concat("…") : w.places;
@@ -351,7 +353,7 @@
         if (g) features.push({ type: "Feature", geometry: g, properties: { id: w.id, kind: "warning", label: text, severity: w.severity } });
       }
     }
-    // A warning leaves the map when it expires by the page's clock, with no message to say so.
+    // A warning leaves the map when it ends by the page's clock, with no message to say so.
     if (warningTimer) clearTimeout(warningTimer);
     warningTimer = isFinite(next)
       ? setTimeout(() => { warningTimer = null; urgent("warnings"); queueRender(); }, Math.min(Math.max(0, (next - now) * 1000) + 50, 2 ** 31 - 1))

@@ -323,11 +323,15 @@ class WarningInfo(_Model, frozen=True, kw_only=True):
 class Warning(_Model, frozen=True, kw_only=True):
     """A CAP alert. The top-level fields repeat its primary info (German if there is one,
     else the first), so a reader that knows one language needs nothing else; `infos`
-    holds every info block. `references` are the ids of the warnings an Update or Cancel
-    replaces."""
+    holds every info block. `id` is derived from `sender` and `identifier` together (a
+    CAP identifier is unique only per sender); `references` are the ids, derived the same
+    way, of the warnings an Update or Cancel replaces. `ends` is when the picture lets it
+    go: `expires`, else `sent` plus the feed's maximum age (None: only a Cancel or an
+    Update removes it)."""
 
     id: Id
     sender: Annotated[str, msgspec.Meta(max_length=200)]
+    identifier: Annotated[str, msgspec.Meta(max_length=400)] = ""
     sent: _Aware | None = None
     status: CapStatus = "Actual"
     msg_type: Literal["Alert", "Update", "Cancel"] = "Alert"
@@ -338,6 +342,7 @@ class Warning(_Model, frozen=True, kw_only=True):
     certainty: CapCertainty = "Unknown"
     onset: _Aware | None = None
     expires: _Aware | None = None
+    ends: _Aware | None = None
     headline: _Text = ""
     description: _Text = ""
     language: Annotated[str, msgspec.Meta(max_length=35)] = "de-DE"

@@ -165,13 +165,20 @@ def _cap(settings: Settings, svc: Services, pipeline: Pipeline) -> CapPoller:
             return
         now = utcnow()
         events: list[Event] = [
-            to_event(w, incident=svc.incident, device=device, received_at=now) for w in warnings
+            to_event(
+                w,
+                incident=svc.incident,
+                device=device,
+                received_at=now,
+                max_age_s=settings.cap_max_age_s,
+            )
+            for w in warnings
         ]
         try:
             await pipeline.ingest(events)
         except CommitTimeout as exc:
             health.reject(f"not committed: {exc}", svc.clock())
-            return
+            raise  # the poller reads these documents again next time
         health.accept(len(events), svc.clock())
 
     poller = CapPoller(

@@ -242,6 +242,12 @@ class Settings(BaseSettings):
     cap_poll_s: float = Field(
         60.0, ge=0.1, le=86400, description="Seconds between polls of cap_folder and cap_url."
     )
+    cap_max_age_s: float = Field(
+        86400.0,
+        ge=60,
+        le=30 * 86400,
+        description="Seconds after it was sent that a CAP warning without expires leaves.",
+    )
     cameras: dict[str, tuple[_Fov, _Fov]] = Field(
         default_factory=dict,
         description="Camera field of view (horizontal, vertical degrees) per drone entity id.",

@@ -169,6 +169,9 @@ class Situation:
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
     hazards: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # CAP warnings an Update or Cancel replaced ("status:id" -> until when, epoch s): a
+    # late re-delivery of one (a lagging status zip, a folder and a URL) is ignored.
+    warnings_retired: dict[str, float] = field(default_factory=dict)
     journal: deque[dict[str, Any]] = field(default_factory=deque)
     videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # by stream name
     journal_count: int = 0  # entries ever written; gives stable ids after trimming
@@ -561,8 +564,8 @@ class Situation:
             if "feed:" + feed not in self._active:
                 due.append(last + cfg.feed_stale_s.get(feed, math.inf))
         for w in self.warnings.values():
-            if w.get("expires"):
-                due.append(datetime.fromisoformat(w["expires"]).timestamp())
+            if ends := _warning_ends(w):
+                due.append(datetime.fromisoformat(ends).timestamp())
         for station, history in self.wind_history.items():
             if history and self._has_active(station, _WIND):
                 # when the next reading leaves the window: the turn may be over then
@@ -599,7 +602,7 @@ class Situation:
             wish = silent.get(feed)
             if wish is not None or subject in self._active:
                 deltas.extend(self._settle(subject, None, _FEED, [wish] if wish else [], t, seq))
-        for wid in [w for w, v in self.warnings.items() if _expired(v.get("expires"), t)]:
+        for wid in [w for w, v in self.warnings.items() if _expired(_warning_ends(v), t)]:
             del self.warnings[wid]
             deltas.append(Delta("warnings", "remove", wid, seq))
         deltas.extend(self._refresh_zones(t, seq))
@@ -687,18 +690,38 @@ class Situation:
         return deltas
 
     def _on_warning(self, ev: WarningEvent, t: float, seq: int) -> list[Delta]:
-        """CAP: an Update replaces and a Cancel removes the warnings it references. Test,
-        Draft and System messages never show nor touch a real warning (they are in the log
-        only); one that had already expired when it arrived leaves nothing behind."""
+        """CAP: an Update replaces and a Cancel removes the warnings it references, of its
+        own status only (an Exercise never touches an Actual warning, nor the reverse).
+        Test, Draft and System messages never show nor touch a real warning (they are in
+        the log only). What was replaced is remembered until it ends (else 48 h), so its
+        re-delivery does not bring it back; one that had already ended when it arrived
+        leaves nothing behind."""
         p = ev.payload
         deltas: list[Delta] = []
         if p.status not in ("Actual", "Exercise"):
             return deltas
+        now = ev.received_at.timestamp()
+        retired = self.warnings_retired
+        for key in [k for k, until in retired.items() if until <= now]:
+            del retired[key]
+        held = self.warnings.get(p.id)
+        if f"{p.status}:{p.id}" in retired or (held is not None and held["status"] != p.status):
+            return deltas
         if p.msg_type in ("Update", "Cancel"):
             for ref in p.references:
-                if self.warnings.pop(ref, None) is not None:
+                old = self.warnings.get(ref)
+                if old is not None and old["status"] != p.status:
+                    continue
+                ends = _warning_ends(old) if old is not None else None
+                until = datetime.fromisoformat(ends).timestamp() if ends else now + _RETIRED_S
+                retired[f"{p.status}:{ref}"] = max(until, now + 1.0)
+                if old is not None:
+                    del self.warnings[ref]
                     deltas.append(Delta("warnings", "remove", ref, seq))
-        gone = p.expires is not None and p.expires <= ev.received_at
+            while len(retired) > _RETIRED_MAX:  # the soonest to end goes first
+                del retired[min(retired, key=retired.__getitem__)]
+        ends_at = p.ends or p.expires
+        gone = ends_at is not None and ends_at <= ev.received_at
         if gone and self.warnings.pop(p.id, None) is not None:
             deltas.append(Delta("warnings", "remove", p.id, seq))
         if p.msg_type != "Cancel" and not gone:
@@ -817,7 +840,7 @@ class Situation:
         warnings = [
             _warning_view(w, now)
             for w in self.warnings.values()
-            if not _expired(w.get("expires"), now)
+            if not _expired(_warning_ends(w), now)
         ]
         alerts = [
             _alert_view(a, now)
@@ -896,6 +919,7 @@ class Situation:
             "alerts": {k: dict(v, params=dict(v["params"])) for k, v in self.alerts.items()},
             "hazards": {k: dict(v) for k, v in self.hazards.items()},
             "warnings": {k: dict(v) for k, v in self.warnings.items()},
+            "warnings_retired": dict(self.warnings_retired),
             "journal": [dict(j) for j in self.journal],
             "journal_count": self.journal_count,
             "videos": {k: _copy_video(v) for k, v in self.videos.items()},
@@ -939,6 +963,7 @@ class Situation:
         sit.alerts = {k: dict(v, params=dict(v["params"])) for k, v in data["alerts"].items()}
         sit.hazards = {k: dict(v) for k, v in data["hazards"].items()}
         sit.warnings = {k: dict(v) for k, v in data["warnings"].items()}
+        sit.warnings_retired = dict(data.get("warnings_retired", {}))  # older snapshots: none
         sit.journal = deque(dict(j) for j in data["journal"])
         sit.journal_count = data["journal_count"]
         sit.videos = {k: _copy_video(v) for k, v in data.get("videos", {}).items()}
@@ -1057,6 +1082,17 @@ def _hazard_view(h: Mapping[str, Any], now: float, wind_stale_s: float) -> dict[
 
 def _detection_view(d: Mapping[str, Any], now: float) -> dict[str, Any]:
     return _timed(d, now, d["updated_at"], ("first_seen", "updated_at"))
+
+
+_RETIRED_S = 48 * 3600.0  # how long a replaced warning without an end is remembered
+_RETIRED_MAX = 20_000  # replaced warnings remembered at most (all of Germany's: a few hundred)
+
+
+def _warning_ends(w: Mapping[str, Any]) -> str | None:
+    """When a warning leaves the picture: `ends` (expires, else the feed's maximum age
+    after it was sent); `expires` for warnings folded before `ends` existed."""
+    ends: str | None = w.get("ends") or w.get("expires")
+    return ends
 
 
 def _warning_view(w: Mapping[str, Any], now: float) -> dict[str, Any]:

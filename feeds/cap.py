@@ -19,10 +19,13 @@ Extreme, Severe, Moderate, Minor, Unknown`). Nothing else is ever raised. Decisi
   circle "lat,lon radius_km" → a 48-sided polygon (radius 0: a 10 m one, a point the map
   can still show). An area's polygons and circles become one Polygon or MultiPolygon. An
   area with geocodes only (WARNCELLID, ARS, SHN …) keeps its name and codes, no geometry.
-* `references` is "sender,identifier,sent" triples; the warning id referenced is the
-  identifier, mapped as ids are (below).
-* The warning id is the identifier when it is a usable id (DWD's and MoWaS's are), else
-  `cap-` and a hash of it: the same for an Update's reference to it.
+* A CAP identifier is unique only per sender, so the warning id is `cap-` and a hash of
+  sender and identifier together (both stay in the record as they were sent).
+  `references` is "sender,identifier,sent" triples; each becomes the id of the warning
+  it names, derived the same way, so another sender cannot replace or cancel it.
+* `to_event` sets `ends`, when the picture lets the warning go: its `expires`, else
+  `sent` plus a maximum age (sources such as DWD's status zips drop an ended warning
+  without a Cancel; without an end it would stay forever).
 * The primary info, repeated at the top level, is the German one (language de or de-*),
   else the first. The warning expires with its last info (never, if one has no expires).
 * Free text (headline, description, instruction, names) longer than the model allows is
@@ -36,7 +39,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 from xml.etree.ElementTree import Element, ParseError
 
@@ -57,6 +60,7 @@ from cockpit.events import (
 __all__ = [
     "CAP11_NS",
     "CAP12_NS",
+    "MAX_AGE_S",
     "CapError",
     "parse_alert",
     "parse_many",
@@ -88,9 +92,9 @@ MAX_REFERENCES = 500
 CIRCLE_SIDES = 48
 MAX_RADIUS_KM = 5000.0
 EARTH_RADIUS_KM = 6371.0088
+MAX_AGE_S = 86_400.0  # a warning without expires leaves the picture a day after it was sent
 
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?([+-]\d\d:\d\d|Z)")
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
 
@@ -105,11 +109,10 @@ class CapError(ValueError):
         self.malformed = malformed
 
 
-def warning_id(identifier: str) -> str:
-    """The picture's id for a CAP identifier (the same for the warning and references to it)."""
-    if _ID.fullmatch(identifier):
-        return identifier
-    return "cap-" + hashlib.sha256(identifier.encode()).hexdigest()[:40]
+def warning_id(sender: str, identifier: str) -> str:
+    """The picture's id for a CAP sender and identifier (the same for the warning and for
+    references to it). CAP forbids commas in both, so the pair joined by one is unambiguous."""
+    return "cap-" + hashlib.sha256(f"{sender},{identifier}".encode()).hexdigest()[:40]
 
 
 # --- XML helpers ----------------------------------------------------------------------
@@ -306,9 +309,9 @@ def _references(path: str, text: str | None) -> list[str]:
     out: list[str] = []
     for triple in text.split():
         parts = triple.split(",")
-        if len(parts) != 3 or not parts[1]:
+        if len(parts) != 3 or not parts[0] or not parts[1]:
             raise CapError(path, f"{_quote(triple)} is not 'sender,identifier,sent'")
-        ref = warning_id(parts[1])
+        ref = warning_id(parts[0], parts[1])
         if ref not in out:
             out.append(ref)
     if len(out) > MAX_REFERENCES:
@@ -345,6 +348,8 @@ def parse_alert(data: bytes | str) -> Warning:
     if any(c in identifier for c in " ,&<") or len(identifier) > 400:
         raise CapError("alert/identifier", f"{_quote(identifier)} has a space, comma, & or <")
     sender = alert.required("sender")
+    if any(c in sender for c in " ,&<"):
+        raise CapError("alert/sender", f"{_quote(sender)} has a space, comma, & or <")
     sent = _time("alert/sent", alert.required("sent"))
     status = _enum(alert, "status", STATUS)
     msg_type = _enum(alert, "msgType", MSG_TYPES)
@@ -360,8 +365,9 @@ def parse_alert(data: bytes | str) -> Warning:
     ends = [i.expires for i in infos]
     expires = None if not ends or None in ends else max(e for e in ends if e is not None)
     warning = Warning(
-        id=warning_id(identifier),
+        id=warning_id(sender, identifier),
         sender=_cut(sender, 200),
+        identifier=identifier,
         sent=sent,
         status=status,  # type: ignore[arg-type]  # checked against STATUS
         msg_type=msg_type,  # type: ignore[arg-type]
@@ -401,14 +407,21 @@ def parse_many(
 
 
 def to_event(
-    warning: Warning, *, incident: str, device: str, received_at: datetime
+    warning: Warning,
+    *,
+    incident: str,
+    device: str,
+    received_at: datetime,
+    max_age_s: float = MAX_AGE_S,
 ) -> WarningEvent:
-    """The warning as an event; it was observed when it was sent."""
+    """The warning as an event; it was observed when it was sent. It ends when it
+    expires, else `max_age_s` after it was sent (decided here, so a replay is the same)."""
+    ends = warning.expires or (warning.sent or received_at) + timedelta(seconds=max_age_s)
     return WarningEvent(
         id=new_event_id(),
         incident=incident,
         source=Source(feed="cap", device=device),
         observed_at=warning.sent or received_at,
         received_at=received_at,
-        payload=warning,
+        payload=msgspec.structs.replace(warning, ends=ends),
     )

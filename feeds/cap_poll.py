@@ -6,7 +6,12 @@ conditional GET (ETag, Last-Modified) and may answer one CAP XML or a zip of the
 was read is remembered (a zip entry by its name and CRC, a URL's single XML by its hash)
 for as long as the folder or the URL still holds it, so memory stays bounded by what
 the source holds; after a restart everything is read again (the same warnings again:
-the picture does not change).
+the picture does not change). What was read counts as read only once `deliver` returned:
+a batch it could not publish (it raised) is read again at the next poll.
+
+Each document is bounded by `max_bytes` before it is read; a zip's entries together by
+MAX_UNPACKED_BYTES (the entries after that are skipped, with a reject) and their number
+by MAX_ENTRIES, so a zip bomb costs at most that much memory.
 
 The poller only finds documents: it hands each batch to `deliver(device, docs)` and
 reports a file it cannot read to `on_reject`, and the state of each source to
@@ -22,30 +27,86 @@ import contextlib
 import hashlib
 import io
 import logging
+import lzma
+import struct
 import zipfile
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-__all__ = ["MAX_ARCHIVE_BYTES", "CapPoller", "FolderScan", "read_archive"]
+__all__ = [
+    "MAX_ARCHIVE_BYTES",
+    "MAX_ENTRIES",
+    "MAX_UNPACKED_BYTES",
+    "CapPoller",
+    "FolderScan",
+    "read_archive",
+]
 
 log = logging.getLogger(__name__)
 
 Docs = list[tuple[str, bytes]]  # (origin, CAP XML)
 MAX_ARCHIVE_BYTES = 64 << 20  # a zip of all of Germany's current warnings is a few MiB
-MAX_ENTRIES = 20_000
+MAX_UNPACKED_BYTES = 64 << 20  # all entries of one zip together, once unpacked
+MAX_ENTRIES = 5_000  # DWD's status zips hold a few hundred
 DOWN_AFTER = 3  # failed fetches in a row
+
+
+# What zipfile raises for a damaged or odd archive: a broken deflate or lzma stream, an
+# encrypted entry (RuntimeError), a cut header (struct.error), an unknown method.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    EOFError,
+    RuntimeError,
+    struct.error,
+    zlib.error,
+    lzma.LZMAError,
+)
+_EOCD = b"PK\x05\x06"  # end of central directory record (22 bytes and a comment)
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_CENTRAL = b"PK\x01\x02"  # one central directory header per entry
+
+
+def _entry_bound(data: bytes) -> int | None:
+    """At most how many entries zipfile would list, found before it lists them (its
+    list of a 64 MiB zip of empty entries would take gigabytes): the central directory
+    headers in the region zipfile reads. None: no end record (zipfile then refuses it);
+    a Zip64 archive (no CAP zip needs one) counts as too many."""
+    at = len(data) - 22
+    if data[at : at + 4] != _EOCD or data[-2:] != b"\0\0":  # as zipfile: no comment, else the last
+        at = data.rfind(_EOCD, max(0, len(data) - 22 - 0xFFFF))
+        if at < 0:
+            return None
+    record = data[at : at + 22]
+    if len(record) < 22:
+        return None
+    entries, cd_size = (
+        int.from_bytes(record[10:12], "little"),
+        int.from_bytes(record[12:16], "little"),
+    )
+    if data[max(0, at - 20) : max(0, at - 16)] == _ZIP64_LOCATOR or entries == 0xFFFF:
+        return MAX_ENTRIES + 1
+    return data.count(_CENTRAL, max(0, at - cd_size), at)
 
 
 def read_archive(
     name: str, data: bytes, max_bytes: int, seen: set[str], keep: set[str]
 ) -> tuple[Docs, list[str]]:
-    """The unseen *.xml entries of a zip (each bounded before it is read) and the
-    reasons for those that cannot be read. `keep` collects the keys of every entry."""
+    """The unseen *.xml entries of a zip (each bounded before it is read, all together
+    by MAX_UNPACKED_BYTES) and the reasons for those that cannot be read. `keep` collects
+    the keys of every entry."""
     docs: Docs = []
     bad: list[str] = []
+    budget = MAX_UNPACKED_BYTES
+    bound = _entry_bound(data)
+    if bound is not None and bound > MAX_ENTRIES:
+        return [], [f"{name}: {bound} entries; at most {MAX_ENTRIES}"]
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = [i for i in zf.infolist() if i.filename.lower().endswith(".xml")]
@@ -60,30 +121,45 @@ def read_archive(
                 if info.file_size > max_bytes:
                     bad.append(f"{origin}: {info.file_size} bytes; at most {max_bytes}")
                     continue
+                limit = min(max_bytes, budget)
                 try:
                     with zf.open(info) as f:
-                        body = f.read(max_bytes + 1)  # a lying header is no bomb
-                except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
+                        body = f.read(limit + 1)  # a lying header is no bomb
+                except _ZIP_ERRORS as exc:
                     bad.append(f"{origin}: unreadable entry: {exc}")
                     continue
+                budget -= len(body)
                 if len(body) > max_bytes:
                     bad.append(f"{origin}: more than {max_bytes} bytes")
                     continue
+                if budget < 0:
+                    bad.append(
+                        f"{name}: more than {MAX_UNPACKED_BYTES} bytes unpacked; rest skipped"
+                    )
+                    break
                 docs.append((origin, body))
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
+    except _ZIP_ERRORS as exc:
         return [], [f"{name}: not a readable zip: {exc}"]
     return docs, bad
 
 
 @dataclass
 class FolderScan:
-    """The folder's new or changed documents since the last scan (blocking: run it in a
-    thread)."""
+    """The folder's new or changed documents since the last committed scan (blocking:
+    run it in a thread). `commit()` once they were delivered; until then the next scan
+    returns them again."""
 
     folder: Path
     max_bytes: int
     files: set[tuple[str, int, int]] = field(default_factory=set)  # name, mtime, size
     entries: dict[str, set[str]] = field(default_factory=dict)  # zip name -> entry keys
+    pending: tuple[set[tuple[str, int, int]], dict[str, set[str]]] | None = None
+
+    def commit(self) -> None:
+        """The last scan's documents were delivered: do not read them again."""
+        if self.pending is not None:
+            self.files, self.entries = self.pending
+            self.pending = None
 
     def __call__(self) -> tuple[Docs, list[str]]:
         found: list[tuple[int, str, Path, int]] = []
@@ -98,10 +174,13 @@ class FolderScan:
         docs: Docs = []
         bad: list[str] = []
         files: set[tuple[str, int, int]] = set()
+        entries: dict[str, set[str]] = {}
         for mtime, name, path, size in found:
             key = (name, mtime, size)
             files.add(key)
             if key in self.files:
+                if name in self.entries:
+                    entries[name] = self.entries[name]
                 continue
             is_zip = name.lower().endswith(".zip")
             limit = MAX_ARCHIVE_BYTES if is_zip else self.max_bytes
@@ -109,23 +188,25 @@ class FolderScan:
                 bad.append(f"{name}: {size} bytes; at most {limit}")
                 continue
             try:
-                data = path.read_bytes()
+                with path.open("rb") as f:
+                    data = f.read(limit + 1)  # it may have grown since stat()
             except OSError as exc:
                 bad.append(f"{name}: unreadable: {exc}")
+                continue
+            if len(data) > limit:
+                bad.append(f"{name}: more than {limit} bytes")
                 continue
             if is_zip:
                 keep: set[str] = set()
                 new, wrong = read_archive(
                     name, data, self.max_bytes, self.entries.get(name, set()), keep
                 )
-                self.entries[name] = keep
+                entries[name] = keep
                 docs += new
                 bad += wrong
             else:
                 docs.append((name, data))
-        self.files = files
-        names = {name for name, _, _ in files}
-        self.entries = {k: v for k, v in self.entries.items() if k in names}
+        self.pending = (files, entries)
         return docs, bad
 
 
@@ -200,12 +281,27 @@ class CapPoller:
         self.on_state("folder", "listening")
         for reason in bad:
             self.on_reject(reason)
-        if docs:
-            await self.deliver("cap-folder", docs)
+        if await self._deliver("cap-folder", docs):
+            scan.commit()
+
+    async def _deliver(self, device: str, docs: Docs) -> bool:
+        """Hand `docs` on; False if that failed (they are then read again next time)."""
+        if not docs:
+            return True
+        try:
+            await self.deliver(device, docs)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "CAP: %d documents from %s not delivered; read again next poll", len(docs), device
+            )
+            return False
+        return True
 
     async def _poll_url(self, client: httpx.AsyncClient, url: str) -> None:
         try:
-            data = await self._fetch(client, url)
+            data, validators = await self._fetch(client, url)
         except (httpx.HTTPError, _Refused) as exc:
             self.failures += 1
             self.on_state("url", "down" if self.failures >= DOWN_AFTER else "reconnecting")
@@ -226,13 +322,16 @@ class CapPoller:
             key = hashlib.sha256(data).hexdigest()
             keep.add(key)
             docs, bad = ([] if key in self.url_seen else [("url", data)]), []
-        self.url_seen = keep
         for reason in bad:
             self.on_reject(reason)
-        if docs:
-            await self.deliver("cap-url", docs)
+        if await self._deliver("cap-url", docs):  # else: fetched whole and read again
+            self.url_seen = keep
+            self.validators = validators
 
-    async def _fetch(self, client: httpx.AsyncClient, url: str) -> bytes | None:
+    async def _fetch(
+        self, client: httpx.AsyncClient, url: str
+    ) -> tuple[bytes | None, dict[str, str]]:
+        """The answer (None: not modified) and its validators, to keep once delivered."""
         headers = {"Accept": "application/cap+xml, application/xml, application/zip"}
         if "etag" in self.validators:
             headers["If-None-Match"] = self.validators["etag"]
@@ -240,7 +339,7 @@ class CapPoller:
             headers["If-Modified-Since"] = self.validators["last-modified"]
         async with client.stream("GET", url, headers=headers) as response:
             if response.status_code == 304:
-                return None
+                return None, self.validators
             if response.status_code != 200:
                 raise _Refused(f"HTTP {response.status_code}")
             chunks: list[bytes] = []
@@ -250,10 +349,8 @@ class CapPoller:
                 if size > MAX_ARCHIVE_BYTES:
                     raise _Refused(f"more than {MAX_ARCHIVE_BYTES} bytes")
                 chunks.append(chunk)
-            self.validators = {
-                k: v for k in ("etag", "last-modified") if (v := response.headers.get(k))
-            }
-            return b"".join(chunks)
+            validators = {k: v for k in ("etag", "last-modified") if (v := response.headers.get(k))}
+            return b"".join(chunks), validators
 
 
 class _Refused(Exception):

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cockpit.events import (
+    ClockEvent,
     Source,
     Warning,
     WarningEvent,
@@ -33,9 +34,23 @@ from cockpit.events import (
     with_seq,
 )
 from cockpit.geo import distance_m
-from cockpit.situation import Situation
-from feeds.cap import CAP11_NS, CAP12_NS, CapError, parse_alert, parse_many, to_event
-from feeds.cap_poll import CapPoller, FolderScan
+from cockpit.situation import Situation, encode_snapshot
+from feeds.cap import (
+    CAP11_NS,
+    CAP12_NS,
+    CapError,
+    parse_alert,
+    parse_many,
+    to_event,
+    warning_id,
+)
+from feeds.cap_poll import (
+    MAX_ENTRIES,
+    MAX_UNPACKED_BYTES,
+    CapPoller,
+    FolderScan,
+    read_archive,
+)
 from tests.serving import Served, serve, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +64,9 @@ def _shared_data() -> Path:
 
 
 DWD_DIR = _shared_data() / "cap"
-DWD_ID = "2.49.0.0.276.0.DWD.PVW.1687511640000.0d1a4fb5-251a-46fc-aae3-a688d2021e71.MUL"
+DWD_IDENT = "2.49.0.0.276.0.DWD.PVW.1687511640000.0d1a4fb5-251a-46fc-aae3-a688d2021e71.MUL"
 DWD_REF = "2.49.0.0.276.0.DWD.PVW.1687503060000.fc4f7fd9-80e7-4d71-969a-254be3e27e83.MUL"
+DWD_ID = warning_id("opendata@dwd.de", DWD_IDENT)
 
 
 def _dwd() -> bytes:
@@ -74,6 +90,7 @@ def cap(
     *,
     msg_type: str = "Alert",
     status: str = "Actual",
+    sender: str = "opendata@dwd.de",
     references: str = "",
     sent: datetime | None = None,
     expires: datetime | None = None,
@@ -90,7 +107,7 @@ def cap(
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <alert xmlns="{ns}">
   <identifier>{identifier}</identifier>
-  <sender>opendata@dwd.de</sender>
+  <sender>{sender}</sender>
   <sent>{cap_time(sent)}</sent>
   <status>{status}</status>
   <msgType>{msg_type}</msgType>
@@ -146,8 +163,9 @@ def error_of(xml: str | bytes) -> CapError:
 
 def test_real_dwd_warning_keeps_every_language_its_polygon_and_named_cells() -> None:
     w = parse_alert(_dwd())
-    assert w.id == DWD_ID and w.sender == "opendata@dwd.de" and w.status == "Actual"
-    assert w.msg_type == "Update" and w.references == [DWD_REF]
+    assert w.identifier == DWD_IDENT and w.sender == "opendata@dwd.de" and w.status == "Actual"
+    assert w.id == DWD_ID and w.id.startswith("cap-")
+    assert w.msg_type == "Update" and w.references == [warning_id("opendata@dwd.de", DWD_REF)]
     assert [i.language for i in w.infos] == ["de-DE", "en", "fr", "es", "ar", "ru", "tr", "pl"]
     # German by default at the top level ...
     assert (w.language, w.event, w.headline) == (
@@ -226,6 +244,42 @@ console.log(JSON.stringify(out));
         "Gemeinde Beetzsee",
     ]
     assert shown["expired"] == []
+
+
+def test_page_drops_a_warning_without_expires_at_its_maximum_age() -> None:
+    """assets/stream.js by its own clock: a warning without expires leaves at `ends`."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    sent = NOW - timedelta(minutes=5)
+    body = info("de-DE", "STURMBÖEN", "Warnung").replace(
+        f"<expires>{cap_time(NOW + timedelta(hours=3))}</expires>", ""
+    )
+    w = parse_alert(cap("W-1", sent=sent, infos=body))
+    ev = to_event(w, incident="t", device="d", received_at=NOW, max_age_s=3600)
+    payload = json.loads(event_to_json(ev))["payload"]
+    assert payload["expires"] is None
+    ends = (sent + timedelta(hours=1)).timestamp()
+    script = """
+const fs = require("fs");
+globalThis.window = { cockpitLive: { POINT_LAYERS: [], DOTS_ABOVE: 0 } };
+globalThis.document = { readyState: "loading", addEventListener() {} };
+eval(fs.readFileSync(process.argv[1], "utf8"));
+const C = window.cockpit;
+const w = JSON.parse(process.argv[2]);
+const ends = Number(process.argv[3]);
+C.picture = { warnings: new Map([[w.id, w]]) };
+C.cfg = { lang: "de", strings: {} };
+console.log(JSON.stringify([C.warnings(ends - 1).length, C.warnings(ends).length]));
+"""
+    result = subprocess.run(
+        [node, "-e", script, str(ROOT / "assets" / "stream.js"), json.dumps(payload), str(ends)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(result.stdout) == [1, 0]
 
 
 # --- messages as CAP 1.2 says ---------------------------------------------------------
@@ -341,7 +395,7 @@ def _fold(*xmls: str) -> Situation:
 
 
 def _shown(sit: Situation) -> list[str]:
-    return [w["id"] for w in sit.view(NOW.timestamp())["warnings"]]
+    return [w["identifier"] for w in sit.view(NOW.timestamp())["warnings"]]
 
 
 def test_test_and_draft_messages_never_show_nor_cancel_a_real_warning() -> None:
@@ -360,6 +414,140 @@ def test_an_update_that_expired_before_it_arrived_leaves_nothing_behind() -> Non
     past = NOW - timedelta(minutes=1)
     sit = _fold(cap("w1"), cap("w2", msg_type="Update", references=ref("w1"), expires=past))
     assert _shown(sit) == [] and sit.warnings == {}
+
+
+def _ref(sender: str, identifier: str) -> str:
+    return f"{sender},{identifier},{cap_time(NOW - timedelta(minutes=5))}"
+
+
+def _keys(sit: Situation) -> list[tuple[str, str, str]]:
+    return [
+        (w["sender"], w["identifier"], w["status"]) for w in sit.view(NOW.timestamp())["warnings"]
+    ]
+
+
+def test_another_sender_and_an_exercise_cannot_touch_a_real_warning() -> None:
+    dwd, drill = "opendata@dwd.de", "drill@other.example"
+    sit = _fold(
+        cap("W-1"),
+        # The same identifier from another sender is another warning ...
+        cap("W-1", sender=drill, status="Exercise"),
+        # ... and its Cancel (naming its own W-1) leaves DWD's standing.
+        cap(
+            "C-1",
+            sender=drill,
+            status="Exercise",
+            msg_type="Cancel",
+            references=_ref(drill, "W-1"),
+            infos="",
+        ),
+        # An exercise never touches a real warning, even from the same sender ...
+        cap("C-2", status="Exercise", msg_type="Cancel", references=_ref(dwd, "W-1"), infos=""),
+        cap("U-2", status="Exercise", msg_type="Update", references=_ref(dwd, "W-1")),
+        # ... nor does an Exercise message that reuses a real warning's identifier.
+        cap("W-1", status="Exercise", msg_type="Update"),
+        # Another sender's Actual Cancel naming its own W-1 does not match DWD's W-1.
+        cap("C-3", sender=drill, msg_type="Cancel", references=_ref(drill, "W-1"), infos=""),
+    )
+    assert _keys(sit) == [(dwd, "W-1", "Actual"), (dwd, "U-2", "Exercise")]
+    (real,) = [w for w in sit.warnings.values() if w["status"] == "Actual"]
+    assert real["msg_type"] == "Alert"
+    # An exercise is cancelled by an exercise.
+    sit.apply(
+        with_seq(
+            _event(
+                cap(
+                    "C-4",
+                    status="Exercise",
+                    msg_type="Cancel",
+                    references=_ref(dwd, "U-2"),
+                    infos="",
+                )
+            ),
+            99,
+        )
+    )
+    assert _keys(sit) == [(dwd, "W-1", "Actual")]
+
+
+def test_a_cancelled_or_replaced_warning_delivered_again_stays_gone() -> None:
+    """A folder and a URL, or a lagging status zip, deliver the Alert once more after its
+    Cancel or Update: it must not come back, also after a snapshot and restore."""
+    alert, update = cap("W-1"), cap("W-2", msg_type="Update", references=ref("W-1"))
+    cancel = cap("C-1", msg_type="Cancel", references=ref("W-2"), infos="")
+    sit = _fold(alert, update, alert)
+    assert _shown(sit) == ["W-2"]
+    sit = _fold(alert, update, cancel, alert, update)
+    assert _shown(sit) == []
+    half = _fold(alert, cancel.replace(ref("W-2"), ref("W-1")))
+    snap = json.loads(encode_snapshot(half.snapshot()))
+    again = Situation.restore(snap)
+    again.apply(with_seq(_event(alert), 3))
+    assert _shown(again) == [] and again.warnings_retired == half.warnings_retired
+    # A snapshot from before this memory restores with none.
+    del snap["warnings_retired"]
+    assert Situation.restore(snap).warnings_retired == {}
+
+
+def test_the_memory_of_replaced_warnings_ends_with_them() -> None:
+    """Held until the replaced warning ends (else 48 h), so it stays bounded."""
+    sit = _fold(cap("W-1"), cap("C-1", msg_type="Cancel", references=ref("W-1"), infos=""))
+    (until,) = sit.warnings_retired.values()
+    assert until == (NOW + timedelta(hours=3)).timestamp()  # W-1's expires
+    sit.apply(
+        with_seq(_event(cap("C-2", msg_type="Cancel", references=ref("never-seen"), infos="")), 3)
+    )
+    assert max(sit.warnings_retired.values()) == NOW.timestamp() + 48 * 3600
+    later = NOW + timedelta(hours=49)
+    sit.apply(
+        with_seq(_event(cap("W-9", sent=later, expires=later + timedelta(hours=1)), later), 4)
+    )
+    assert sit.warnings_retired == {}
+
+
+def _no_expiry(identifier: str, sent: datetime) -> str:
+    body = info("de-DE", "STURMBÖEN", "Warnung").replace(
+        f"<expires>{cap_time(NOW + timedelta(hours=3))}</expires>", ""
+    )
+    assert "<expires>" not in body
+    return cap(identifier, sent=sent, infos=body)
+
+
+def test_a_warning_without_expires_leaves_after_the_maximum_age() -> None:
+    """DWD's status zips drop an ended warning without a Cancel: without expires it
+    would stay forever. It leaves `max_age_s` after it was sent, in the view and by the
+    clock (the fold's deadline), and an old one never shows."""
+    sent = NOW - timedelta(minutes=5)
+    w = parse_alert(_no_expiry("W-1", sent))
+    assert w.expires is None
+    ev = to_event(w, incident="test", device="dwd", received_at=NOW, max_age_s=3600)
+    assert ev.payload.ends == sent + timedelta(hours=1)
+    with_expiry = to_event(parse_alert(cap("W-2")), incident="t", device="d", received_at=NOW)
+    assert with_expiry.payload.ends == with_expiry.payload.expires
+    sit = Situation("test")
+    sit.apply(with_seq(ev, 1))
+    assert _shown(sit) == ["W-1"]
+    ends = (sent + timedelta(hours=1)).timestamp()
+    assert sit.next_deadline() == ends
+    assert sit.view(ends - 1)["warnings"] != [] and sit.view(ends)["warnings"] == []
+    tick = ClockEvent(
+        incident="test",
+        source=Source(feed="cockpit", device="clock"),
+        observed_at=datetime.fromtimestamp(ends, UTC),
+        received_at=datetime.fromtimestamp(ends, UTC),
+    )
+    sit.apply(with_seq(tick, 2))
+    assert sit.warnings == {} and sit.next_deadline() is None
+    # Sent longer ago than the maximum age: never shown.
+    old = to_event(
+        parse_alert(_no_expiry("W-3", NOW - timedelta(hours=2))),
+        incident="t",
+        device="d",
+        received_at=NOW,
+        max_age_s=3600,
+    )
+    sit.apply(with_seq(old, 3))
+    assert sit.warnings == {}
 
 
 # --- the route on a started server ----------------------------------------------------
@@ -403,9 +591,11 @@ async def test_alert_then_update_then_cancel_through_the_route(served: Served) -
     async with logged_in(served) as c:
         r = await post(c, served, cap("w1"))
         assert r.status_code == 202, r.text
-        assert r.json()["id"] == "w1" and len(r.json()["seq"]) == 1
+        assert r.json()["identifier"] == "w1" and len(r.json()["seq"]) == 1
         (w,) = await shown(c)
-        assert (w["id"], w["event"], w["severity"]) == ("w1", "STURMBÖEN", "Moderate")
+        assert w["id"] == r.json()["id"] == warning_id("opendata@dwd.de", "w1")
+        assert (w["identifier"], w["sender"]) == ("w1", "opendata@dwd.de")
+        assert (w["event"], w["severity"]) == ("STURMBÖEN", "Moderate")
         assert w["headline"] == "Amtliche WARNUNG vor STURMBÖEN"
         assert [a["name"] for a in w["areas"]] == ["Dortmund Hafen", "Stadt Dortmund"]
         assert w["areas"][0]["geometry"]["coordinates"][0][0] == [7.43, 51.52]
@@ -425,7 +615,7 @@ async def test_alert_then_update_then_cancel_through_the_route(served: Served) -
             ),
         )
         assert (await post(c, served, update, **{"Content-Type": "text/xml"})).status_code == 202
-        assert [(w["id"], w["severity"]) for w in await shown(c)] == [("w2", "Extreme")]
+        assert [(w["identifier"], w["severity"]) for w in await shown(c)] == [("w2", "Extreme")]
 
         cancel = cap("w3", msg_type="Cancel", references=ref("w2"), infos="")
         assert (
@@ -443,7 +633,7 @@ async def test_an_expired_warning_is_not_in_the_situation(served: Served) -> Non
     async with logged_in(served) as c:
         assert (await post(c, served, old)).status_code == 202
         assert (await post(c, served, cap("fresh"))).status_code == 202
-        assert [w["id"] for w in await shown(c)] == ["fresh"]
+        assert [w["identifier"] for w in await shown(c)] == ["fresh"]
 
 
 async def test_bad_requests_are_named_counted_and_change_nothing(served: Served) -> None:
@@ -477,7 +667,7 @@ async def test_bad_requests_are_named_counted_and_change_nothing(served: Served)
         assert health["reject_reasons"]["invalid CAP: alert/info[2]/severity"] == 1
         # ... and the feed goes on.
         assert (await post(c, served, cap("ok"))).status_code == 202
-        assert [w["id"] for w in await shown(c)] == ["ok"]
+        assert [w["identifier"] for w in await shown(c)] == ["ok"]
 
 
 async def test_the_real_dwd_warning_through_the_route(served: Served) -> None:
@@ -531,25 +721,100 @@ def _zip(entries: dict[str, str | bytes]) -> bytes:
     return buf.getvalue()
 
 
+def _scan(scan: FolderScan) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """One scan whose documents were delivered."""
+    found = scan()
+    scan.commit()
+    return found
+
+
 def test_folder_scan_reads_each_file_and_zip_entry_once(tmp_path: Path) -> None:
     scan = FolderScan(tmp_path, 64 * 1024)
     (tmp_path / "a.xml").write_text(cap("a"))
     (tmp_path / "notes.txt").write_text("not CAP")
-    docs, bad = scan()
+    docs, bad = _scan(scan)
     assert [o for o, _ in docs] == ["a.xml"] and bad == []
-    assert scan() == ([], [])
+    assert _scan(scan) == ([], [])
     (tmp_path / "dwd.zip").write_bytes(_zip({"b.xml": cap("b"), "c.xml": cap("c")}))
-    docs, _ = scan()
+    docs, _ = _scan(scan)
     assert sorted(o for o, _ in docs) == ["dwd.zip/b.xml", "dwd.zip/c.xml"]
+    assert _scan(scan) == ([], [])  # an unchanged zip keeps what was read of it
     # The next status zip: one entry kept, one new; only the new one is read.
     os.utime(tmp_path / "dwd.zip", ns=(1, 1))
     (tmp_path / "dwd.zip").write_bytes(_zip({"c.xml": cap("c"), "d.xml": cap("d")}))
-    docs, _ = scan()
+    docs, _ = _scan(scan)
     assert [o for o, _ in docs] == ["dwd.zip/d.xml"]
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
-    docs, bad = scan()
+    docs, bad = _scan(scan)
     assert docs == [] and len(bad) == 1 and "broken.zip" in bad[0]
-    assert scan() == ([], [])
+    assert _scan(scan) == ([], [])
+
+
+def test_a_scan_not_committed_is_read_again(tmp_path: Path) -> None:
+    scan = FolderScan(tmp_path, 64 * 1024)
+    (tmp_path / "a.xml").write_text(cap("a"))
+    (tmp_path / "dwd.zip").write_bytes(_zip({"b.xml": cap("b")}))
+    first = scan()  # delivery failed: no commit
+    assert sorted(o for o, _ in first[0]) == ["a.xml", "dwd.zip/b.xml"]
+    assert _scan(scan) == first
+    assert _scan(scan) == ([], [])
+
+
+def test_a_zip_bomb_is_bounded_in_total_not_only_per_entry(tmp_path: Path) -> None:
+    """Many entries each just under the per-document bound: more than MAX_UNPACKED_BYTES
+    together is never held; what fits is read, the rest is a reject."""
+    big = b"<a>" + b" " * (1 << 20) + b"</a>"  # 1 MiB of spaces deflates to ~1 KiB
+    entries = {f"{i:03}.xml": big for i in range(80)}  # 80 MiB unpacked
+    (tmp_path / "bomb.zip").write_bytes(_zip(entries))
+    assert (tmp_path / "bomb.zip").stat().st_size < 1 << 20
+    docs, bad = FolderScan(tmp_path, 2 << 20)()
+    assert sum(len(d) for _, d in docs) <= MAX_UNPACKED_BYTES
+    assert 0 < len(docs) < 80
+    assert any("bytes unpacked" in b for b in bad)
+
+
+def test_too_many_entries_are_refused_before_zipfile_lists_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zipfile holds every entry of the central directory; a 64 MiB zip of empty entries
+    would be over a million of them. The count is checked before."""
+    many = _zip({f"{i}.xml": b"" for i in range(MAX_ENTRIES + 1)})
+    commented = io.BytesIO()
+    with zipfile.ZipFile(commented, "w") as zf:
+        zf.writestr("a.xml", cap("a"))
+        zf.comment = b"Deutscher Wetterdienst"  # the end record is then not the last bytes
+    (tmp_path / "many.zip").write_bytes(many)
+    (tmp_path / "commented.zip").write_bytes(commented.getvalue())
+    docs, bad = FolderScan(tmp_path, 65536)()
+    assert [o for o, _ in docs] == ["commented.zip/a.xml"]
+    assert bad == [f"many.zip: {MAX_ENTRIES + 1} entries; at most {MAX_ENTRIES}"]
+
+    def listing(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("zipfile listed the entries")
+
+    monkeypatch.setattr(zipfile, "ZipFile", listing)
+    assert read_archive("many.zip", many, 65536, set(), set()) == ([], bad)
+
+
+def test_a_file_that_grows_after_stat_is_not_read_unbounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stat() saw a small file; by the time it is read it is far bigger."""
+    path = tmp_path / "a.xml"
+    path.write_bytes(b"<alert>" + b" " * (4 << 20))
+    real_stat = Path.stat
+
+    def small_stat(self: Path, **kwargs: Any) -> os.stat_result:
+        st = real_stat(self, **kwargs)
+        if self != path:
+            return st
+        fields = list(st)
+        fields[6] = 100  # st_size as it was a moment ago
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(Path, "stat", small_stat)
+    docs, bad = FolderScan(tmp_path, 65536)()
+    assert docs == [] and bad == ["a.xml: more than 65536 bytes"]
 
 
 async def test_folder_poll_picks_up_a_new_file_once_and_a_bad_file_is_a_reject(
@@ -589,7 +854,7 @@ async def test_a_missing_folder_shows_as_down_until_it_appears(tmp_path: Path) -
 
 
 async def _ids(c: httpx.AsyncClient, ids: list[str]) -> bool:
-    return [w["id"] for w in await shown(c)] == ids
+    return [w["identifier"] for w in await shown(c)] == ids
 
 
 async def _health_is(c: httpx.AsyncClient, **want: Any) -> bool:
@@ -676,11 +941,12 @@ async def test_url_poll_reads_a_zip_conditionally_and_reports_failures(
 
 
 async def test_poller_survives_a_deliver_that_fails(tmp_path: Path) -> None:
-    """A bug downstream is logged; the next poll still happens."""
-    calls: list[int] = []
+    """A failure downstream (not committed, a bug) is logged; the next poll still happens
+    and reads the documents that were not delivered again."""
+    calls: list[list[str]] = []
 
     async def deliver(device: str, docs: list[tuple[str, bytes]]) -> None:
-        calls.append(len(docs))
+        calls.append(sorted(origin for origin, _ in docs))
         raise RuntimeError("boom")
 
     (tmp_path / "a.xml").write_text(cap("a"))
@@ -696,8 +962,45 @@ async def test_poller_survives_a_deliver_that_fails(tmp_path: Path) -> None:
     poller.start()
     try:
         await wait_for(lambda: calls)
-        (tmp_path / "b.xml").write_text(cap("b"))
         await wait_for(lambda: len(calls) >= 2)
+        assert calls[1] == ["a.xml"]  # not delivered: read again
+        (tmp_path / "b.xml").write_text(cap("b"))
+        await wait_for(lambda: calls[-1] == ["a.xml", "b.xml"])
+    finally:
+        await poller.aclose()
+
+
+async def test_url_documents_are_fetched_again_until_delivered(cap_server: CapServer) -> None:
+    """A failed delivery keeps neither the read entries nor the ETag: the next GET is
+    unconditional and the same warnings are delivered again."""
+    cap_server.publish(_zip({"w1.xml": cap("w1")}))
+    calls: list[list[str]] = []
+    fail = [True]
+
+    async def deliver(device: str, docs: list[tuple[str, bytes]]) -> None:
+        calls.append([origin for origin, _ in docs])
+        if fail[0]:
+            raise RuntimeError("not committed")
+
+    poller = CapPoller(
+        folder=None,
+        url=cap_server.url,
+        every_s=0.05,
+        max_bytes=65536,
+        deliver=deliver,
+        on_state=lambda source, state: None,
+        on_reject=lambda reason: None,
+    )
+    poller.start()
+    try:
+        await wait_for(lambda: len(calls) >= 2)
+        assert calls[:2] == [["url/w1.xml"], ["url/w1.xml"]] and cap_server.not_modified == 0
+        fail[0] = False
+        await wait_for(lambda: cap_server.not_modified >= 2)  # delivered: now conditional
+        assert calls[-1] == ["url/w1.xml"] and len(calls) >= 3
+        settled = len(calls)
+        await wait_for(lambda: cap_server.not_modified >= 4)
+        assert len(calls) == settled
     finally:
         await poller.aclose()
 
@@ -792,7 +1095,7 @@ def test_parse_many_orders_by_sent_and_keeps_going() -> None:
     good, bad = parse_many(
         [("b.xml", later.encode()), ("x.xml", b"junk"), ("a.xml", cap("w1").encode())]
     )
-    assert [w.id for w in good] == ["w1", "w2"]
+    assert [w.identifier for w in good] == ["w1", "w2"]
     assert [(origin, e.path) for origin, e in bad] == [("x.xml", "alert")]
 
 
@@ -836,3 +1139,30 @@ def test_the_route_answers_any_body_with_a_named_4xx_or_202(
             "/api/v1/ingest/cap", content=VALID, headers={**XML, **served_thread.device("weather")}
         )
         assert r.status_code == 202
+
+
+@st.composite
+def damaged_zips(draw: st.DrawFn) -> bytes:
+    """A real zip of CAP documents with some bytes overwritten, cut or inserted."""
+    data = bytearray(_zip({"a.xml": cap("a"), "b.xml": cap("b") * 3}))
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(data) - 1))
+        how = draw(st.sampled_from(["set", "cut", "insert"]))
+        if how == "set":
+            data[at] = draw(st.integers(0, 255))
+        elif how == "cut":
+            del data[at : at + draw(st.integers(1, 40))]
+        else:
+            data[at:at] = draw(st.binary(min_size=1, max_size=40))
+        if not data:
+            break
+    return bytes(data)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(damaged_zips(), st.binary(max_size=400).map(lambda b: b"PK\x03\x04" + b)))
+def test_a_damaged_zip_is_a_reject_never_an_exception(data: bytes) -> None:
+    """Nothing in a zip may stop the poll (it would stop the URL's polls too)."""
+    docs, bad = read_archive("x.zip", data, 65536, set(), set())
+    assert all(origin.startswith("x.zip/") for origin, _ in docs)
+    assert all(reason.startswith("x.zip") for reason in bad)

@@ -50,7 +50,10 @@ def _content_type(request: Request) -> None:
         }
     },
     responses={
-        202: {"description": "committed; the assigned sequence numbers and the warning id"},
+        202: {
+            "description": "committed; the assigned sequence numbers, the warning's id in the "
+            "picture (from sender and identifier) and its CAP identifier"
+        },
         400: {"description": "not well-formed XML"},
         415: {"description": "not an XML content type"},
         422: {"description": "not valid CAP 1.2: the element path and the reason"},
@@ -73,11 +76,19 @@ async def ingest_cap(
     except ApiError as exc:
         health.reject(exc.summary(), svc.clock())
         raise
-    event = to_event(warning, incident=svc.incident, device=device.name, received_at=utcnow())
+    event = to_event(
+        warning,
+        incident=svc.incident,
+        device=device.name,
+        received_at=utcnow(),
+        max_age_s=svc.settings.cap_max_age_s,
+    )
     try:
         seqs = await svc.pipeline_or_409().ingest([event])
     except CommitTimeout as exc:
         health.reject("not committed", svc.clock())
         raise ApiError(503, "not committed", "recorder", str(exc)) from exc
     health.accept(len(seqs), svc.clock())
-    return JsonResponse({"seq": seqs, "id": warning.id}, status_code=202)
+    return JsonResponse(
+        {"seq": seqs, "id": warning.id, "identifier": warning.identifier}, status_code=202
+    )
