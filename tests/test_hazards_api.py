@@ -144,3 +144,21 @@ async def test_no_body_breaks_the_route(served: Served, body: dict[str, Any]) ->
         if r.status_code == 422:
             assert r.json()["errors"][0]["field"]
         assert (await c.get("/healthz")).status_code == 200
+
+
+async def test_a_page_of_another_site_cannot_write_with_the_users_cookie(served: Served) -> None:
+    """Another port of the same host is the same site for SameSite cookies: the browser
+    would send the session along. Its Origin and Sec-Fetch-Site give it away."""
+    async with client(served) as c:
+        evil = {"Origin": "http://127.0.0.1:9999"}
+        r = await c.post("/api/v1/hazards", json={"geometry": POINT}, headers=evil)
+        assert r.status_code == 403 and r.json()["errors"][0]["field"] == "origin"
+        r = await c.post(
+            "/api/v1/journal", json={"text": "x"}, headers={"Sec-Fetch-Site": "same-site"}
+        )
+        assert r.status_code == 403
+        assert (await c.get("/api/v1/situation")).json()["hazards"] == []
+        # the cockpit's own page: same origin
+        own = {"Origin": served.url, "Sec-Fetch-Site": "same-origin"}
+        r = await c.post("/api/v1/hazards", json={"geometry": POINT}, headers=own)
+        assert r.status_code == 201

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -48,9 +49,26 @@ def require_user(conn: HTTPConnection) -> User:
     return user
 
 
-def require_writer(user: User = Depends(require_user)) -> User:  # noqa: B008
+def _cross_site(conn: HTTPConnection) -> str | None:
+    """Why a request that carries a person's cookie came from another site's page, if
+    it did. The session cookie is SameSite=Lax, but a page on another port of the same
+    host is the same *site*: without this it could post into the picture."""
+    fetch_site = conn.headers.get("sec-fetch-site")
+    if fetch_site in ("cross-site", "same-site"):
+        return f"Sec-Fetch-Site: {fetch_site}"
+    origin = conn.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != conn.headers.get("host"):
+        return f"Origin {origin[:100]} is not this server"
+    return None
+
+
+def require_writer(conn: HTTPConnection, user: User = Depends(require_user)) -> User:  # noqa: B008
     if not can_write(user):
         raise ApiError(403, "forbidden", "role", f"role {user.role!r} may not write")
+    if conn.cookies.get(SESSION_COOKIE):
+        reason = _cross_site(conn)
+        if reason is not None:
+            raise ApiError(403, "cross-site request", "origin", reason)
     return user
 
 
