@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -40,6 +40,7 @@ from cockpit.settings import Settings, SettingsError
 if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost every
     # `cockpit` command ~0.2 s at start, and only some deployments use them
     from cockpit.media.vision import DetectionData, StreamAnalyser
+    from feeds.cot_server import CotServer
     from feeds.mavlink import MavlinkUdp
 
 __all__ = ["live_services", "resolve_incident"]
@@ -79,11 +80,16 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     analyser = _video_analyser(settings, svc, pipeline)
     svc.media.on_change.append(_announce_video(pipeline, incident))
     mavlink = await _mavlink(settings, svc, pipeline) if settings.mavlink_listen else None
+    cot = (
+        await _cot(settings, svc, pipeline) if settings.cot_listen or settings.cot_send_to else None
+    )
     try:
         yield svc
     finally:
         if mavlink is not None:
             await mavlink.aclose()
+        if cot is not None:
+            await cot.aclose()
         await svc.media.close()
         await recorder.aclose()  # the last segments become events before the log closes
         if analyser is not None:
@@ -120,6 +126,69 @@ async def _mavlink(settings: Settings, svc: Services, pipeline: Pipeline) -> Mav
         ) from exc
     svc.extra_stats["mavlink"] = feed.stats
     return feed
+
+
+_COT_REFRESH_S = 120.0  # hazards and detections again, well before their CoT stale time
+
+
+async def _cot(settings: Settings, svc: Services, pipeline: Pipeline) -> CotServer:
+    """The CoT TCP service: TAK users in (each batch committed before it is relayed),
+    the picture out to every authenticated client, counted on /healthz under `cot`."""
+    from cockpit.auth import device_may_post
+    from feeds.cot import picture_to_cot, refresh_to_cot
+    from feeds.cot_server import CotServer, parse_networks, parse_tcp_addr
+
+    def authenticate(username: str, password: str) -> str | None:
+        device = svc.auth.device_for_token(password)
+        if device is None or device.name != username or not device_may_post(device, "cot"):
+            return None
+        return device.name
+
+    server = CotServer(
+        incident=svc.incident,
+        authenticate=authenticate,
+        ingest=pipeline.ingest,
+        health=svc.health.feed("cot"),
+        trusted=parse_networks(settings.cot_trusted_networks),
+        max_event_bytes=settings.cot_max_event_bytes,
+        clock=svc.clock,
+    )
+    if settings.cot_listen:
+        try:
+            await server.listen(*parse_tcp_addr(settings.cot_listen))
+        except (OSError, ValueError) as exc:
+            raise SettingsError(
+                f"cot_listen (COCKPIT_COT_LISTEN) = {settings.cot_listen!r}: {exc}"
+            ) from exc
+    if settings.cot_send_to:
+        server.connect_to(*parse_tcp_addr(settings.cot_send_to))
+
+    def relayed(entity: str) -> bool:
+        return entity in server.relayed_entities
+
+    async def send_when_committed(seq: int, items: list[tuple[str, float | None, bytes]]) -> None:
+        # Nothing is shown before it is recorded: the fold runs beside the recorder.
+        if await pipeline.wait_committed(seq):
+            server.send_picture(items)
+
+    def on_fold(batch: Sequence[Event]) -> None:
+        if not server.clients:
+            return
+        items = picture_to_cot(batch, pipeline.situation, utcnow(), relayed)
+        seq = batch[-1].seq if batch else None
+        if items and seq is not None:
+            server.background(send_when_committed(seq, items))
+
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(_COT_REFRESH_S)
+            if server.clients:
+                server.send_picture(refresh_to_cot(pipeline.situation, utcnow()))
+
+    pipeline.on_fold.append(on_fold)
+    server.background(refresh())
+    svc.extra_stats["cot"] = server.stats_view
+    return server
 
 
 def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> SegmentRecorder:
