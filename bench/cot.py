@@ -47,13 +47,16 @@ def _healthz(url: str) -> dict[str, Any]:
     return dict(httpx.get(f"{url}/healthz", timeout=30).json())
 
 
-def start_server(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, int]:
+def start_server(
+    data_dir: Path, log: Path, relay_after: str = "published"
+) -> tuple[subprocess.Popen[bytes], str, int]:
     """`cockpit serve` with the CoT port on a free port; (process, http url, CoT port)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env.update(
         COCKPIT_INCIDENT="bench-cot",
         COCKPIT_COT_LISTEN="tcp:127.0.0.1:0",
         COCKPIT_COT_TRUSTED_NETWORKS='["127.0.0.1/32"]',
+        COCKPIT_COT_RELAY_AFTER=relay_after,
         PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
     )
     port = _free_port()
@@ -88,13 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-m", "--listeners", type=int, default=10)
     p.add_argument("-d", "--duration", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument(
+        "--relay-after",
+        choices=("published", "committed"),
+        default="published",
+        help="COCKPIT_COT_RELAY_AFTER: relay once on the bus (default) or once committed",
+    )
     a = p.parse_args(argv)
     if not TOOL.is_file():
         print(json.dumps({"skipped": f"{TOOL} not found"}))
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench-cot-"))
     log = tmp / "server.log"
-    proc, url, port = start_server(tmp / "data", log)
+    proc, url, port = start_server(tmp / "data", log, a.relay_after)
     try:
         run = subprocess.run(
             [
@@ -140,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "bench": "cot",
         "commit": git_commit(),
+        "relay_after": a.relay_after,
         "target": {"events_per_s": 5000, "senders": 100, "listeners": 10, "p99_ms": 50},
         "load": json.loads(run.stdout),
         "cot": health.get("cot"),

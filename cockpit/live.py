@@ -132,8 +132,8 @@ _COT_REFRESH_S = 120.0  # hazards and detections again, well before their CoT st
 
 
 async def _cot(settings: Settings, svc: Services, pipeline: Pipeline) -> CotServer:
-    """The CoT TCP service: TAK users in (each batch committed before it is relayed),
-    the picture out to every authenticated client, counted on /healthz under `cot`."""
+    """The CoT TCP service: TAK users in (relayed to each other once on the bus), the
+    picture out to every authenticated client, counted on /healthz under `cot`."""
     from cockpit.auth import device_may_post
     from feeds.cot import picture_to_cot, refresh_to_cot
     from feeds.cot_server import CotServer, parse_networks, parse_tcp_addr
@@ -147,7 +147,9 @@ async def _cot(settings: Settings, svc: Services, pipeline: Pipeline) -> CotServ
     server = CotServer(
         incident=svc.incident,
         authenticate=authenticate,
-        ingest=pipeline.ingest,
+        publish=pipeline.publish,
+        wait_committed=pipeline.wait_committed,
+        relay_after=settings.cot_relay_after,
         health=svc.health.feed("cot"),
         trusted=parse_networks(settings.cot_trusted_networks),
         max_event_bytes=settings.cot_max_event_bytes,
@@ -166,18 +168,10 @@ async def _cot(settings: Settings, svc: Services, pipeline: Pipeline) -> CotServ
     def relayed(entity: str) -> bool:
         return entity in server.relayed_entities
 
-    async def send_when_committed(seq: int, items: list[tuple[str, float | None, bytes]]) -> None:
-        # Nothing is shown before it is recorded: the fold runs beside the recorder.
-        if await pipeline.wait_committed(seq):
-            server.send_picture(items)
-
     def on_fold(batch: Sequence[Event]) -> None:
-        if not server.clients:
-            return
-        items = picture_to_cot(batch, pipeline.situation, utcnow(), relayed)
-        seq = batch[-1].seq if batch else None
-        if items and seq is not None:
-            server.background(send_when_committed(seq, items))
+        # Sent as browsers are pushed: once folded, i.e. on the bus the recorder reads.
+        if server.clients:
+            server.send_picture(picture_to_cot(batch, pipeline.situation, utcnow(), relayed))
 
     async def refresh() -> None:
         while True:

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         pattern=r"^tcp:[A-Za-z0-9.:\[\]-]+:\d{1,5}$",
         description="A TAK server to link to (tcp:host:port): the picture out, its users in.",
     )
+    cot_relay_after: Literal["published", "committed"] = Field(
+        "published",
+        description="Relay TAK reports once on the bus, or only once committed to the log.",
+    )
     cot_max_event_bytes: int = Field(
         64 * 1024, ge=1024, le=1 << 20, description="Largest CoT event; larger ones are dropped."
     )

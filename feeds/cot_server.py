@@ -7,10 +7,13 @@ senders fanned out to 10 listeners, p99 ≤ 50 ms, no loss):
 1. `data_received` frames and parses at once (`feeds.cot`: a bytes scan, one SAX pass);
    no task per message.
 2. Accepted events join the current batch; a timer (`flush_s`, 5 ms) closes it, so
-   each `ingest` call (publish → fold → commit) carries many reports.
-3. A batch's raw frames go out only once its events are committed (nothing is shown
-   before it is recorded), in batch order, as ONE `write` per client of pre-joined bytes;
-   a client never gets its own reports back.
+   each publish onto the bus carries many reports.
+3. A batch's raw frames go out once its events are on the bus (`relay_after=
+   "published"`, the default: the recorder and the fold have them, as with everything
+   the browsers are pushed), or only once the recorder committed them (`"committed"`:
+   waits for the fsync, tens of ms on a busy disk). In batch order, as ONE `write` per
+   client of pre-joined bytes; a client never gets its own reports back. `accepted` on
+   /healthz counts what was committed.
 4. Writes never wait: a client whose unsent bytes pass `max_client_buffer` is dropped
    (counted) rather than stall the others. When too many batches wait for their commit
    the server stops reading from every socket (TCP pushes back on the senders) instead
@@ -34,7 +37,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from cockpit.events import Event
 from feeds.cot import (
@@ -54,7 +57,7 @@ log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Authenticate = Callable[[str, str], str | None]  # (username, password) -> device or None
-Ingest = Callable[[list[Event]], Awaitable[object]]  # returns once committed, else raises
+Publish = Callable[[list[Event]], Awaitable[list[int]]]  # onto the bus: their seqs
 
 
 class Counters(Protocol):
@@ -205,7 +208,9 @@ class CotServer:
         *,
         incident: str,
         authenticate: Authenticate,
-        ingest: Ingest,
+        publish: Publish,
+        wait_committed: Callable[[int], Awaitable[bool]],
+        relay_after: Literal["published", "committed"] = "published",
         health: Counters,
         trusted: Sequence[Network] = (),
         max_event_bytes: int = MAX_EVENT_BYTES,
@@ -217,7 +222,9 @@ class CotServer:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.authenticate = authenticate
-        self.ingest = ingest
+        self.publish = publish
+        self.wait_committed = wait_committed
+        self.relay_after = relay_after
         self.health = health
         self.trusted = list(trusted)
         self.max_event_bytes = max_event_bytes
@@ -400,20 +407,29 @@ class CotServer:
             self._pause_reading(True)
 
     async def _commit(self, batch: _Batch) -> None:
+        seqs: list[int] = []
         try:
-            await self.ingest(batch.events)
+            seqs = await self.publish(batch.events)
             batch.ok = True
-        except Exception as exc:  # not committed: counted, the server goes on
-            log.warning("CoT batch not committed: %s", exc)
-            self.health.reject(f"not committed: {type(exc).__name__}", self.clock())
+        except Exception as exc:  # the bus refused: counted, nothing relayed, we go on
+            log.warning("CoT batch not published: %s", exc)
+            self.health.reject(f"not accepted: {type(exc).__name__}", self.clock())
+        committed: bool | None = None
+        if batch.ok and self.relay_after == "committed":
+            committed = batch.ok = await self.wait_committed(seqs[-1])
         batch.done = True
         while self._inflight and self._inflight[0].done:
             done = self._inflight.popleft()
             if done.ok:
-                self.health.accept(done.accepted, self.clock())
                 self._fan_out(done.frames)
         if self.reading_paused and len(self._inflight) <= self.max_inflight // 2:
             self._pause_reading(False)
+        if seqs and committed is None:
+            committed = await self.wait_committed(seqs[-1])
+        if committed:
+            self.health.accept(batch.accepted, self.clock())
+        elif seqs:
+            self.health.reject("not committed in time", self.clock())
 
     def _pause_reading(self, pause: bool) -> None:
         self.reading_paused = pause
