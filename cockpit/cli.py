@@ -13,7 +13,7 @@ import socket
 import sys
 import tempfile
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,19 @@ def _with_demo_drones(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
+def _with_demo_tak(settings: Settings) -> Settings:
+    """TAK clients' CoT port 8087 (if free): the demo's ATAK users walk near the fire."""
+    if settings.cot_listen is not None:
+        return settings
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 8087))
+        except OSError:
+            print("demo: tcp:127.0.0.1:8087 is taken; CoT is off", file=sys.stderr)
+            return settings
+    return settings.model_copy(update={"cot_listen": "tcp:127.0.0.1:8087"})
+
+
 def _udp_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
@@ -159,10 +172,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"redis_url": None, "incident": None})
     if not args.no_drones:
         settings = _with_demo_drones(settings)
+    settings = _with_demo_tak(settings)
     password = secrets.token_urlsafe(12)  # a fresh one each run: no default secret
     with _auth(settings) as auth:
         auth.add_user("einsatzleitung", "commander", password, replace=True)
-        token = auth.add_device("demo-sim", ["telemetry", "video"])
+        token = auth.add_device("demo-sim", ["telemetry", "video", "cot"])
     incident = resolve_incident(settings)
 
     async def started(port: int) -> None:
@@ -176,7 +190,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.no_browser:
             webbrowser.open(url)
         # Pick the incident up 90 s after the alarm: the first wave is on its way.
-        vehicles = run_sim(f"ws://{settings.host}:{port}/ws/ingest/telemetry", token, start_s=90.0)
+        vehicles: Awaitable[Any] = run_sim(
+            f"ws://{settings.host}:{port}/ws/ingest/telemetry", token, start_s=90.0
+        )
+        if settings.cot_listen:
+            from feeds.cot_server import parse_tcp_addr
+            from feeds.sim.cot import run_tak_users
+
+            tak = run_tak_users(*parse_tcp_addr(settings.cot_listen), "demo-sim", token)
+            vehicles = asyncio.gather(vehicles, tak)
         if args.no_drones:
             await vehicles
             return

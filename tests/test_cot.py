@@ -773,3 +773,40 @@ def test_the_settings_refuse_a_bad_network() -> None:
         load_settings(None, cot_trusted_networks=["not-a-net"])
     with pytest.raises(SettingsError, match="cot_listen"):
         load_settings(None, cot_listen="udp:127.0.0.1:8087")
+
+
+async def test_the_simulated_atak_users_walk_near_the_fire(
+    tak_server: tuple[Served, int, dict[str, str]],
+) -> None:
+    from feeds.sim.cot import TAK_USERS, run_tak_users
+    from feeds.sim.geo import haversine_m
+    from feeds.sim.scenario import FIRE
+
+    served, port, tokens = tak_server
+    watcher = await Tak.connect(port)
+    await watcher.auth("tak-b", tokens["tak-b"])
+    sim = asyncio.create_task(run_tak_users("127.0.0.1", port, "tak-a", tokens["tak-a"]))
+    try:
+        for user in TAK_USERS:
+            frame = await watcher.until(f'uid="{user.uid}"'.encode())
+            assert parse(frame, datetime.now(UTC)).callsign == user.callsign
+
+        async def both() -> list[dict[str, Any]]:
+            ents = {e["id"]: e for e in (await _situation(served))["entities"]}
+            return [ents[u.uid] for u in TAK_USERS if u.uid in ents]
+
+        async def both_there() -> list[dict[str, Any]] | None:
+            found = await both()
+            return found if len(found) == 2 else None
+
+        for ent, user in zip(await _wait_for(both_there), TAK_USERS, strict=True):
+            assert ent["kind"] == "unit" and ent["callsign"] == user.callsign
+            assert haversine_m(FIRE, (ent["lat"], ent["lon"])) == pytest.approx(
+                user.radius_m, abs=1
+            )
+            assert ent["status"]["battery_pct"] == 100
+    finally:
+        sim.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sim
+        await watcher.close()
