@@ -47,6 +47,7 @@ import hashlib
 import math
 import pyexpat
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -249,14 +250,19 @@ class _Collect:
         self.depth -= 1
 
 
+_local = threading.local()
+
+
 def _sax(frame: bytes) -> _Collect:
     """Parse with defusedxml's expat reader (DTDs, entities and external references
     refused by its handlers), our element handlers set on its expat parser directly:
     the SAX layer's per-element wrapping cost a third of the parse."""
     handler = _Collect()
-    reader = expatreader.create_parser()
-    reader.forbid_dtd = True  # CoT has no DTD: one is an attack or a mistake
-    reader.reset()  # makes the expat parser and installs the defusing handlers
+    reader = getattr(_local, "reader", None)
+    if reader is None:  # one per thread, reused: making one costs as much as a parse
+        reader = _local.reader = expatreader.create_parser()
+        reader.forbid_dtd = True  # CoT has no DTD: one is an attack or a mistake
+    reader.reset()  # a fresh expat parser with the defusing handlers installed
     expat = reader._parser
     expat.StartElementHandler = handler.start
     expat.EndElementHandler = handler.end
