@@ -52,6 +52,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 from defusedxml import expatreader  # type: ignore[import-untyped]
@@ -398,7 +399,7 @@ def parse(frame: bytes, now: datetime) -> CotEvent:
     if not _TYPE.match(typ):
         raise CotError("event@type", f"{typ[:40]!r} is not a CoT type" if typ else "missing")
     time, stale = _time(ev, "time"), _time(ev, "stale")
-    start = _time(ev, "start") if ev.get("start") else time
+    start = _time(ev, "start") if ev.get("start", ev["time"]) != ev["time"] else time
     if stale < now:
         raise CotError("event@stale", f"{ev['stale']} is already past: stale")
     if time < now - MAX_AGE:
@@ -467,6 +468,7 @@ _ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
 _ID_BAD = re.compile(r"[^A-Za-z0-9._:@/-]")
 
 
+@lru_cache(maxsize=16384)
 def entity_id(uid: str) -> str:
     """The entity id of a CoT uid: itself when it is a valid id, else a stable
     sanitised form that two different uids never share (a hash of the original)."""
@@ -479,10 +481,19 @@ def entity_id(uid: str) -> str:
 # --- translation -----------------------------------------------------------------------
 
 
+_RegKey = tuple[str, str | None, str, str | None, str | None, str | None, str | None]
+
+
 @dataclass
 class _Known:
-    registered: tuple[str, str | None, tuple[tuple[str, str], ...]]
+    registered: _RegKey
     battery: float | None = None
+
+
+@lru_cache(maxsize=1024)
+def _origin(device: str) -> tuple[Source, Context]:
+    # Shared by every event of a device: records are immutable, so one copy serves all.
+    return Source(feed="cot", device=device), Context(actor=f"device:{device}")
 
 
 @dataclass
@@ -499,39 +510,34 @@ class CotTranslator:
         if kind is None:
             return []
         entity = entity_id(cot.uid)
-        env: dict[str, Any] = {
-            "incident": self.incident,
-            "source": Source(feed="cot", device=device),
-            "observed_at": cot.time,
-            "received_at": received_at,
-            "context": Context(actor=f"device:{device}"),
-        }
-        meta = {"cot_type": cot.type}
-        if cot.uid != entity:
-            meta["cot_uid"] = cot.uid[:200]
-        for key, value in (
-            ("group", cot.group),
-            ("role", cot.role),
-            ("platform", cot.platform),
-            ("device", cot.device),
-        ):
-            if value:
-                meta[key] = value
-        reg_key = (kind, cot.callsign, tuple(sorted(meta.items())))
+        src, ctx = _origin(device)
+        incident, observed = self.incident, cot.time
+        reg_key = (kind, cot.callsign, cot.type, cot.group, cot.role, cot.platform, cot.device)
         known = self._known.get(entity)
         out: list[Event] = []
         if known is None or known.registered != reg_key:
             reg = EntityRegistered(
-                entity=entity, entity_kind=kind, callsign=cot.callsign, meta=meta
+                entity=entity, entity_kind=kind, callsign=cot.callsign, meta=_meta(cot, entity)
             )
-            out.append(EntityRegisteredEvent(id=new_event_id(), payload=reg, **env))
+            out.append(
+                EntityRegisteredEvent(
+                    id=new_event_id(),
+                    incident=incident,
+                    source=src,
+                    observed_at=observed,
+                    received_at=received_at,
+                    context=ctx,
+                    payload=reg,
+                )
+            )
             if known is None:
                 known = _Known(reg_key)
                 self._known[entity] = known
                 if len(self._known) > self.max_known:
                     self._known.popitem(last=False)
             known.registered = reg_key
-        self._known.move_to_end(entity)
+        else:
+            self._known.move_to_end(entity)
         pos = Position(
             entity=entity,
             entity_kind=kind,
@@ -543,14 +549,49 @@ class CotTranslator:
             speed_mps=cot.speed,
             accuracy_m=cot.ce,
         )
-        out.append(PositionEvent(id=new_event_id(), payload=pos, **env))
+        out.append(
+            PositionEvent(
+                id=new_event_id(),
+                incident=incident,
+                source=src,
+                observed_at=observed,
+                received_at=received_at,
+                context=ctx,
+                payload=pos,
+            )
+        )
         if cot.battery is not None and cot.battery != known.battery:
             known.battery = cot.battery
             st = Status(
                 entity=entity, entity_kind=kind, callsign=cot.callsign, battery_pct=cot.battery
             )
-            out.append(StatusEvent(id=new_event_id(), payload=st, **env))
+            out.append(
+                StatusEvent(
+                    id=new_event_id(),
+                    incident=incident,
+                    source=src,
+                    observed_at=observed,
+                    received_at=received_at,
+                    context=ctx,
+                    payload=st,
+                )
+            )
         return out
+
+
+def _meta(cot: CotEvent, entity: str) -> dict[str, str]:
+    meta = {"cot_type": cot.type}
+    if cot.uid != entity:
+        meta["cot_uid"] = cot.uid[:200]
+    for key, value in (
+        ("group", cot.group),
+        ("role", cot.role),
+        ("platform", cot.platform),
+        ("device", cot.device),
+    ):
+        if value:
+            meta[key] = value
+    return meta
 
 
 # --- encoding --------------------------------------------------------------------------
