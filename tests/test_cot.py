@@ -810,3 +810,53 @@ async def test_the_simulated_atak_users_walk_near_the_fire(
         with contextlib.suppress(asyncio.CancelledError):
             await sim
         await watcher.close()
+
+
+async def test_the_link_to_a_tak_server_reconnects_and_carries_both_ways(tmp_path: Path) -> None:
+    """A stand-in TAK server on a free port: the cockpit connects out, sends its picture,
+    takes the server's users, and comes back after the server drops the link."""
+    conns: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def accept(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await conns.put((r, w))
+
+    tak_server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = tak_server.sockets[0].getsockname()[1]
+    try:
+        async with serve(tmp_path / "data", cot_send_to=f"tcp:127.0.0.1:{port}") as served:
+            link = f"tcp:127.0.0.1:{port}"
+            reader, writer = await asyncio.wait_for(conns.get(), 10)
+            remote = Tak(reader, writer)
+            assert (await _health(served))["feeds"]["cot"]["links"][link] == "connected"
+            remote.send(now_pli("ANDROID-remote", callsign="Fremd 1"))
+            await _wait_for(lambda: _has_entity(served, "ANDROID-remote"))
+            message = {
+                "entity": "robot-7",
+                "kind": "robot",
+                "observed_at": datetime.now(UTC).isoformat(),
+                "position": {"lat": 51.5275, "lon": 7.4450},
+            }
+            async with httpx.AsyncClient(base_url=served.url) as c:
+                r = await c.post("/api/v1/ingest/telemetry", json=message, headers=served.device())
+                assert r.status_code == 202
+            frame = await remote.until(b'uid="cockpit.robot-7"')
+            assert b'type="a-f-G-E-V-U-R"' in frame
+            await remote.close()  # the TAK server drops the link: the cockpit comes back
+
+            async def state() -> str:
+                return str((await _health(served))["feeds"]["cot"]["links"][link])
+
+            reader, writer = await asyncio.wait_for(conns.get(), 15)
+            await _wait_for(lambda: _is(state, "connected"))
+            again = Tak(reader, writer)
+            await again.until(b'uid="cockpit.robot-7"')  # the picture again, at once
+            await again.close()
+    finally:
+        tak_server.close()
+        while not conns.empty():  # the cockpit may have come back once more meanwhile
+            await Tak(*conns.get_nowait()).close()
+        await tak_server.wait_closed()
+
+
+async def _is(get: Any, value: str) -> bool:
+    return bool(await get() == value)
