@@ -55,6 +55,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
+import msgspec
 from defusedxml import expatreader  # type: ignore[import-untyped]
 from defusedxml.common import DefusedXmlException  # type: ignore[import-untyped]
 
@@ -300,9 +301,10 @@ def parse_auth(frame: bytes) -> Auth:
     return Auth(cot["username"], cot["password"], cot.get("uid", ""))
 
 
-@dataclass(frozen=True, slots=True)
-class CotEvent:
-    """What the cockpit uses of one CoT event (validated)."""
+class CotEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """What the cockpit uses of one CoT event (validated). A Struct, not a frozen
+    dataclass: built once per message, and a frozen dataclass's `__init__` cost a
+    fifth of the whole parse."""
 
     uid: str
     type: str
