@@ -14,10 +14,11 @@ senders fanned out to 10 listeners, p99 ≤ 50 ms, no loss):
    waits for the fsync, tens of ms on a busy disk). In batch order, as ONE `write` per
    client of pre-joined bytes; a client never gets its own reports back. `accepted` on
    /healthz counts what was committed.
-4. Writes never wait: a client whose unsent bytes pass `max_client_buffer` is dropped
-   (counted) rather than stall the others. When too many batches wait for their commit
-   the server stops reading from every socket (TCP pushes back on the senders) instead
-   of buffering without bound.
+4. Writes never wait: a client whose unsent bytes pass `max_client_buffer` is skipped
+   until it drains, then gets the newest report per uid (`_Conn.write`); it is cut off
+   only if it stays behind for `max_lag_s`. One slow client never stalls the others.
+   When too many batches wait to be published, the server stops reading from every
+   socket (TCP pushes back on the senders) instead of buffering without bound.
 
 Security: a connection must send TAK's `<auth><cot username password/></auth>` first
 (checked by the `authenticate` callback: device name and device token), unless it
@@ -101,6 +102,8 @@ class _Stats:
     echoes: int = 0
     ignored: int = 0  # valid CoT the cockpit does not use (chat, drawings …)
     dropped_clients: int = 0
+    lagging: int = 0  # times a client fell behind and was skipped
+    skipped_writes: int = 0
     auth_failures: int = 0
     paused: int = 0  # times reading paused for commit backpressure
 
@@ -117,6 +120,7 @@ class _Conn(asyncio.Protocol):
         self.peer = "?"
         self._timer: asyncio.TimerHandle | None = None
         self.closed = asyncio.Event()
+        self.lagging_since: float | None = None  # server time it fell behind
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -130,6 +134,9 @@ class _Conn(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
         srv = self.server
+        transport.set_write_buffer_limits(
+            high=srv.max_client_buffer, low=srv.max_client_buffer // 4
+        )
         srv.health.connections += 1
         if self.link is not None:
             self._authenticated(f"tak-server-{_safe(self.link)}")
@@ -181,17 +188,35 @@ class _Conn(asyncio.Protocol):
             self.server.health.reject("auth: none within the time allowed", self.server.clock())
             self.transport.close()
 
+    def pause_writing(self) -> None:
+        # asyncio: our unsent bytes passed the high-water mark (`max_client_buffer`)
+        self.lagging_since = self.server.clock()
+        self.server.stats.lagging += 1
+
+    def resume_writing(self) -> None:
+        # ... and fell under the low-water mark: catch up on the newest state
+        if self.lagging_since is not None:
+            self.lagging_since = None
+            self.server.send_snapshot(self)
+
     def write(self, data: bytes | memoryview) -> None:
+        """Queue bytes for this client without ever waiting for it.
+
+        While its unsent bytes are over `max_client_buffer` (until they fall under a
+        quarter of that) it is skipped, and what it misses is counted; then it gets the
+        newest report of every uid, so it catches up on the state rather than on each
+        step. One that stays behind for `max_lag_s` is cut off (TAK clients reconnect).
+        """
         t = self.transport
         if t is None or t.is_closing():
             return
-        if t.get_write_buffer_size() + len(data) > self.server.max_client_buffer:
-            # a client that cannot keep up is cut off, not waited for (TAK clients
-            # reconnect and get the current picture again)
-            self.server.stats.dropped_clients += 1
-            self.server.health.reject("slow client dropped", self.server.clock())
-            self.server.clients.discard(self)
-            t.abort()
+        srv = self.server
+        if self.lagging_since is not None:
+            srv.stats.skipped_writes += 1
+            if srv.clock() - self.lagging_since > srv.max_lag_s:
+                srv.stats.dropped_clients += 1
+                srv.clients.discard(self)
+                t.abort()
             return
         t.write(data)
 
@@ -216,7 +241,8 @@ class CotServer:
         max_event_bytes: int = MAX_EVENT_BYTES,
         flush_s: float = 0.005,
         max_inflight: int = 64,
-        max_client_buffer: int = 8 << 20,
+        max_client_buffer: int = 4 << 20,
+        max_lag_s: float = 30.0,
         auth_timeout_s: float = 10.0,
         max_cached: int = 10_000,
         clock: Callable[[], float] = time.time,
@@ -231,6 +257,7 @@ class CotServer:
         self.flush_s = flush_s
         self.max_inflight = max_inflight
         self.max_client_buffer = max_client_buffer
+        self.max_lag_s = max_lag_s
         self.auth_timeout_s = auth_timeout_s
         self.max_cached = max_cached
         self.clock = clock
@@ -525,6 +552,8 @@ class CotServer:
             "echoes": s.echoes,
             "ignored": s.ignored,
             "dropped_clients": s.dropped_clients,
+            "lagging": s.lagging,
+            "skipped_writes": s.skipped_writes,
             "auth_failures": s.auth_failures,
             "inflight_batches": len(self._inflight),
             "reading_paused": self.reading_paused,

@@ -860,3 +860,72 @@ async def test_the_link_to_a_tak_server_reconnects_and_carries_both_ways(tmp_pat
 
 async def _is(get: Any, value: str) -> bool:
     return bool(await get() == value)
+
+
+async def test_a_client_that_does_not_read_stalls_nobody_and_catches_up_later() -> None:
+    """The CoT service alone (no cockpit): a bus stand-in, a tight client buffer."""
+    from cockpit.health import FeedHealth
+    from feeds.cot_server import CotServer, parse_networks
+
+    published: list[int] = []
+
+    async def publish(events: list[Any]) -> list[int]:
+        published.extend(range(len(published) + 1, len(published) + len(events) + 1))
+        return published[-len(events) :]
+
+    async def committed(seq: int) -> bool:
+        return True
+
+    health = FeedHealth()
+    server = CotServer(
+        incident="inc",
+        authenticate=lambda user, password: None,
+        publish=publish,
+        wait_committed=committed,
+        health=health,
+        trusted=parse_networks(["127.0.0.1/32"]),
+        max_client_buffer=64 * 1024,
+    )
+    host, port = await server.listen("127.0.0.1", 0)
+    try:
+        slow_sock = socket.socket()
+        slow_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow_sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(slow_sock, (host, port))
+        fast, sender = await Tak.connect(port), await Tak.connect(port)
+        await _until(lambda: len(server.clients) == 3)
+
+        async def keep_reading() -> None:
+            while data := await fast.reader.read(65536):
+                fast.buf += data
+
+        reading = asyncio.create_task(keep_reading())
+        # more than the kernel's send buffer (up to 4 MiB on loopback) plus ours
+        padding = "<remarks>" + "x" * 16_000 + "</remarks>"
+        n = 600
+        for i in range(n):
+            sender.send(now_pli("ANDROID-sender", lat=51.0 + i / 10_000, extra=padding))
+            if i % 20 == 0:
+                await asyncio.sleep(0.02)  # several batches
+        last = f'lat="{51.0 + (n - 1) / 10_000}"'.encode()
+        await _until(lambda: last in fast.buf)  # the reader got everything
+        reading.cancel()
+        assert len(re.findall(rb"<event ", fast.buf)) == n
+        assert server.stats.lagging >= 1 and server.stats.skipped_writes > 0
+        assert server.stats.dropped_clients == 0
+        # the slow one reads at last: it catches up to the newest position
+        slow_r, slow_w = await asyncio.open_connection(sock=slow_sock)
+        slow = Tak(slow_r, slow_w)
+        sender.send(now_pli("ANDROID-sender", lat=52.5))
+        await slow.until(b'lat="52.5"')
+        for t in (fast, sender, slow):
+            await t.close()
+    finally:
+        await server.aclose()
+
+
+async def _until(cond: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
