@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if not TOOL.is_file():
         print(json.dumps({"skipped": f"{TOOL} not found"}))
         return 0
+    load_before = os.getloadavg()  # a shared machine: how busy it was matters
     tmp = Path(tempfile.mkdtemp(prefix="bench-cot-"))
     log = tmp / "server.log"
     proc, url, port = start_server(tmp / "data", log, a.relay_after)
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": "cot",
         "commit": git_commit(),
         "relay_after": a.relay_after,
+        "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "target": {"events_per_s": 5000, "senders": 100, "listeners": 10, "p99_ms": 50},
         "load": json.loads(run.stdout),
         "cot": health.get("cot"),
