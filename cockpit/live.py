@@ -135,7 +135,7 @@ async def _cot(settings: Settings, svc: Services, pipeline: Pipeline) -> CotServ
     """The CoT TCP service: TAK users in (relayed to each other once on the bus), the
     picture out to every authenticated client, counted on /healthz under `cot`."""
     from cockpit.auth import device_may_post
-    from feeds.cot import picture_to_cot, refresh_to_cot
+    from feeds.cot_out import picture_to_cot, refresh_to_cot
     from feeds.cot_server import CotServer, parse_networks, parse_tcp_addr
 
     def authenticate(username: str, password: str) -> str | None:

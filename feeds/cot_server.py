@@ -46,11 +46,11 @@ from feeds.cot import (
     CotError,
     CotTranslator,
     Framer,
-    encode_pong,
     entity_id,
     parse,
     parse_auth,
 )
+from feeds.cot_out import encode_pong
 
 __all__ = ["CotServer", "Counters", "Network", "parse_networks", "parse_tcp_addr"]
 

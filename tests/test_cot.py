@@ -27,16 +27,13 @@ from feeds.cot import (
     CotError,
     CotTranslator,
     Framer,
-    encode_delete,
-    encode_detection,
-    encode_entity,
-    encode_hazard,
     entity_id,
     kind_for_type,
     parse,
     parse_auth,
     split_events,
 )
+from feeds.cot_out import encode_delete, encode_detection, encode_entity, encode_hazard
 from tests.serving import Served, serve
 
 
