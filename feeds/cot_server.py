@@ -6,8 +6,9 @@ senders fanned out to 10 listeners, p99 ≤ 50 ms, no loss):
 
 1. `data_received` frames and parses at once (`feeds.cot`: a bytes scan, one SAX pass);
    no task per message.
-2. Accepted events join the current batch; a timer (`flush_s`, 5 ms) closes it, so
-   each publish onto the bus carries many reports.
+2. Accepted events join the current batch; a timer (`flush_s`, 5 ms) or its size
+   (`max_batch`) closes it, so each publish onto the bus carries many reports and no
+   write is huge.
 3. A batch's raw frames go out once its events are on the bus (`relay_after=
    "published"`, the default: the recorder and the fold have them, as with everything
    the browsers are pushed), or only once the recorder committed them (`"committed"`:
@@ -241,7 +242,8 @@ class CotServer:
         max_event_bytes: int = MAX_EVENT_BYTES,
         flush_s: float = 0.005,
         max_inflight: int = 64,
-        max_client_buffer: int = 4 << 20,
+        max_batch: int = 1000,
+        max_client_buffer: int = 1 << 20,
         max_lag_s: float = 30.0,
         auth_timeout_s: float = 10.0,
         max_cached: int = 10_000,
@@ -256,6 +258,7 @@ class CotServer:
         self.max_event_bytes = max_event_bytes
         self.flush_s = flush_s
         self.max_inflight = max_inflight
+        self.max_batch = max_batch
         self.max_client_buffer = max_client_buffer
         self.max_lag_s = max_lag_s
         self.auth_timeout_s = auth_timeout_s
@@ -417,7 +420,12 @@ class CotServer:
         batch.accepted += len(frames)
         if uid is not None and stale_at is not None:
             self._remember(uid, stale_at, frames[-1][1])
-        if self._flush_handle is None:
+        if len(batch.frames) >= self.max_batch:
+            # a busy moment must not make one huge write per client: bounded batches
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush()
+        elif self._flush_handle is None:
             loop = asyncio.get_running_loop()
             self._flush_handle = loop.call_later(self.flush_s, self._flush)
 
