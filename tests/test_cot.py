@@ -926,3 +926,33 @@ async def _until(cond: Any, timeout: float = 10.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+async def test_a_connection_that_never_authenticates_is_closed() -> None:
+    from cockpit.health import FeedHealth
+    from feeds.cot_server import CotServer
+
+    async def publish(events: list[Any]) -> list[int]:
+        raise AssertionError("nothing may be published")
+
+    async def committed(seq: int) -> bool:
+        return True
+
+    health = FeedHealth()
+    server = CotServer(
+        incident="inc",
+        authenticate=lambda user, password: None,
+        publish=publish,
+        wait_committed=committed,
+        health=health,
+        auth_timeout_s=0.3,
+    )
+    _, port = await server.listen("127.0.0.1", 0)
+    try:
+        silent = await Tak.connect(port)
+        silent.send(b"<?xml version='1.0'?>")  # a prolog, then nothing
+        assert await silent.closed() == b""
+        assert health.reasons["auth: none within the time allowed"] == 1
+        assert health.connections == 0 and health.accepted == 0
+    finally:
+        await server.aclose()
