@@ -96,6 +96,14 @@ class CotError(ValueError):
         self.field = field
         self.reason = reason
 
+    def summary(self) -> str:
+        """The message without the values in it: a key for counting rejects by kind."""
+        return f"{self.field}: {_VALUES.sub('…', self.reason)}"
+
+
+# quoted values, times and numbers, as the reasons above quote them
+_VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|\S*\d{4}-\d\d-\d\dT\S*|-?\b\d+(?:\.\d+)?\b")
+
 
 # --- framing ---------------------------------------------------------------------------
 
@@ -342,7 +350,7 @@ def _required(attrs: Mapping[str, str], element: str, name: str, lo: float, hi: 
     except ValueError:
         raise CotError(f"{element}@{name}", f"{raw[:40]!r} is not a number") from None
     if not (lo <= v <= hi):  # also NaN
-        raise CotError(f"{element}@{name}", f"{raw[:40]!r} is out of range {lo:g}..{hi:g}")
+        raise CotError(f"{element}@{name}", f"{raw[:40]!r} is out of range ({lo:g} to {hi:g})")
     return v
 
 

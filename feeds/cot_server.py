@@ -373,7 +373,7 @@ class CotServer:
         try:
             cot = parse(frame, utc)
         except CotError as exc:
-            self.health.reject(str(exc), now)
+            self.health.reject(exc.summary(), now)
             return
         if cot.is_ping:
             self.stats.pings += 1
@@ -396,7 +396,7 @@ class CotServer:
             auth = parse_auth(frame)
             device = self.authenticate(auth.username, auth.password)
         except CotError as exc:
-            device, reason = None, f"auth: {exc}"
+            device, reason = None, f"auth: {exc.summary()}"
         else:
             reason = "auth: unknown device or token, or feed cot not allowed"
         if device is None:
