@@ -129,6 +129,19 @@ def _with_demo_lorawan(settings: Settings) -> tuple[Settings, str | None]:
     return settings.model_copy(update=update), app
 
 
+def _with_demo_tak(settings: Settings) -> Settings:
+    """TAK clients' CoT port 8087 (if free): the demo's ATAK users walk near the fire."""
+    if settings.cot_listen is not None:
+        return settings
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 8087))
+        except OSError:
+            print("demo: tcp:127.0.0.1:8087 is taken; CoT is off", file=sys.stderr)
+            return settings
+    return settings.model_copy(update={"cot_listen": "tcp:127.0.0.1:8087"})
+
+
 def _udp_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
@@ -186,10 +199,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.no_drones:
         settings = _with_demo_drones(settings)
     settings, lorawan_app = _with_demo_lorawan(settings)
+    settings = _with_demo_tak(settings)
     password = secrets.token_urlsafe(12)  # a fresh one each run: no default secret
     with _auth(settings) as auth:
         auth.add_user("einsatzleitung", "commander", password, replace=True)
-        token = auth.add_device("demo-sim", ["telemetry", "video", "cap"])
+        token = auth.add_device("demo-sim", ["telemetry", "video", "cap", "cot"])
     incident = resolve_incident(settings)
 
     async def started(port: int) -> None:
@@ -211,6 +225,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             from feeds.sim.lorawan import run_lorawan
 
             sims.append(run_lorawan(settings.mqtt_url, app=lorawan_app, start_s=90.0))
+        if settings.cot_listen:  # two ATAK users walking round the fire
+            from feeds.cot_server import parse_tcp_addr
+            from feeds.sim.cot import run_tak_users
+
+            sims.append(run_tak_users(*parse_tcp_addr(settings.cot_listen), "demo-sim", token))
         if args.no_drones:
             await asyncio.gather(*sims)
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost ev
     # `cockpit` command ~0.2 s at start, and only some deployments use them
     from cockpit.media.vision import DetectionData, StreamAnalyser
     from feeds.cap_poll import CapPoller
+    from feeds.cot_server import CotServer
     from feeds.mavlink import MavlinkUdp
     from feeds.rosbridge_client import RosbridgeFeed
     from feeds.ttn_mqtt import MqttSubscription
@@ -89,6 +90,9 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     cap = _cap(settings, svc, pipeline) if settings.cap_folder or settings.cap_url else None
     rosbridge = _rosbridge(settings, svc, pipeline) if settings.rosbridge else None
     ttn = _ttn_mqtt(settings, svc) if settings.mqtt_url else None
+    cot = (
+        await _cot(settings, svc, pipeline) if settings.cot_listen or settings.cot_send_to else None
+    )
     try:
         yield svc
     finally:
@@ -100,6 +104,8 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
             await cap.aclose()
         if mavlink is not None:
             await mavlink.aclose()
+        if cot is not None:
+            await cot.aclose()
         await svc.media.close()
         await recorder.aclose()  # the last segments become events before the log closes
         if analyser is not None:
@@ -272,6 +278,63 @@ def _ttn_mqtt(settings: Settings, svc: Services) -> MqttSubscription:
     feed.start()
     svc.extra_stats["ttn_mqtt"] = feed.stats
     return feed
+
+
+_COT_REFRESH_S = 120.0  # hazards and detections again, well before their CoT stale time
+
+
+async def _cot(settings: Settings, svc: Services, pipeline: Pipeline) -> CotServer:
+    """The CoT TCP service: TAK users in (relayed to each other once on the bus), the
+    picture out to every authenticated client, counted on /healthz under `cot`."""
+    from cockpit.auth import device_may_post
+    from feeds.cot_out import picture_to_cot, refresh_to_cot
+    from feeds.cot_server import CotServer, parse_networks, parse_tcp_addr
+
+    def authenticate(username: str, password: str) -> str | None:
+        device = svc.auth.device_for_token(password)
+        if device is None or device.name != username or not device_may_post(device, "cot"):
+            return None
+        return device.name
+
+    server = CotServer(
+        incident=svc.incident,
+        authenticate=authenticate,
+        publish=pipeline.publish,
+        wait_committed=pipeline.wait_committed,
+        relay_after=settings.cot_relay_after,
+        health=svc.health.feed("cot"),
+        trusted=parse_networks(settings.cot_trusted_networks),
+        max_event_bytes=settings.cot_max_event_bytes,
+        clock=svc.clock,
+    )
+    if settings.cot_listen:
+        try:
+            await server.listen(*parse_tcp_addr(settings.cot_listen))
+        except (OSError, ValueError) as exc:
+            raise SettingsError(
+                f"cot_listen (COCKPIT_COT_LISTEN) = {settings.cot_listen!r}: {exc}"
+            ) from exc
+    if settings.cot_send_to:
+        server.connect_to(*parse_tcp_addr(settings.cot_send_to))
+
+    def relayed(entity: str) -> bool:
+        return entity in server.relayed_entities
+
+    def on_fold(batch: Sequence[Event]) -> None:
+        # Sent as browsers are pushed: once folded, i.e. on the bus the recorder reads.
+        if server.clients:
+            server.send_picture(picture_to_cot(batch, pipeline.situation, utcnow(), relayed))
+
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(_COT_REFRESH_S)
+            if server.clients:
+                server.send_picture(refresh_to_cot(pipeline.situation, utcnow()))
+
+    pipeline.on_fold.append(on_fold)
+    server.background(refresh())
+    svc.extra_stats["cot"] = server.stats_view
+    return server
 
 
 def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> SegmentRecorder:

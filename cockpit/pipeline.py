@@ -120,6 +120,9 @@ class Pipeline:
         self._last_snapshot_t = clock()
         self.fold_errors = 0
         self._background: set[asyncio.Task[Any]] = set()  # tasks nobody awaits
+        # Called with each folded batch, after the fold (e.g. the CoT feed sends the
+        # picture to TAK clients). Synchronous and quick; a failure is logged, not raised.
+        self.on_fold: list[Callable[[Sequence[Event]], None]] = []
 
     @property
     def log_path(self) -> Path:
@@ -269,6 +272,11 @@ class Pipeline:
                 self.fold_errors += 1
                 log.exception("fold failed on event %s (seq %s)", ev.id, ev.seq)
         self.hub.publish(deltas)
+        for hook in self.on_fold:
+            try:
+                hook(batch)
+            except Exception:
+                log.exception("fold hook %r failed", hook)
         if self.recorder is not None:
             self._maybe_snapshot()
 

@@ -20,7 +20,17 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from cockpit.api import ingest, ingest_cap, ingest_ttn, media, read, session, tiles, write
+from cockpit.api import (
+    ingest,
+    ingest_cap,
+    ingest_cot,
+    ingest_ttn,
+    media,
+    read,
+    session,
+    tiles,
+    write,
+)
 from cockpit.api.deps import require_user
 from cockpit.api.errors import ApiError, error_response
 from cockpit.api.jsonresponse import JsonResponse
@@ -115,7 +125,7 @@ def create_app(
         default_response_class=JsonResponse,
     )
     _install_error_handlers(app)
-    routers = (session, read, ingest, write, tiles, media, ingest_cap, ingest_ttn)
+    routers = (session, read, ingest, write, tiles, media, ingest_cap, ingest_ttn, ingest_cot)
     for router in (r.router for r in routers):
         app.include_router(router)
     _install_meta_routes(app)

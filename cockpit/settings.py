@@ -6,6 +6,7 @@ key and the value, e.g. `COCKPIT_PORT='x': Input should be a valid integer`.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -248,6 +249,27 @@ class Settings(BaseSettings):
         le=30 * 86400,
         description="Seconds after it was sent that a CAP warning without expires leaves.",
     )
+    cot_listen: str | None = Field(
+        None,
+        pattern=r"^tcp:[A-Za-z0-9.:\[\]-]+:\d{1,5}$",
+        description="CoT from/to TAK clients, e.g. tcp:127.0.0.1:8087 (the demo's default).",
+    )
+    cot_trusted_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs whose CoT connections need no <auth> (a co-located TAK server).",
+    )
+    cot_send_to: str | None = Field(
+        None,
+        pattern=r"^tcp:[A-Za-z0-9.:\[\]-]+:\d{1,5}$",
+        description="A TAK server to link to (tcp:host:port): the picture out, its users in.",
+    )
+    cot_relay_after: Literal["published", "committed"] = Field(
+        "published",
+        description="Relay TAK reports once on the bus, or only once committed to the log.",
+    )
+    cot_max_event_bytes: int = Field(
+        64 * 1024, ge=1024, le=1 << 20, description="Largest CoT event; larger ones are dropped."
+    )
     cameras: dict[str, tuple[_Fov, _Fov]] = Field(
         default_factory=dict,
         description="Camera field of view (horizontal, vertical degrees) per drone entity id.",
@@ -311,6 +333,16 @@ class Settings(BaseSettings):
     ttn_profiles: dict[str, TtnProfile] = Field(
         default_factory=dict, description="LoRaWAN device profiles by TTS device id."
     )
+
+    @field_validator("cot_trusted_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a network (CIDR, e.g. 127.0.0.1/32)") from exc
+        return value
 
     @field_validator("stale_after_s")
     @classmethod
