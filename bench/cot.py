@@ -3,8 +3,9 @@
 The bar (DESIGN.md): ≥ 5,000 events/s from 100 TAK senders, fanned out to 10 TAK
 listeners, p99 ≤ 50 ms, no loss. cot_load connects senders and listeners to the same
 port and sends no `<auth>`, so the server trusts 127.0.0.1/32 here
-(`COCKPIT_COT_TRUSTED_NETWORKS`), as it would a co-located TAK server. Every report is
-committed to the incident log before it is relayed (the product's path, not a shortcut).
+(`COCKPIT_COT_TRUSTED_NETWORKS`), as it would a co-located TAK server. Reports are
+relayed once on the bus, as browsers are pushed (the product's default);
+`--relay-after committed` waits for the incident log's commit first.
 
     python -m bench.cot                      # the target: 100 senders x 50/s, 10 listeners, 20 s
     python -m bench.cot -n 10 -r 10 -d 5     # a quick look
