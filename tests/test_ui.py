@@ -313,6 +313,11 @@ def test_a_wind_change_turns_the_sector_and_a_crew_inside_is_alerted(
     fire = (51.5250, 7.4400)
     _station(cockpit, fire[0], fire[1] + 0.0002, 270.0)  # wind from the west
     # The commander marks the hazard: the button, then a tap on the map where it is.
+    button = page.evaluate(
+        "() => { const b = document.querySelector('#hazard-draw');"
+        " return [b.scrollWidth, b.clientWidth, b.getBoundingClientRect().height]; }"
+    )
+    assert button[0] <= button[1] and button[2] >= 44, button  # whole label, a finger's size
     page.click("#hazard-draw")
     page.locator("#hazard-hint").wait_for(state="visible", timeout=2000)
     where = page.evaluate(
