@@ -55,7 +55,10 @@
 
   // The alert in the page's language: by rule and variant, else the fold's German text.
   function alertText(a) {
-    const params = a.params || {};
+    let params = a.params || {};
+    if (C().cfg.lang !== "de") {  // the fold writes numbers the German way: 35,9
+      params = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, /^-?\d+,\d+$/.test(v) ? v.replace(",", ".") : v]));
+    }
     const variant = params.zone || params.state || params.kind;
     const key = "alert." + a.rule + (variant ? "." + variant : "");
     const text = t(key, params);
@@ -93,6 +96,24 @@
           action,
         ]);
       });
+    },
+
+    // CAP warnings in force: what, how severe, until when, where (by name where a
+    // warning names areas only by their codes).
+    renderWarnings: function (warnings) {
+      const cfg = C().cfg;
+      if (!cfg) return noUpdate();
+      if (!warnings || !warnings.length) return el("P", { className: "muted" }, t("warnings.none"));
+      return warnings.map((w) => el("Div", { key: w.id, className: "warning cap-" + String(w.severity).toLowerCase(), "data-warning": w.id }, [
+        el("Div", { className: "alert-head" }, [
+          el("Span", { className: "sev" }, label("cap." + w.severity, w.severity)),
+          w.expires ? el("Span", { className: "muted" }, t("warning.until", { time: C().time(Date.parse(w.expires) / 1000) })) : null,
+        ]),
+        el("Div", { className: "alert-text" }, w.label),
+        w.places && w.places.length
+          ? el("Div", { className: "places" }, t("warning.places", { names: w.places.slice(0, 20).join(", ") + (w.places.length > 20 ? " …" : "") }))
+          : null,
+      ]));
     },
 
     acknowledge: async function () {

@@ -370,6 +370,7 @@
       const e = a.entity && C.picture.entities.get(a.entity);
       out.push({
         id: a.id, severity: a.severity, text: a.text, entity: a.entity, active: a.active,
+        rule: a.rule, params: a.params, // the panel words the alert in the page's language
         who: e ? C.shortLabel(e.callsign || e.id) : a.entity,
         raised_at: a.raised_at, acknowledged_by: a.acknowledged_by,
       });
@@ -506,6 +507,11 @@
         live.geojson("hazards", hazardsLayer(now));
       } else if (name === "warnings") {
         live.geojson("warnings", warningsLayer(now));
+        // Listed too: a warning given only by area codes (MoWaS) has nothing to draw.
+        setProps("store-warnings", { data: C.warnings(now).map((w) => ({
+          id: w.id, label: w.label, severity: w.severity, ends: w.ends, expires: w.expires,
+          places: w.places, drawn: w.areas.length - w.places.length,
+        })) });
       } else if (name === "alerts") {
         setProps("store-alerts", { data: alertsData() });
       } else if (name === "journal") {

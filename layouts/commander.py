@@ -148,6 +148,11 @@ def layout(
                                 "alerts",
                             ),
                             _section(
+                                t("ui.warnings", lang),
+                                [html.Div(id="warnings-list", className="list")],
+                                "warnings-card",
+                            ),
+                            _section(
                                 t("ui.details", lang),
                                 [
                                     html.Div(id="details", className="details"),
@@ -175,6 +180,7 @@ def layout(
                 ],
             ),
             dcc.Store(id="store-alerts", data=[]),
+            dcc.Store(id="store-warnings", data=[]),
             dcc.Store(id="store-journal", data=[]),
             dcc.Store(id="store-selected", data=None),
         ],
@@ -189,6 +195,9 @@ def register(app: Dash) -> None:
 
     app.clientside_callback(
         cs("renderAlerts"), Output("alerts-list", "children"), Input("store-alerts", "data")
+    )
+    app.clientside_callback(
+        cs("renderWarnings"), Output("warnings-list", "children"), Input("store-warnings", "data")
     )
     app.clientside_callback(
         cs("renderJournal"), Output("journal-list", "children"), Input("store-journal", "data")

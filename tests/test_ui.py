@@ -361,6 +361,28 @@ def test_a_wind_change_turns_the_sector_and_a_crew_inside_is_alerted(
     assert page.errors == [] and page.outside == []
 
 
+def test_a_warning_given_only_by_area_codes_is_listed_by_name(cockpit: Cockpit, page: Any) -> None:
+    from tests.test_cap import cap, info
+
+    only_codes = """<area><areaDesc>Kreis Unna</areaDesc>
+      <geocode><valueName>WARNCELLID</valueName><value>109978000</value></geocode></area>"""
+    infos = info("de-DE", "FROST", "Amtliche WARNUNG vor FROST", areas=only_codes)
+    infos += info("en-GB", "frost", "Official WARNING of FROST", areas=only_codes)
+    r = httpx.post(
+        cockpit.url + "/api/v1/ingest/cap",
+        content=cap("DE-UN-FROST-1", infos=infos).encode(),
+        headers={
+            "Authorization": f"Bearer {cockpit.tokens['weather']}",
+            "Content-Type": "application/cap+xml",
+        },
+        timeout=15,
+    )
+    assert r.status_code == 202, r.text
+    card = page.locator("#warnings-list .warning", has_text="Amtliche WARNUNG vor FROST")
+    card.wait_for(timeout=3000)
+    assert "Kreis Unna" in card.inner_text()
+
+
 def test_screenshots_in_german_and_english(cockpit: Cockpit, page: Any) -> None:
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "commander-de.png"))
@@ -369,6 +391,13 @@ def test_screenshots_in_german_and_english(cockpit: Cockpit, page: Any) -> None:
     page.wait_for_selector(".card.alerts h2:has-text('Alerts')", timeout=10000)
     _wait(page, "document.querySelectorAll('.sym-unit').length >= 8", 10)
     assert page.locator(".card.journal-card h2").inner_text().lower() == "incident log"
+    # alerts and warnings in English too, not only the headings
+    page.locator("#alerts-list .alert", has_text="In the downwind sector").first.wait_for(
+        timeout=3000
+    )
+    page.locator("#warnings-list .warning", has_text="Official WARNING of FROST").wait_for(
+        timeout=3000
+    )
     page.screenshot(path=str(ARTIFACTS / "commander-en.png"))
     page.click("#lang-toggle")  # back to German for the rest
     page.wait_for_selector(".card.alerts h2:has-text('Alarme')", timeout=10000)
