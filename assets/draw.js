@@ -8,21 +8,7 @@
   let armed = false;
   let button = null;
 
-  async function send(method, url, body) {
-    const r = await fetch(url, {
-      method: method, credentials: "same-origin", cache: "no-store",
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (r.ok) return null;
-    try {
-      const err = await r.json();
-      const first = (err.errors || [])[0];
-      return first ? first.field + ": " + first.reason : err.error || String(r.status);
-    } catch (e) {
-      return String(r.status);
-    }
-  }
+  const send = (method, url, body) => C().send(method, url, body);
 
   function report(error) {
     if (error) window.alert(C().t("hazard.failed", { reason: error }));

@@ -31,21 +31,7 @@
     return value.toLocaleString(C().cfg.lang === "de" ? "de-DE" : "en-GB", { minimumFractionDigits: 5, maximumFractionDigits: 5 });
   }
 
-  async function post(url, body) {
-    const r = await fetch(url, {
-      method: "POST", credentials: "same-origin", cache: "no-store",
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (r.ok) return null;
-    try {
-      const err = await r.json();
-      const first = (err.errors || [])[0];
-      return first ? first.field + ": " + first.reason : err.error || String(r.status);
-    } catch (e) {
-      return String(r.status);
-    }
-  }
+  const post = (url, body) => C().send("POST", url, body);
 
   // A known name in the page's language, else the name as it came.
   function label(key, fallback) {

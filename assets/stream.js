@@ -68,6 +68,24 @@
     return text;
   };
 
+  // A write to the cockpit's REST routes as the logged-in person: null when it was
+  // taken, else "field: reason" from the error body (what the server said was wrong).
+  C.send = async function (method, url, body) {
+    const r = await fetch(url, {
+      method: method, credentials: "same-origin", cache: "no-store",
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (r.ok) return null;
+    try {
+      const err = await r.json();
+      const first = (err.errors || [])[0];
+      return first ? first.field + ": " + first.reason : err.error || String(r.status);
+    } catch (e) {
+      return String(r.status);
+    }
+  };
+
   C.age = function (seconds) {
     if (seconds == null || !isFinite(seconds)) return "";
     const s = Math.max(0, seconds);

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,7 +31,7 @@ from cockpit.events import (
     utcnow,
 )
 from cockpit.geo import Camera, Pose
-from cockpit.health import FeedState
+from cockpit.health import FeedHealth, FeedState
 from cockpit.media.recording import SegmentInfo, SegmentRecorder
 from cockpit.media.streams import MediaHub, Stream
 from cockpit.pipeline import CommitTimeout, Pipeline
@@ -114,6 +114,23 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
         svc.close()
 
 
+def _committing(
+    pipeline: Pipeline, health: FeedHealth, clock: Callable[[], float]
+) -> Callable[[list[Event]], Awaitable[None]]:
+    """For a listener's feed: put its events into the picture and count them on /healthz
+    once committed (a commit that times out is counted as a reject, the feed goes on)."""
+
+    async def ingest(events: list[Event]) -> None:
+        try:
+            await pipeline.ingest(events)
+        except CommitTimeout as exc:
+            health.reject(f"not committed: {exc}", clock())
+            return
+        health.accept(len(events), clock())
+
+    return ingest
+
+
 async def _mavlink(settings: Settings, svc: Services, pipeline: Pipeline) -> MavlinkUdp:
     """The MAVLink listener: drones' telemetry into the picture, counted on /healthz."""
     from feeds.mavlink import listen_udp
@@ -121,13 +138,7 @@ async def _mavlink(settings: Settings, svc: Services, pipeline: Pipeline) -> Mav
     assert settings.mavlink_listen is not None
     health = svc.health.feed("mavlink")
 
-    async def ingest(events: list[Event]) -> None:
-        try:
-            await pipeline.ingest(events)
-        except CommitTimeout as exc:
-            health.reject(f"not committed: {exc}", svc.clock())
-            return
-        health.accept(len(events), svc.clock())
+    ingest = _committing(pipeline, health, svc.clock)
 
     try:
         feed = await listen_udp(
@@ -208,13 +219,7 @@ def _rosbridge(settings: Settings, svc: Services, pipeline: Pipeline) -> Rosbrid
 
     health = svc.health.feed("rosbridge")
 
-    async def ingest(events: list[Event]) -> None:
-        try:
-            await pipeline.ingest(events)
-        except CommitTimeout as exc:
-            health.reject(f"not committed: {exc}", svc.clock())
-            return
-        health.accept(len(events), svc.clock())
+    ingest = _committing(pipeline, health, svc.clock)
 
     def on_state(robot: str, state: LinkState) -> None:
         health.links[robot] = state
