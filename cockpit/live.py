@@ -310,6 +310,7 @@ async def _cot(settings: Settings, svc: Services, pipeline: Pipeline) -> CotServ
         health=svc.health.feed("cot"),
         trusted=parse_networks(settings.cot_trusted_networks),
         max_event_bytes=settings.cot_max_event_bytes,
+        flush_s=settings.cot_flush_ms / 1000,
         clock=svc.clock,
     )
     if settings.cot_listen:

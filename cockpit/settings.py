@@ -270,6 +270,12 @@ class Settings(BaseSettings):
     cot_max_event_bytes: int = Field(
         64 * 1024, ge=1024, le=1 << 20, description="Largest CoT event; larger ones are dropped."
     )
+    cot_flush_ms: float = Field(
+        15.0,
+        ge=0.0,
+        le=1000.0,
+        description="How long TAK reports gather before they go on together (ms).",
+    )
     cameras: dict[str, tuple[_Fov, _Fov]] = Field(
         default_factory=dict,
         description="Camera field of view (horizontal, vertical degrees) per drone entity id.",

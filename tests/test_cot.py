@@ -27,6 +27,8 @@ from feeds.cot import (
     CotError,
     CotTranslator,
     Framer,
+    _sax,
+    _streamed,
     entity_id,
     kind_for_type,
     parse,
@@ -360,6 +362,134 @@ def test_events_with_random_values_only_raise_cot_errors(
     except CotError:
         return
     CotTranslator("inc").to_events(cot, device="d", received_at=NOW)  # builds valid events
+
+
+# --- the long-lived parser agrees with a fresh one ---------------------------------------
+
+
+def _fresh(frame: bytes) -> tuple[str, dict[str, dict[str, str]]] | CotError:
+    try:
+        h = _sax(frame)
+    except CotError as exc:
+        return exc
+    return h.root, h.attrs
+
+
+def _agree(frame: bytes) -> bool:
+    """The long-lived parser either declines or collects what a fresh parse does; a
+    frame a fresh parse refuses it always declines. True when it took the frame."""
+    got = _streamed(frame)
+    want = _fresh(frame)
+    if got is None:
+        return False
+    assert not isinstance(want, CotError), f"{frame!r} taken, but a fresh parse says {want}"
+    assert (got.root, got.attrs) == want
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in COT_DIR.glob("*.xml")) or ["none"])
+def test_the_real_samples_take_the_fast_path_and_agree(name: str) -> None:
+    data, _ = _sample(name)
+    assert _agree(_only(data))
+
+
+def test_odd_frames_fall_back_and_the_next_frame_is_fast_again() -> None:
+    good = pli()
+    odd = [
+        pli(callsign="A &amp; B"),  # references: the fast path takes them, as expat does
+        good.replace(b"<detail>", b"<detail><!-- c -->"),  # a comment: declined
+        good + b"<!-- </event>",  # would leave a comment open past the frame: declined
+        good.replace(b"</event>", b"</frames></event>"),  # closes the outer element
+        good.replace(b"</event>", b"</event><event></event>"),  # two roots
+        good.replace(b"<detail>", b"<detail><x>"),  # left open
+        good.replace(b'lat="', b'lat="1" lat="'),  # duplicate attribute
+        good.replace(b"HLF 1", b"HLF \xff"),  # not UTF-8
+        good.replace(b"HLF 1", b"&undefined;"),
+        b'<?xml version="1.0"?>' + good,
+        b"<event/>" + b"x" * 10 + b"</event>",
+    ]
+    for frame in odd:
+        _agree(frame)
+        assert _agree(good), f"the fast path did not recover after {frame!r}"
+        assert parse(good, NOW).callsign == "HLF 1"
+
+
+_value = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_name = st.sampled_from(
+    ["event", "point", "detail", "contact", "track", "status", "uid", "__group", "x", "a:b"]
+)
+_piece = st.one_of(
+    _value.map(lambda v: v.encode("utf-8", "surrogatepass")),
+    st.sampled_from(
+        [
+            b"<",
+            b">",
+            b"/>",
+            b"</",
+            b'"',
+            b"'",
+            b"=",
+            b" ",
+            b"&amp;",
+            b"&#60;",
+            b"&x;",
+            b"<!--",
+            b"-->",
+            b"<![CDATA[",
+            b"]]>",
+            b"<?p",
+            b"?>",
+            b"</frames>",
+            b"<frames>",
+            b"<!DOCTYPE event>",
+            b"\r\n",
+            b"\t",
+            b"\x00",
+            b"\xef\xbf\xbe",
+        ]
+    ),
+    _name.map(str.encode),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2000), st.lists(_piece, max_size=6)), max_size=4),
+    st.lists(_piece, max_size=8),
+)
+def test_any_frame_the_fast_path_takes_parses_the_same_alone(
+    edits: list[tuple[int, list[bytes]]], tail: list[bytes]
+) -> None:
+    frame = pli()
+    for at, pieces in edits:  # splice markup-ish pieces into a real event
+        at %= len(frame)
+        frame = frame[:at] + b"".join(pieces) + frame[at:]
+    frame += b"".join(tail)
+    if not frame.endswith(b"</event>") and tail:
+        frame += b"</event>"
+    _agree(frame)
+    assert _agree(pli()), f"the fast path did not recover after {frame!r}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["uid", "type", "how", "time", "stale", "callsign", "z"]), _value
+    ),
+    st.booleans(),
+)
+def test_generated_events_agree(attrs: dict[str, str], quote_single: bool) -> None:
+    def q(v: str) -> str:
+        return v.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+
+    q1, q2 = ("'", "'") if quote_single else ('"', '"')
+    extra = " ".join(f"{k}={q1}{q(v).replace(q1, '&apos;')}{q2}" for k, v in attrs.items())
+    frame = (
+        f'<event version="2.0" {extra}><point lat="1" lon="2"/>'
+        f"<detail>\n  <contact {extra}/>\n  <remarks>{q(attrs.get('z', ''))}</remarks>"
+        "</detail></event>"
+    ).encode("utf-8", "surrogatepass")
+    _agree(frame)
 
 
 # --- out -------------------------------------------------------------------------------
