@@ -35,6 +35,9 @@ __all__ = [
     "Context",
     "Detection",
     "DetectionEvent",
+    "DetectionState",
+    "DetectionTransition",
+    "DetectionTransitionEvent",
     "EntityKind",
     "EntityRegistered",
     "EntityRegisteredEvent",
@@ -234,6 +237,9 @@ class Status(_Model, frozen=True, kw_only=True):
     mode: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
+DetectionState = Literal["new", "confirmed", "dismissed", "dispatched", "on_scene", "closed"]
+
+
 class Detection(_Model, frozen=True, kw_only=True):
     """Something found: by A.D.Le.R., by video analysis, by a person."""
 
@@ -243,8 +249,15 @@ class Detection(_Model, frozen=True, kw_only=True):
     confidence: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
     lat: Lat | None = None
     lon: Lon | None = None
-    state: Literal["new", "confirmed", "dismissed", "dispatched", "on_scene", "closed"] = "new"
+    state: DetectionState = "new"
     summary: _Text = ""
+    # A.D.Le.R.: the reporting device (a smoke alarm, a fall sensor; the envelope names
+    # the gateway that posted it) and where to go. Address, floor and access notes are
+    # operational: a crew needs them to get in. Who lives there is `personal`.
+    device: Id | None = None
+    address: _Text | None = None
+    floor: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    access: _Text | None = None
     # From video: which stream, where in the frame (x, y, w, h pixels), the JPEG of the
     # frame (path relative to the incident folder). A picture of a person is personal
     # data and goes under `personal` instead.
@@ -261,6 +274,14 @@ class Detection(_Model, frozen=True, kw_only=True):
     snapshot: Annotated[str, msgspec.Meta(max_length=400)] | None = None
     # Personal data is kept apart so that redaction is one key, not a search.
     personal: dict[Name, Any] | None = None
+
+
+class DetectionTransition(_Model, frozen=True, kw_only=True):
+    """A person moves a detection on in its review (the actor is in the context)."""
+
+    id: Id
+    to: DetectionState
+    note: _Text = ""
 
 
 # CAP (OASIS Common Alerting Protocol 1.2) warnings. Every list and string is bounded:
@@ -482,6 +503,11 @@ class DetectionEvent(_Envelope, tag="detection", frozen=True, kw_only=True):
     payload: Detection
 
 
+class DetectionTransitionEvent(_Envelope, tag="detection.transition", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["detection.transition"]] = "detection.transition"
+    payload: DetectionTransition
+
+
 class WarningEvent(_Envelope, tag="warning", frozen=True, kw_only=True):
     kind: ClassVar[Literal["warning"]] = "warning"
     payload: Warning
@@ -539,6 +565,7 @@ Event = (
     | ReadingsEvent
     | StatusEvent
     | DetectionEvent
+    | DetectionTransitionEvent
     | WarningEvent
     | WeatherEvent
     | JournalEvent
@@ -557,6 +584,7 @@ EventKind = Literal[
     "readings",
     "status",
     "detection",
+    "detection.transition",
     "warning",
     "weather",
     "journal",

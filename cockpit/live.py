@@ -82,6 +82,7 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     )
     for route_feed in ("telemetry", "video"):  # their routes take messages from the start
         svc.health.feed(route_feed).state = "listening"
+    svc.health.feed("adler").state = "listening"  # its route, too (POST /api/v1/ingest/adler)
     svc.media = MediaHub(ice_servers=settings.ice_servers)
     recorder = _video_recorder(settings, svc, pipeline)
     analyser = _video_analyser(settings, svc, pipeline)

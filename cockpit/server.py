@@ -21,7 +21,9 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from cockpit.api import (
+    detections,
     ingest,
+    ingest_adler,
     ingest_cap,
     ingest_cot,
     ingest_ttn,
@@ -128,6 +130,8 @@ def create_app(
     routers = (session, read, ingest, write, tiles, media, ingest_cap, ingest_ttn, ingest_cot)
     for router in (r.router for r in routers):
         app.include_router(router)
+    for module in (ingest_adler, detections):  # issue 6: A.D.Le.R. ingest and review
+        app.include_router(module.router)
     _install_meta_routes(app)
     # The browser pages: Dash on this same app, behind the log-in (the guard runs first).
     from layouts.app import mount  # composition only: layouts never import the server
@@ -198,6 +202,7 @@ def _install_meta_routes(app: FastAPI) -> None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
             defs = schema.setdefault("components", {}).setdefault("schemas", {})
             defs.update(ingest.OPENAPI_SCHEMAS())
+            defs.update(ingest_adler.OPENAPI_SCHEMAS())
             app.openapi_schema = schema
         return JsonResponse(app.openapi_schema)
 

@@ -17,11 +17,13 @@ from typing import Any, Literal
 
 import orjson
 
+from cockpit.detection_flow import LABEL_DE, allowed
 from cockpit.events import (
     AckEvent,
     AlertEvent,
     ClockEvent,
     DetectionEvent,
+    DetectionTransitionEvent,
     EntityKind,
     EntityRegisteredEvent,
     EntityRemovedEvent,
@@ -673,21 +675,71 @@ class Situation:
         return [Delta("alerts", "upsert", alert["id"], seq, dict(alert)), journal]
 
     def _on_detection(self, ev: DetectionEvent, t: float, seq: int) -> list[Delta]:
+        """A report, new or repeated (same id: the same detection, updated). Its state is
+        taken only when the detection is new to the picture or the state is an allowed
+        next step from the current one: a device re-reporting "new" never undoes what a
+        person decided, and the state only ever moves along the review."""
         p = ev.payload
         old = self.detections.get(p.id)
         det = to_plain(p)
         det["first_seen"] = old["first_seen"] if old else t
         det["updated_at"] = t
+        det["reports"] = (old.get("reports", 1) + 1) if old else 1
+        det["history"] = old.get("history", []) if old else []
+        if old is not None and det["personal"] is None:
+            det["personal"] = old.get("personal")  # a short repeat does not forget the person
+        if old is not None and p.state != old["state"] and not allowed(old["state"], p.state):
+            det["state"] = old["state"]
         self.detections[p.id] = det
         deltas = [Delta("detections", "upsert", p.id, seq, dict(det))]
         if old is None:
             text = f"Meldung {p.category}" + (f": {p.summary}" if p.summary else "")
             deltas.append(self._journal(seq, t, ev.context.actor, "detection", text, None, p.id))
+        elif det["state"] != old["state"]:
+            deltas.append(self._detection_step(det, old["state"], ev.context.actor, "", t, seq))
         if p.category in self.rules.fire_categories or (
             old is not None and old.get("category") in self.rules.fire_categories
         ):
             deltas.extend(self._refresh_zones(t, seq))  # a fire confirmed is a hazard source
         return deltas
+
+    def _on_detection_transition(
+        self, ev: DetectionTransitionEvent, t: float, seq: int
+    ) -> list[Delta]:
+        """A person's review step. One that is no longer allowed when it is folded (two
+        people confirmed at once: the first wins) changes nothing."""
+        p = ev.payload
+        old = self.detections.get(p.id)
+        if old is None or not allowed(old["state"], p.to):
+            return []
+        det = dict(old, state=p.to, updated_at=t)
+        actor = ev.context.actor or ev.source.device
+        journal = self._detection_step(det, old["state"], actor, p.note, t, seq)
+        self.detections[p.id] = det
+        deltas = [Delta("detections", "upsert", p.id, seq, dict(det)), journal]
+        if det.get("category") in self.rules.fire_categories:
+            deltas.extend(self._refresh_zones(t, seq))  # confirmed or closed: zones follow
+        return deltas
+
+    def _detection_step(
+        self, det: dict[str, Any], was: str, actor: str | None, note: str, t: float, seq: int
+    ) -> Delta:
+        """Record a state change on the detection (a new history list: snapshots share
+        the old one) and write it into the Einsatztagebuch."""
+        step: dict[str, Any] = {
+            "from": was,
+            "to": det["state"],
+            "actor": actor,
+            "at": iso(t),
+            "seq": seq,
+        }
+        if note:
+            step["note"] = note
+        det["history"] = [*det.get("history", []), step]
+        text = f"Meldung {det['category']}: {LABEL_DE[det['state']]}" + (
+            f" – {note}" if note else ""
+        )
+        return self._journal(seq, t, actor, "detection", text, None, det["id"])
 
     def _on_warning(self, ev: WarningEvent, t: float, seq: int) -> list[Delta]:
         """CAP: an Update replaces and a Cancel removes the warnings it references, of its
@@ -1124,6 +1176,7 @@ _HANDLERS: dict[type, _Handler] = {
     AlertEvent: Situation._on_alert,
     AckEvent: Situation._on_ack,
     DetectionEvent: Situation._on_detection,
+    DetectionTransitionEvent: Situation._on_detection_transition,
     WarningEvent: Situation._on_warning,
     HazardEvent: Situation._on_hazard,
     HazardRemovedEvent: Situation._on_hazard_removed,
