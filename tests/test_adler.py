@@ -4,6 +4,7 @@ against the real app under uvicorn, as a commander, a viewer and a trainer see i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
@@ -194,9 +195,28 @@ async def test_an_invalid_step_is_refused_naming_state_and_choices(
     assert f"{current} -> {to}" in err["reason"]
     for choice in NEXT[current]:
         assert choice in err["reason"]
+    assert err["state"] == current and err["allowed"] == list(NEXT[current])
     if not NEXT[current]:
         assert "final" in err["reason"]
     assert det["state"] == current and len(det["history"]) == len(steps)
+
+
+async def test_two_people_at_once_one_step_wins_and_the_other_hears_409(
+    served: Served,
+) -> None:
+    async with client(served) as c:
+        for i in range(5):  # the loser is caught before or after publishing: both 409
+            det_id = f"adler-race-{i}"
+            await _post(c, served, report(det_id))
+            # Both confirm (confirm and dismiss could both stand: a dismissal can be undone).
+            a, b = await asyncio.gather(
+                _step(c, det_id, "confirmed", "A"), _step(c, det_id, "confirmed", "B")
+            )
+            assert sorted([a.status_code, b.status_code]) == [201, 409], (a.text, b.text)
+            loser = a if a.status_code == 409 else b
+            assert loser.json()["errors"][0]["state"] == "confirmed"
+            det = (await _detections(c))[det_id]
+            assert det["state"] == "confirmed" and len(det["history"]) == 1
 
 
 async def test_a_dismissal_can_be_undone(served: Served) -> None:

@@ -33,6 +33,21 @@ __all__ = ["router"]
 router = APIRouter(tags=["detections"])
 
 
+_FOLD_WAIT_S = 2.0  # how long to wait for the picture to show the step (it usually has)
+
+
+def _not_allowed(current: str, to: str, *, late: bool = False) -> ApiError:
+    """409 naming the current state and what may follow (also as `state` and `allowed`,
+    for a client that offers the next steps)."""
+    nxt = NEXT.get(current, ())
+    first = "another step came first; " if late else ""
+    reason = f"{first}{current} -> {to}; from {current}: {', '.join(nxt) or 'none (final)'}"
+    err = ApiError(409, "transition not allowed", "to", reason)
+    # errors are typed str -> str; the renderer takes any JSON value
+    err.errors[0].update(state=current, allowed=list(nxt))  # type: ignore[call-overload]
+    return err
+
+
 class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: DetectionState
@@ -70,10 +85,7 @@ async def transition(
         )
     current = det["state"]
     if not allowed(current, step.to):
-        nxt = ", ".join(NEXT.get(current, ())) or "none (final)"
-        raise ApiError(
-            409, "transition not allowed", "to", f"{current} -> {step.to}; from {current}: {nxt}"
-        )
+        raise _not_allowed(current, step.to)
     now = utcnow()
     event = checked(
         DetectionTransitionEvent(
@@ -85,11 +97,18 @@ async def transition(
             payload=DetectionTransition(id=detection_id, to=step.to, note=step.note),
         )
     )
+    pipeline = svc.pipeline_or_409()
     try:
-        seqs = await svc.pipeline_or_409().ingest([event])
+        seqs = await pipeline.ingest([event])
     except CommitTimeout as exc:
         raise ApiError(503, "not committed", "recorder", str(exc)) from exc
     svc.health.feed("ui").accept(1, svc.clock())
+    # Someone else's step may have been folded between the check above and this one (two
+    # people at once): the fold then ignored this one, and the person must hear so.
+    if await pipeline.caught_up(_FOLD_WAIT_S):
+        now_det = pipeline.situation.detections.get(detection_id, det)
+        if not any(h.get("seq") in seqs for h in now_det.get("history", [])):
+            raise _not_allowed(now_det["state"], step.to, late=True)
     return JsonResponse(
         {"seq": seqs, "id": event.id, "detection": detection_id, "state": step.to},
         status_code=201,
