@@ -100,6 +100,8 @@ async def test_a_detection_arrives_keeping_the_person_apart(served: Served) -> N
         assert r.json()["id"] == "adler-4711" and len(r.json()["seq"]) == 1
         det = (await _detections(c))["adler-4711"]
         health = (await c.get("/healthz")).json()["feeds"]["adler"]
+        journal = await _journal(c, "adler-4711")
+    assert len(journal) == 1 and "Marcumar" not in json.dumps(journal)  # nothing personal
     assert det["state"] == "new" and det["source"] == "adler" and det["category"] == "fall"
     assert (det["lat"], det["lon"]) == FIRE and det["device"] == "fall-sensor-17"
     assert det["address"] == "Kampstraße 12, 44137 Dortmund" and det["floor"] == "3. OG links"
@@ -439,3 +441,19 @@ async def test_no_body_breaks_the_route(
 def _stable(dets: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The detections without their age (which grows while the test runs)."""
     return {k: {f: v for f, v in d.items() if f != "age_s"} for k, d in dets.items()}
+
+
+async def test_the_log_gives_back_each_step(served: Served) -> None:
+    """The picture at a past time is rebuilt from the recorded log: the review steps are
+    in it, and folding them again gives the same detection."""
+    async with client(served) as c:
+        await _post(c, served, report())
+        assert (await _step(c, "adler-4711", "confirmed", "Rückruf ohne Antwort")).is_success
+        then = (await c.get("/api/v1/situation")).json()
+        await asyncio.sleep(0.05)
+        assert (await _step(c, "adler-4711", "dispatched")).status_code == 201
+        past = (await c.get("/api/v1/situation", params={"at": then["at"]})).json()
+    (was,) = [d for d in then["detections"] if d["id"] == "adler-4711"]
+    (again,) = [d for d in past["detections"] if d["id"] == "adler-4711"]
+    assert again["state"] == "confirmed" and again["history"][0]["note"] == "Rückruf ohne Antwort"
+    assert _stable({"d": again}) == _stable({"d": was})
