@@ -457,3 +457,17 @@ async def test_the_log_gives_back_each_step(served: Served) -> None:
     (again,) = [d for d in past["detections"] if d["id"] == "adler-4711"]
     assert again["state"] == "confirmed" and again["history"][0]["note"] == "Rückruf ohne Antwort"
     assert _stable({"d": again}) == _stable({"d": was})
+
+
+async def test_an_address_alone_is_a_place_and_a_clock_ahead_is_capped(served: Served) -> None:
+    ahead = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    body = report("adler-co-1", type="co_alarm", time=ahead, person=None)
+    body["location"] = {"address": "Mallinckrodtstraße 40, 44145 Dortmund", "floor": "EG"}
+    async with client(served) as c:
+        r = await _post(c, served, body)
+        assert r.status_code == 202, r.text
+        det = (await _detections(c))["adler-co-1"]
+        (ev,) = (await c.get("/api/v1/events", params={"kind": "detection"})).json()["events"]
+    assert det["lat"] is None and det["address"].startswith("Mallinckrodt")
+    assert det["personal"] is None
+    assert ev["observed_at"] <= ev["received_at"]  # a device's clock ahead: capped
