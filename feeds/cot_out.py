@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from cockpit.events import (
     DetectionEvent,
+    DetectionTransitionEvent,
     EntityRegisteredEvent,
     EntityRemovedEvent,
     Event,
@@ -277,8 +278,8 @@ def picture_to_cot(
             entities.pop(ev.payload.entity, None)
             uid = OWN_PREFIX + ev.payload.entity
             out.append((uid, None, encode_delete(uid, now)))
-        elif isinstance(ev, DetectionEvent):
-            detections[ev.payload.id] = None
+        elif isinstance(ev, DetectionEvent | DetectionTransitionEvent):
+            detections[ev.payload.id] = None  # a review step changes what TAK shows
         elif isinstance(ev, HazardEvent):
             hz = picture.hazards.get(ev.payload.id)
             if hz is not None:

@@ -35,7 +35,13 @@ from feeds.cot import (
     parse_auth,
     split_events,
 )
-from feeds.cot_out import encode_delete, encode_detection, encode_entity, encode_hazard
+from feeds.cot_out import (
+    encode_delete,
+    encode_detection,
+    encode_entity,
+    encode_hazard,
+    picture_to_cot,
+)
 from tests.serving import Served, serve
 
 
@@ -1086,3 +1092,24 @@ async def test_a_connection_that_never_authenticates_is_closed() -> None:
         assert health.connections == 0 and health.accepted == 0
     finally:
         await server.aclose()
+
+
+def test_a_review_step_reaches_tak_clients() -> None:
+    """A detection dismissed by a person leaves the TAK clients' maps at once, not at its
+    device's next report."""
+    from cockpit.events import Context, DetectionTransition, DetectionTransitionEvent, Source
+    from cockpit.situation import Situation
+
+    sit = Situation(incident="t")
+    det = {"id": "det-1", "source": "adler", "category": "fall", "lat": 51.52, "lon": 7.44}
+    sit.detections["det-1"] = {**det, "state": "dismissed"}
+    step = DetectionTransitionEvent(
+        incident="t",
+        source=Source(feed="ui", device="el"),
+        observed_at=NOW,
+        received_at=NOW,
+        context=Context(actor="el"),
+        payload=DetectionTransition(id="det-1", to="dismissed"),
+    )
+    out = picture_to_cot([step], sit, NOW)
+    assert len(out) == 1 and b'type="t-x-d-d"' in out[0][2]
