@@ -22,10 +22,11 @@ from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import Services, services
 from cockpit.auth import Device
 from cockpit.events import Event, InvalidInput, utcnow
+from cockpit.health import FeedHealth
 from cockpit.pipeline import CommitTimeout
 from feeds.telemetry import TelemetryMessage, parse_body, schema_components, to_events
 
-__all__ = ["OPENAPI_SCHEMAS", "read_body", "router"]
+__all__ = ["OPENAPI_SCHEMAS", "commit", "read_body", "router"]
 
 router = APIRouter(tags=["ingest"])
 log = logging.getLogger("cockpit.ingest")
@@ -51,6 +52,20 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def commit(
+    svc: Services, health: FeedHealth, events: list[Event], counted: int | None = None
+) -> list[int]:
+    """Publish `events` and wait for the log's commit: the seqs, counted as accepted
+    (`counted` of them: what the feed calls one message), else 503 counted as a reject."""
+    try:
+        seqs = await svc.pipeline_or_409().ingest(events)
+    except CommitTimeout as exc:
+        health.reject("not committed", svc.clock())
+        raise ApiError(503, "not committed", "recorder", str(exc)) from exc
+    health.accept(len(seqs) if counted is None else counted, svc.clock())
+    return seqs
+
+
 def _parse(svc: Services, body: bytes) -> list[TelemetryMessage]:
     """Validate a whole body; raises ApiError naming the field, nothing half-done."""
     try:
@@ -69,7 +84,12 @@ def _parse(svc: Services, body: bytes) -> list[TelemetryMessage]:
 
 
 def _stamped(svc: Services, device: Device, messages: list[TelemetryMessage]) -> list[Event]:
-    """The events of `messages`, stamped with the server's arrival time."""
+    """The events of `messages`, stamped with the server's arrival time.
+
+    Callers publish them without an await in between: stamping and seq assignment must
+    not interleave with other ingests, so that received_at grows with seq and
+    `situation?at=T` is a prefix of the log.
+    """
     received = utcnow()
     events: list[Event] = []
     for msg in messages:
@@ -77,15 +97,6 @@ def _stamped(svc: Services, device: Device, messages: list[TelemetryMessage]) ->
             to_events(msg, incident=svc.incident, device=device.name, received_at=received)
         )
     return events
-
-
-async def _ingest(svc: Services, device: Device, messages: list[TelemetryMessage]) -> list[int]:
-    """Stamp arrival time and publish in one step (no await between), then await commit.
-
-    Stamping and seq assignment must not interleave with other ingests, so that
-    received_at grows with seq and `situation?at=T` is a prefix of the log.
-    """
-    return await svc.pipeline_or_409().ingest(_stamped(svc, device, messages))
 
 
 @router.post(
@@ -124,12 +135,8 @@ async def ingest_telemetry(
     except ApiError as exc:
         health.reject(exc.summary(), svc.clock())
         raise
-    try:
-        seqs = await _ingest(svc, device, messages)
-    except CommitTimeout as exc:
-        health.reject("not committed", svc.clock())
-        raise ApiError(503, "not committed", "recorder", str(exc)) from exc
-    health.accept(len(seqs), svc.clock())
+    # Stamped and published in one step (no await between): see _stamped.
+    seqs = await commit(svc, health, _stamped(svc, device, messages))
     return JsonResponse({"seq": seqs}, status_code=202)
 
 
@@ -228,7 +235,7 @@ class _Grouper:
             group, self.pending = self.pending, []
             if not group:
                 continue
-            # Stamp and publish in one step (see _ingest): received_at grows with seq.
+            # Stamp and publish in one step (see _stamped): received_at grows with seq.
             parts = [_stamped(svc, self.device, messages) for messages, _ in group]
             counts = [len(part) for part in parts]
             events = [event for part in parts for event in part]

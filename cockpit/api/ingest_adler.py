@@ -13,12 +13,11 @@ from starlette.responses import Response
 
 from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError, describe_decode_error
-from cockpit.api.ingest import read_body
+from cockpit.api.ingest import commit, read_body
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import services
 from cockpit.auth import Device
 from cockpit.events import InvalidInput, utcnow
-from cockpit.pipeline import CommitTimeout
 from feeds.adler import AdlerDetection, parse, schema_components, to_event
 
 __all__ = ["OPENAPI_SCHEMAS", "router"]
@@ -70,10 +69,5 @@ async def ingest_adler(
         health.reject(exc.summary(), svc.clock())
         raise
     event = to_event(detection, incident=svc.incident, device=device.name, received_at=utcnow())
-    try:
-        seqs = await svc.pipeline_or_409().ingest([event])
-    except CommitTimeout as exc:
-        health.reject("not committed", svc.clock())
-        raise ApiError(503, "not committed", "recorder", str(exc)) from exc
-    health.accept(len(seqs), svc.clock())
+    seqs = await commit(svc, health, [event])
     return JsonResponse({"seq": seqs, "id": detection.id}, status_code=202)

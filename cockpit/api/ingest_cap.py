@@ -12,12 +12,11 @@ from starlette.responses import Response
 
 from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError
-from cockpit.api.ingest import read_body
+from cockpit.api.ingest import commit, read_body
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import services
 from cockpit.auth import Device
 from cockpit.events import utcnow
-from cockpit.pipeline import CommitTimeout
 from feeds.cap import CapError, parse_alert, to_event
 
 __all__ = ["CONTENT_TYPES", "router"]
@@ -83,12 +82,7 @@ async def ingest_cap(
         received_at=utcnow(),
         max_age_s=svc.settings.cap_max_age_s,
     )
-    try:
-        seqs = await svc.pipeline_or_409().ingest([event])
-    except CommitTimeout as exc:
-        health.reject("not committed", svc.clock())
-        raise ApiError(503, "not committed", "recorder", str(exc)) from exc
-    health.accept(len(seqs), svc.clock())
+    seqs = await commit(svc, health, [event])
     return JsonResponse(
         {"seq": seqs, "id": warning.id, "identifier": warning.identifier}, status_code=202
     )

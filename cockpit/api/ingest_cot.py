@@ -13,12 +13,11 @@ from starlette.responses import Response
 
 from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError
-from cockpit.api.ingest import read_body
+from cockpit.api.ingest import commit, read_body
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import Services, services
 from cockpit.auth import Device
 from cockpit.events import Event, utcnow
-from cockpit.pipeline import CommitTimeout
 from feeds.cot import CotError, CotTranslator, parse, split_events
 
 __all__ = ["router"]
@@ -85,10 +84,5 @@ async def ingest_cot(
     except ApiError as exc:
         health.reject(exc.summary(), svc.clock())
         raise
-    try:
-        seqs = await svc.pipeline_or_409().ingest(events)
-    except CommitTimeout as exc:
-        health.reject("not committed", svc.clock())
-        raise ApiError(503, "not committed", "recorder", str(exc)) from exc
-    health.accept(count, svc.clock())
+    seqs = await commit(svc, health, events, counted=count)
     return JsonResponse({"seq": seqs}, status_code=202)

@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError, describe_decode_error
-from cockpit.api.ingest import read_body
+from cockpit.api.ingest import commit, read_body
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import Services, services
 from cockpit.auth import Device
@@ -91,7 +91,7 @@ async def ingest_ttn(
 ) -> Response:
     svc = services(request)
     health = svc.health.feed(FEED)
-    pipeline = svc.pipeline_or_409()
+    svc.pipeline_or_409()  # a replay takes no uplinks: refused before the body is read
     try:
         body = await read_body(request, svc.settings.max_body_bytes)
         try:
@@ -107,12 +107,7 @@ async def ingest_ttn(
     if not events:
         health.accept(0, svc.clock())
         return JsonResponse({"seq": []}, status_code=202)
-    try:
-        seqs = await pipeline.ingest(events)
-    except CommitTimeout as exc:
-        health.reject("not committed", svc.clock())
-        raise ApiError(503, "not committed", "recorder", str(exc)) from exc
-    health.accept(len(seqs), svc.clock())
+    seqs = await commit(svc, health, events)
     return JsonResponse({"seq": seqs}, status_code=202)
 
 
