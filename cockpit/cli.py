@@ -203,7 +203,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     password = secrets.token_urlsafe(12)  # a fresh one each run: no default secret
     with _auth(settings) as auth:
         auth.add_user("einsatzleitung", "commander", password, replace=True)
-        token = auth.add_device("demo-sim", ["telemetry", "video", "cap", "cot"])
+        token = auth.add_device("demo-sim", ["telemetry", "video", "cap", "cot", "adler"])
     incident = resolve_incident(settings)
 
     async def started(port: int) -> None:
@@ -218,9 +218,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             webbrowser.open(url)
         # Pick the incident up 90 s after the alarm: the first wave is on its way.
         vehicles = run_sim(f"ws://{settings.host}:{port}/ws/ingest/telemetry", token, start_s=90.0)
+        from feeds.sim.adler import run_adler  # a fall near the fire, a CO alarm nearby
         from feeds.sim.cap import run_cap_warnings  # a DWD-style warning, then its Update
 
-        sims = [vehicles, run_cap_warnings(f"http://{settings.host}:{port}", token)]
+        base = f"http://{settings.host}:{port}"
+        sims = [vehicles, run_cap_warnings(base, token), run_adler(base, token)]
         if settings.mqtt_url and lorawan_app:  # LoRaWAN sensors over the local broker
             from feeds.sim.lorawan import run_lorawan
 
