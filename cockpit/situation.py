@@ -53,6 +53,7 @@ __all__ = [
     "iso",
     "reading_entity",
     "reading_values",
+    "without_personal",
 ]
 
 FOOTPRINT_EVERY_S = 0.5  # a drone's footprint is recomputed at most this often
@@ -691,7 +692,7 @@ class Situation:
         if old is not None and p.state != old["state"] and not allowed(old["state"], p.state):
             det["state"] = old["state"]
         self.detections[p.id] = det
-        deltas = [Delta("detections", "upsert", p.id, seq, dict(det))]
+        deltas = [Delta("detections", "upsert", p.id, seq, without_personal(det))]
         if old is None:
             text = f"Meldung {p.category}" + (f": {p.summary}" if p.summary else "")
             deltas.append(self._journal(seq, t, ev.context.actor, "detection", text, None, p.id))
@@ -716,7 +717,7 @@ class Situation:
         actor = ev.context.actor or ev.source.device
         journal = self._detection_step(det, old["state"], actor, p.note, t, seq)
         self.detections[p.id] = det
-        deltas = [Delta("detections", "upsert", p.id, seq, dict(det)), journal]
+        deltas = [Delta("detections", "upsert", p.id, seq, without_personal(det)), journal]
         if det.get("category") in self.rules.fire_categories:
             deltas.extend(self._refresh_zones(t, seq))  # confirmed or closed: zones follow
         return deltas
@@ -877,7 +878,7 @@ class Situation:
             "stale_after": dict(self.stale_after),
             "entities": [_copy_entity(e) for e in self.entities.values()],
             "tracks": {k: list(v) for k, v in self.tracks.items()},
-            "detections": [dict(d) for d in self.detections.values()],
+            "detections": [without_personal(d) for d in self.detections.values()],
             "alerts": [dict(a, params=dict(a["params"])) for a in self.alerts.values()],
             "hazards": [dict(h) for h in self.hazards.values()],
             "warnings": [dict(w) for w in self.warnings.values()],
@@ -1042,6 +1043,16 @@ def _zone_index(hazards: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]
         for h in hazards.values()
         if h.get("derived") and h["geometry"].get("type") == "Polygon"
     ]
+
+
+def without_personal(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A detection as the push stream and the roles without personal-data rights get it:
+    `personal` emptied, `personal_held` saying whether there is any (asked for on its own
+    route, by the roles that may)."""
+    out = dict(d)
+    out["personal_held"] = bool(d.get("personal"))
+    out["personal"] = None
+    return out
 
 
 def _copy_video(v: Mapping[str, Any]) -> dict[str, Any]:

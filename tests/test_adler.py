@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -471,3 +472,31 @@ async def test_an_address_alone_is_a_place_and_a_clock_ahead_is_capped(served: S
     assert det["lat"] is None and det["address"].startswith("Mallinckrodt")
     assert det["personal"] is None
     assert ev["observed_at"] <= ev["received_at"]  # a device's clock ahead: capped
+
+
+async def test_personal_data_only_for_the_roles_that_need_it(served: Served) -> None:
+    """Until the full privacy work: the person's data never rides the push stream, and
+    only commander, operator and admin get it — from the picture or its own route."""
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as c:
+        await served.login(c, "el")  # a commander
+        assert (await _post(c, served, report())).status_code == 202
+        det = (await _detections(c))["adler-4711"]
+        assert det["personal"]["person"]["medical"]
+        r = await c.get("/api/v1/detections/adler-4711/personal")
+        assert r.status_code == 200 and r.json()["personal"]["person"]["id"]
+        async with c.stream("GET", "/api/v1/stream") as stream:
+            lines = stream.aiter_lines()
+            assert await anext(lines) == "event: snapshot"
+            snap = orjson.loads((await anext(lines)).removeprefix("data: "))
+        (streamed,) = snap["detections"]
+        assert streamed["personal"] is None and streamed["personal_held"] is True
+    for role in ("viewer", "trainer"):
+        async with httpx.AsyncClient(base_url=served.url, timeout=10) as c:
+            await served.login(c, role)
+            det = (await _detections(c))["adler-4711"]
+            assert det["personal"] is None and det["personal_held"] is True, role
+            assert det["address"] and det["floor"]  # what a crew needs stays
+            events = (await c.get("/api/v1/events")).json()["events"]
+            assert all(not e["payload"].get("personal") for e in events), role
+            r = await c.get("/api/v1/detections/adler-4711/personal")
+            assert r.status_code == 403, role

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -18,7 +18,7 @@ from cockpit.auth import PERSONAL_DATA_ROLES, User
 from cockpit.push import sse_stream
 from cockpit.recorder import LogReader, incident_folder
 from cockpit.replay import situation_at
-from cockpit.situation import reading_entity, reading_values
+from cockpit.situation import reading_entity, reading_values, without_personal
 
 __all__ = ["router"]
 
@@ -51,7 +51,7 @@ async def situation(
         # The time is cut to what the answer's `at` can say (microseconds), so that
         # asking again with ?at= gives exactly the same ages.
         now = datetime.fromtimestamp(svc.now(), UTC).timestamp()
-        return JsonResponse(svc.picture.situation.view(now, tracks=tracks))
+        return JsonResponse(_for_role(svc.picture.situation.view(now, tracks=tracks), user))
     t = _parse_at(at)
     reader = svc.reader()
     if reader is None:
@@ -61,7 +61,24 @@ async def situation(
     pipeline = svc.pipeline
     factory = pipeline.new_situation if pipeline else svc.replay.factory  # type: ignore[union-attr]
     sit = await asyncio.to_thread(situation_at, reader, t, factory)
-    return JsonResponse(sit.view(t, tracks=tracks))
+    return JsonResponse(_for_role(sit.view(t, tracks=tracks), user))
+
+
+def _for_role(view: dict[str, Any], user: User) -> dict[str, Any]:
+    """The view without detections' personal data for roles that may not see it."""
+    if user.role not in PERSONAL_DATA_ROLES:
+        view["detections"] = [without_personal(d) for d in view["detections"]]
+    return view
+
+
+def _event_for_role(body: bytes, user: User) -> bytes:
+    """A recorded event as `user` may read it: a detection's personal part emptied."""
+    if user.role in PERSONAL_DATA_ROLES or b'"personal":{' not in body:
+        return body
+    event = orjson.loads(body)
+    if event.get("kind") == "detection" and event.get("payload", {}).get("personal"):
+        event["payload"]["personal"] = None
+    return orjson.dumps(event)
 
 
 _HISTORY_SCAN = 50_000  # seqs looked back for one entity's readings (no index: bounded)
@@ -118,8 +135,28 @@ async def events(
     nxt = since
     if bodies:
         nxt = int(orjson.loads(bodies[-1])["seq"])
+    bodies = [_event_for_role(b, user) for b in bodies]
     payload = b'{"incident":"%s","next":%d,"events":[' % (svc.incident.encode(), nxt)
     return Response(payload + b",".join(bodies) + b"]}", media_type="application/json")
+
+
+@router.get(
+    "/api/v1/detections/{detection_id}/personal",
+    summary="A detection's personal data (commander, operator, admin only)",
+)
+async def detection_personal(
+    request: Request,
+    detection_id: Annotated[str, Path(max_length=128)],
+    user: User = Depends(require_user),  # noqa: B008
+) -> Response:
+    """Kept off the push stream and the picture: asked for one detection at a time, by a
+    role that needs it."""
+    if user.role not in PERSONAL_DATA_ROLES:
+        raise ApiError(403, "personal data", "role", f"role {user.role!r} may not see it")
+    det = services(request).picture.situation.detections.get(detection_id)
+    if det is None:
+        raise ApiError(404, "no such detection", "detection_id", detection_id)
+    return JsonResponse({"id": detection_id, "personal": det.get("personal")})
 
 
 @router.get(
