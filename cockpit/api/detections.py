@@ -7,26 +7,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from cockpit.api.deps import require_writer
-from cockpit.api.errors import ApiError, describe_validation
-from cockpit.api.ingest import read_body
+from cockpit.api.errors import ApiError
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import services
+from cockpit.api.write import commit, envelope, read_validated
 from cockpit.auth import User
 from cockpit.detection_flow import NEXT, allowed
 from cockpit.events import (
-    Context,
     DetectionState,
     DetectionTransition,
     DetectionTransitionEvent,
-    Source,
     checked,
-    utcnow,
 )
-from cockpit.pipeline import CommitTimeout
 
 __all__ = ["router"]
 
@@ -69,15 +65,7 @@ async def transition(
     user: User = Depends(require_writer),  # noqa: B008
 ) -> Response:
     svc = services(request)
-    body = await read_body(request, 16_384)
-    try:
-        step = TransitionIn.model_validate_json(body)
-    except ValidationError as exc:
-        errors = describe_validation(exc)
-        svc.health.feed("ui").reject("invalid transition", svc.clock())
-        err = ApiError(422, "invalid transition", errors[0]["field"], errors[0]["reason"])
-        err.errors = errors
-        raise err from exc
+    step = await read_validated(request, TransitionIn, "transition", 16_384)
     det = svc.picture.situation.detections.get(detection_id)
     if det is None:
         raise ApiError(
@@ -86,23 +74,14 @@ async def transition(
     current = det["state"]
     if not allowed(current, step.to):
         raise _not_allowed(current, step.to)
-    now = utcnow()
     event = checked(
         DetectionTransitionEvent(
-            incident=svc.incident,
-            source=Source(feed="ui", device=user.name),
-            observed_at=now,
-            received_at=now,
-            context=Context(actor=user.name),
+            **envelope(svc, user),
             payload=DetectionTransition(id=detection_id, to=step.to, note=step.note),
         )
     )
     pipeline = svc.pipeline_or_409()
-    try:
-        seqs = await pipeline.ingest([event])
-    except CommitTimeout as exc:
-        raise ApiError(503, "not committed", "recorder", str(exc)) from exc
-    svc.health.feed("ui").accept(1, svc.clock())
+    seqs = await commit(svc, event)
     # Someone else's step may have been folded between the check above and this one (two
     # people at once): the fold then ignored this one, and the person must hear so.
     if await pipeline.caught_up(_FOLD_WAIT_S):

@@ -4,7 +4,7 @@ hazard areas (Gefahrenbereiche)."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,7 +34,7 @@ from cockpit.events import (
 )
 from cockpit.pipeline import CommitTimeout
 
-__all__ = ["router"]
+__all__ = ["commit", "envelope", "read_validated", "router"]
 
 router = APIRouter(tags=["journal"])
 
@@ -94,7 +94,25 @@ class HazardIn(BaseModel):
     geometry: PointIn | PolygonIn = Field(discriminator="type")
 
 
-async def _commit(svc: Services, event: Event) -> list[int]:
+_M = TypeVar("_M", bound=BaseModel)
+
+
+async def read_validated(request: Request, model: type[_M], what: str, limit: int) -> _M:
+    """The body as `model`, or 422 `invalid <what>` naming the field, counted on /healthz."""
+    svc = services(request)
+    body = await read_body(request, limit)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = describe_validation(exc)
+        svc.health.feed("ui").reject(f"invalid {what}", svc.clock())
+        err = ApiError(422, f"invalid {what}", errors[0]["field"], errors[0]["reason"])
+        err.errors = errors
+        raise err from exc
+
+
+async def commit(svc: Services, event: Event) -> list[int]:
+    """Publish one person's event and wait for its commit (503 if it does not come)."""
     try:
         seqs = await svc.pipeline_or_409().ingest([event])
     except CommitTimeout as exc:
@@ -104,11 +122,12 @@ async def _commit(svc: Services, event: Event) -> list[int]:
 
 
 async def _publish(svc: Services, event: Event) -> Response:
-    seqs = await _commit(svc, event)
+    seqs = await commit(svc, event)
     return JsonResponse({"seq": seqs, "id": event.id}, status_code=201)
 
 
-def _envelope(svc: Services, user: User) -> dict[str, Any]:
+def envelope(svc: Services, user: User) -> dict[str, Any]:
+    """The envelope of an event a person causes: from the UI, the person as its actor."""
     now = utcnow()
     return {
         "incident": svc.incident,
@@ -125,19 +144,11 @@ async def write_journal(
     user: User = Depends(require_writer),  # noqa: B008
 ) -> Response:
     svc = services(request)
-    body = await read_body(request, 16_384)
-    try:
-        entry = JournalIn.model_validate_json(body)
-    except ValidationError as exc:
-        errors = describe_validation(exc)
-        svc.health.feed("ui").reject("invalid journal entry", svc.clock())
-        err = ApiError(422, "invalid journal entry", errors[0]["field"], errors[0]["reason"])
-        err.errors = errors
-        raise err from exc
+    entry = await read_validated(request, JournalIn, "journal entry", 16_384)
     # checked: the author's name goes into the envelope, and no decoder has seen it.
     event = checked(
         JournalEvent(
-            **_envelope(svc, user),
+            **envelope(svc, user),
             payload=JournalEntry(text=entry.text, category=entry.category or "note"),
         )
     )
@@ -156,7 +167,7 @@ async def acknowledge(
         raise ApiError(404, "no such alert", "alert_id", f"{alert_id!r} is not in the picture")
     if alert["acknowledged_by"] is not None:
         raise ApiError(409, "already acknowledged", "alert_id", f"by {alert['acknowledged_by']}")
-    event = checked(AckEvent(**_envelope(svc, user), payload=Acknowledgement(alert=alert_id)))
+    event = checked(AckEvent(**envelope(svc, user), payload=Acknowledgement(alert=alert_id)))
     return await _publish(svc, event)
 
 
@@ -168,15 +179,7 @@ async def draw_hazard(
     """A point (the source: a danger circle and a downwind sector follow it) or a polygon
     (the area itself) in GeoJSON; the new hazard's id comes back as `id`."""
     svc = services(request)
-    body = await read_body(request, 65_536)
-    try:
-        hazard = HazardIn.model_validate_json(body)
-    except ValidationError as exc:
-        errors = describe_validation(exc)
-        svc.health.feed("ui").reject("invalid hazard", svc.clock())
-        err = ApiError(422, "invalid hazard", errors[0]["field"], errors[0]["reason"])
-        err.errors = errors
-        raise err from exc
+    hazard = await read_validated(request, HazardIn, "hazard", 65_536)
     hazard_id = "hz-" + new_event_id()
     payload = Hazard(
         id=hazard_id,
@@ -184,8 +187,8 @@ async def draw_hazard(
         severity=hazard.severity,
         geometry=hazard.geometry.model_dump(),
     )
-    event = checked(HazardEvent(**_envelope(svc, user), payload=payload))
-    seqs = await _commit(svc, event)
+    event = checked(HazardEvent(**envelope(svc, user), payload=payload))
+    seqs = await commit(svc, event)
     return JsonResponse({"id": hazard_id, "seq": seqs}, status_code=201)
 
 
@@ -203,5 +206,5 @@ async def lift_hazard(
         raise ApiError(
             409, "derived zone", "hazard_id", f"follows {hazard['source']!r}: lift that instead"
         )
-    event = checked(HazardRemovedEvent(**_envelope(svc, user), payload=HazardRemoved(id=hazard_id)))
+    event = checked(HazardRemovedEvent(**envelope(svc, user), payload=HazardRemoved(id=hazard_id)))
     return await _publish(svc, event)
