@@ -10,8 +10,9 @@
   "use strict";
 
   const DOTS_ABOVE = 300; // points of one layer above which they are dots, not symbols
-  const POINT_LAYERS = ["units", "drones", "robots", "sensors", "persons"];
-  const ORDER = ["warnings", "hazards", "footprints", "tracks", "sensors", "detections", "persons", "robots", "drones", "units"];
+  const POINT_LAYERS = ["units", "drones", "robots", "sensors", "persons", "responders"];
+  // "calls": dashed lines from alerted Helfer to their detection; "adler": A.D.Le.R. detections.
+  const ORDER = ["warnings", "hazards", "footprints", "tracks", "calls", "sensors", "detections", "adler", "persons", "robots", "drones", "units", "responders"];
   const LM = {
     map: null, groups: {}, markers: new Map(), dots: {}, control: null, lineCanvas: null, dotLayer: null,
     DOTS_ABOVE: DOTS_ABOVE, POINT_LAYERS: POINT_LAYERS, // stream.js decides with the same numbers
@@ -186,8 +187,10 @@
   };
 
   function symbolHtml(p) {
+    // A responder's call state in words as well as colour (never colour only).
+    const call = p.call ? ' <b class="call call-' + esc(p.call) + '">' + esc(p.callText) + "</b>" : "";
     return '<img src="/assets/symbols/' + esc(p.icon) + '" alt="" draggable="false">' +
-      '<span class="lbl">' + esc(p.label) + ' <b class="age">' + esc(p.age) + "</b></span>";
+      '<span class="lbl">' + esc(p.label) + call + ' <b class="age">' + esc(p.age) + "</b></span>";
   }
 
   function symbolClass(p) {
@@ -211,7 +214,7 @@
       // Toggle our classes only: Leaflet's own (leaflet-interactive: clickable) stay.
       el.classList.toggle("stale", !!p.stale);
       el.classList.toggle("selected", !!p.selected);
-      if (s.label !== p.label || s.icon !== p.icon) {
+      if (s.label !== p.label || s.icon !== p.icon || s.call !== p.call || s.callText !== p.callText) {
         el.innerHTML = symbolHtml(p);
       } else if (s.age !== p.age) {
         const age = el.querySelector(".age");
@@ -219,7 +222,7 @@
       }
       m.options.title = p.label;
     }
-    m.shown = { stale: p.stale, selected: p.selected, label: p.label, icon: p.icon, age: p.age };
+    m.shown = { stale: p.stale, selected: p.selected, label: p.label, icon: p.icon, age: p.age, call: p.call, callText: p.callText };
   }
 
   function dropMarkers(name) {
@@ -262,7 +265,7 @@
   };
 
   // Lines and areas: few, and redrawn whole when they change.
-  const shapes = { tracks: new Map(), footprints: new Map() };
+  const shapes = { tracks: new Map(), footprints: new Map(), calls: new Map() };
 
   LM.lines = function (name, items, style) {
     const group = LM.groups[name];
@@ -276,7 +279,7 @@
       const sig = it.latlngs.length + " " + (last ? last[0] + "," + last[1] + " " + it.latlngs[0][0] + "," + it.latlngs[0][1] : "") + " " + s.color + s.weight + s.opacity + s.dashArray + s.fillOpacity;
       let shape = known.get(it.id);
       if (!shape) {
-        shape = (name === "tracks" ? L.polyline : L.polygon)(it.latlngs, Object.assign({ renderer: LM.lineCanvas, interactive: false }, s));
+        shape = (name === "footprints" ? L.polygon : L.polyline)(it.latlngs, Object.assign({ renderer: LM.lineCanvas, interactive: false }, s));
         known.set(it.id, shape);
         group.addLayer(shape);
       } else if (shape.sig !== sig) {

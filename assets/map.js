@@ -6,7 +6,7 @@
 
   const COLOURS = {
     unit: "#ff3b30", drone: "#0a84ff", robot: "#ffd60a", sensor: "#30d158",
-    person: "#bf5af2", detection: "#ff9f0a",
+    person: "#bf5af2", detection: "#ff9f0a", responder: "#146c2e",
   };
   const SEVERITY = { critical: "#ff3b30", warning: "#ff9f0a", info: "#64d2ff" };
 

@@ -138,7 +138,7 @@
       const x = sel.item;
       if (sel.type === "detection") {
         return [el("Div", {}, [
-          el("H3", {}, x.category + " · " + x.state),
+          el("H3", {}, label("adler.cat." + x.category, x.category) + " · " + label("adler.state." + x.state, x.state)),
           el("P", {}, x.summary || ""),
           x.snapshot ? el("Img", { src: "/api/v1/files/" + x.snapshot, alt: x.summary || x.category, className: "snapshot" }) : null,
           el("P", { className: "muted" }, [age(x.updated_at)]),

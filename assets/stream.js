@@ -11,6 +11,8 @@
   "use strict";
 
   const LAYER_OF_KIND = { unit: "units", drone: "drones", robot: "robots", sensor: "sensors", person: "persons" };
+  // A responder (A.D.Le.R. Helfer) is a person entity with the same id: its own layer and symbol.
+  const layerOf = (e) => (e.kind === "person" && C.picture && C.picture.responders.has(e.id) ? "responders" : LAYER_OF_KIND[e.kind]);
   // assets/livemap.js (loaded first: Dash loads assets in name order) owns the map's layers.
   const POINT_LAYERS = window.cockpitLive.POINT_LAYERS;
   const DOTS_ABOVE = window.cockpitLive.DOTS_ABOVE;
@@ -23,7 +25,7 @@
   const MANY_SYMBOLS = 100;
   const MANY_SYMBOLS_MS = 1000;
   // Layers and panels that need no more than a few updates a second (ms between redraws).
-  const SLOW_LAYERS = { tracks: 1000, footprints: 250, detections: 250, selected: 250 };
+  const SLOW_LAYERS = { tracks: 1000, footprints: 250, detections: 250, selected: 250, calls: 250, adler: 250 };
   const DETECTION_STALE_S = 60; // a detection not seen again for a minute looks stale
   const TRACK_POINTS = 200;
   const HISTORY_POINTS = 240; // reading values kept per series for the sparklines
@@ -71,19 +73,30 @@
   // A write to the cockpit's REST routes as the logged-in person: null when it was
   // taken, else "field: reason" from the error body (what the server said was wrong).
   C.send = async function (method, url, body) {
-    const r = await fetch(url, {
-      method: method, credentials: "same-origin", cache: "no-store",
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (r.ok) return null;
+    const answer = await C.request(method, url, body);
+    return answer.ok ? null : answer.reason;
+  };
+
+  // The same, with the whole answer: {ok, status, body, reason, error} (the first error's
+  // fields too: a 409 on a detection names its current `state`). A network failure is an
+  // answer with status 0, not an exception.
+  C.request = async function (method, url, body) {
+    let r;
     try {
-      const err = await r.json();
-      const first = (err.errors || [])[0];
-      return first ? first.field + ": " + first.reason : err.error || String(r.status);
+      r = await fetch(url, {
+        method: method, credentials: "same-origin", cache: "no-store",
+        headers: body === undefined ? {} : { "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
     } catch (e) {
-      return String(r.status);
+      return { ok: false, status: 0, body: null, reason: String(e.message || e), error: {} };
     }
+    let parsed = null;
+    try { parsed = await r.json(); } catch (e) { /* no JSON body */ }
+    if (r.ok) return { ok: true, status: r.status, body: parsed, reason: null, error: {} };
+    const first = (parsed && parsed.errors || [])[0];
+    const reason = first ? first.field + ": " + first.reason : (parsed && parsed.error) || String(r.status);
+    return { ok: false, status: r.status, body: parsed, reason: reason, error: first || {} };
   };
 
   C.age = function (seconds) {
@@ -114,6 +127,7 @@
     return {
       entities: new Map(), tracks: new Map(), alerts: new Map(), journal: new Map(),
       detections: new Map(), hazards: new Map(), warnings: new Map(), videos: new Map(), staleAfter: {},
+      responders: new Map(),
     };
   }
 
@@ -141,10 +155,11 @@
     for (const h of msg.hazards) p.hazards.set(h.id, h);
     for (const w of msg.warnings) p.warnings.set(w.id, w);
     for (const v of msg.videos || []) p.videos.set(v.stream, v);
+    for (const r of msg.responders || []) p.responders.set(r.id, r);
     C.picture = p;
     C.seq = msg.seq;
     C.stats.snapshots += 1;
-    for (const name of [...POINT_LAYERS, "tracks", "footprints", "detections", "hazards", "warnings", "alerts", "journal", "selected", "videos"]) urgent(name); // a new picture shows at once
+    for (const name of [...POINT_LAYERS, "tracks", "footprints", "detections", "hazards", "warnings", "alerts", "journal", "selected", "videos", "calls", "adler"]) urgent(name); // a new picture shows at once
     queueRender();
   }
 
@@ -154,7 +169,7 @@
     if (d.op === "remove") {
       p.entities.delete(d.id);
       p.tracks.delete(d.id);
-      if (old) dirty.add(LAYER_OF_KIND[old.kind]);
+      if (old) dirty.add(layerOf(old));
       dirty.add("tracks");
       return;
     }
@@ -190,9 +205,10 @@
         dirty.add("tracks");
       }
     }
-    dirty.add(LAYER_OF_KIND[e.kind]);
+    dirty.add(layerOf(e));
     if (e.footprint || hadFootprint) dirty.add("footprints");
     if (old && wasKind !== e.kind) dirty.add(LAYER_OF_KIND[wasKind]);
+    if (p.responders.has(d.id)) { dirty.add("calls"); dirty.add("adler"); } // a Helfer moved
     if (C.selected && C.selected.id === d.id) dirty.add("selected");
   }
 
@@ -206,6 +222,9 @@
       if (d.op === "remove") table.delete(d.id);
       else table.set(d.id, d.d);
       dirty.add(d.l);
+      if (d.l === "responders") { dirty.add("persons"); urgent("calls"); urgent("adler"); }
+      // A detection's step or its calls: the pop-up, the list and the lines at once.
+      if (d.l === "detections") { urgent("responders"); urgent("calls"); urgent("adler"); }
       if (C.selected && C.selected.id === d.id) dirty.add("selected");
     }
     C.seq = Math.max(C.seq, msg.seq);
@@ -231,6 +250,16 @@
     const age = now - e.last_reported;
     const stale = age > C.staleAfter(e.kind);
     const selected = !!(C.selected && C.selected.id === e.id);
+    const responder = C.picture.responders.get(e.id);
+    if (responder) {
+      const call = window.cockpitAdler ? window.cockpitAdler.callOf(e.id) : null;
+      if (dots) return { kind: "responder", stale: stale, selected: selected };
+      return {
+        id: e.id, kind: "responder", label: responder.callsign || e.callsign || e.id, age: C.age(age),
+        stale: stale, icon: "responder.svg", selected: selected,
+        call: call ? call.state : null, callText: call ? C.t("call." + call.state) : null,
+      };
+    }
     if (dots) return { kind: e.kind, stale: stale, selected: selected }; // no label on a dot
     return {
       id: e.id, kind: e.kind, label: C.shortLabel(e.callsign || e.id), age: C.age(age),
@@ -241,7 +270,7 @@
   function pointFeatures(name, now) {
     const members = [];
     for (const e of C.picture.entities.values()) {
-      if (LAYER_OF_KIND[e.kind] === name && e.lat != null && e.lon != null) members.push(e);
+      if (layerOf(e) === name && e.lat != null && e.lon != null) members.push(e);
     }
     const dots = members.length > DOTS_ABOVE;
     return members.map((e) => ({ id: e.id, lat: e.lat, lon: e.lon, props: entityProps(e, now, dots) }));
@@ -291,6 +320,7 @@
     const features = [];
     for (const d of C.picture.detections.values()) {
       if (d.lat == null || d.lon == null || d.state === "closed" || d.state === "dismissed") continue;
+      if (d.source === "adler") continue; // assets/adler.js: a marker with its state, pulsing while new
       features.push({
         type: "Feature",
         geometry: { type: "Point", coordinates: [d.lon, d.lat] },
@@ -422,9 +452,9 @@
     const before = C.selected && C.selected.id;
     C.selected = { id: id, type: type || "entity" };
     const e = C.picture && C.picture.entities.get(id);
-    if (e) urgent(LAYER_OF_KIND[e.kind]);
+    if (e) urgent(layerOf(e));
     if (window.cockpitVideo) window.cockpitVideo.open(id); // a drone's video opens with it
-    if (before && C.picture && C.picture.entities.get(before)) urgent(LAYER_OF_KIND[C.picture.entities.get(before).kind]);
+    if (before && C.picture && C.picture.entities.get(before)) urgent(layerOf(C.picture.entities.get(before)));
     urgent("selected");
     urgent("tracks"); // with many entities only the selected one's track is drawn
     queueRender();
@@ -521,6 +551,10 @@
         live.lines("footprints", footprintAreas(now), footprintStyle);
       } else if (name === "detections") {
         live.geojson("detections", detectionsLayer(now));
+      } else if (name === "calls") {
+        if (window.cockpitAdler) live.lines("calls", window.cockpitAdler.callLines(now), window.cockpitAdler.callStyle);
+      } else if (name === "adler") {
+        if (window.cockpitAdler) window.cockpitAdler.render(now);
       } else if (name === "hazards") {
         live.geojson("hazards", hazardsLayer(now));
       } else if (name === "warnings") {
@@ -549,22 +583,30 @@
     queueRender(); // what had to wait
   }
 
+  // The ages under `root` ([data-since]; "vor 12 s" with data-ago), stale past data-stale-after.
+  C.fillAges = function (root, now) {
+    if (now === undefined) now = C.now();
+    for (const el of root.querySelectorAll("[data-since]")) {
+      const since = parseFloat(el.getAttribute("data-since"));
+      const text = C.age(now - since);
+      el.textContent = el.hasAttribute("data-ago") ? C.t("age.ago", { age: text }) : text;
+      const limit = parseFloat(el.getAttribute("data-stale-after"));
+      if (isFinite(limit)) el.classList.toggle("stale", now - since > limit);
+    }
+  };
+
   // Ages move on without any message: labels, panels and the clock, once a second.
   function tick() {
     if (!C.cfg) return;
     const now = C.now();
     const clock = document.getElementById("clock");
     if (clock) clock.textContent = C.time(C.connected ? now : C.lastDataAt);
-    for (const el of document.querySelectorAll("[data-since]")) {
-      const since = parseFloat(el.getAttribute("data-since"));
-      el.textContent = C.age(now - since);
-      const limit = parseFloat(el.getAttribute("data-stale-after"));
-      if (isFinite(limit)) el.classList.toggle("stale", now - since > limit);
-    }
+    C.fillAges(document, now);
     if (C.picture) {
       for (const name of POINT_LAYERS) dirty.add(name);
       dirty.add("tracks");
       dirty.add("detections");
+      dirty.add("adler"); // the detection markers' ages
       queueRender();
     }
   }

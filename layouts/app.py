@@ -13,7 +13,7 @@ from typing import Any
 from dash import Dash, html
 from fastapi import FastAPI
 
-from cockpit.auth import User, can_write
+from cockpit.auth import PERSONAL_DATA_ROLES, User, can_write
 from cockpit.i18n import Lang, browser_strings, t
 from cockpit.settings import Settings
 from layouts import commander
@@ -32,6 +32,8 @@ def page_config(settings: Settings, user: User, lang: Lang, incident: str) -> di
         "user": user.name,
         "role": user.role,
         "can_write": can_write(user),
+        # Whether the page offers a detection's personal data (asked for per tap, audited).
+        "personal_data": user.role in PERSONAL_DATA_ROLES,
         "incident": incident,
         "strings": browser_strings(lang),
         "symbols": json.loads(_SYMBOLS.read_text(encoding="utf-8")),

@@ -120,11 +120,16 @@ def layout(
                     ),
                     html.Div(id="clock", className="clock"),
                     html.Span(f"{user} · {role}", className="who"),
+                    # A.D.Le.R.'s tone switch ("Ton an/aus"), drawn by assets/adler.js,
+                    # which remembers the choice in this browser.
+                    html.Div(id="sound-slot"),
                     html.Button(t("ui.lang_toggle", lang), id="lang-toggle", className="btn"),
                     html.Button(t("ui.logout", lang), id="logout", className="btn"),
                 ],
             ),
             html.Div(id="conn-banner", className="banner", role="alert", hidden=True),
+            # The pop-up of a new A.D.Le.R. detection (assets/adler.js draws it here).
+            html.Div(id="adler-popup-root"),
             html.Main(
                 className="body",
                 children=[
@@ -146,6 +151,18 @@ def layout(
                                     html.Div(id="alerts-list", className="list"),
                                 ],
                                 "alerts",
+                            ),
+                            # Filled by assets/adler.js outside React, as the video tiles:
+                            # each item keeps its own buttons and their pending state.
+                            _section(
+                                t("ui.adler.title", lang),
+                                [html.Div(id="adler-list", className="list")],
+                                "adler-card",
+                            ),
+                            _section(
+                                t("ui.responders", lang),
+                                [html.Div(id="responders-list", className="list")],
+                                "responders-card",
                             ),
                             _section(
                                 t("ui.warnings", lang),

@@ -1,0 +1,589 @@
+/* A.D.Le.R. on the commander's page: emergencies detected in homes, and the Helfer
+ * (responders) the cockpit can send to them.
+ *
+ * - A detection still `new` (unreviewed) opens the pop-up #detection-popup by itself:
+ *   what, where, how to get in, how sure, how old, and the nearest free Helfer. Several
+ *   wait in a queue ("1 von 3"). Two taps move it on: Bestätigen, then Entsenden (the
+ *   server alerts the nearest Helfer); Verwerfen dismisses it. A 409 (someone else was
+ *   faster) is said in words. An optional short tone (WebAudio, no file) announces one
+ *   that arrives while the page is open.
+ * - Its marker on the map pulses while it is new; the panel lists every detection with
+ *   its state and its calls, and every Helfer with theirs (colour and words).
+ * - Personal data is fetched only on a tap on "Personendaten" (the server records who
+ *   asked), only by roles that may, and forgotten when the pop-up closes.
+ *
+ * The picture is stream.js's; it calls `render` when detections, responders or their
+ * positions change (and each second, for the ages). The pop-up and the lists are drawn
+ * outside React, like the video tiles: each keeps its buttons and their pending state,
+ * and a part is redrawn only when what it shows changed (a tap must not land on a button
+ * that was replaced under the finger).
+ */
+(function () {
+  "use strict";
+
+  const SOUND_KEY = "cockpit.adler.sound";
+  const OPEN_STATES = ["new", "confirmed", "dispatched", "on_scene"];
+  const LINE_STATES = ["alerted", "accepted"]; // a dashed line to the detection: on the way
+  const CLOSED_LISTED = 10; // dismissed and closed detections kept in the list
+  const NEXT_STEPS = {
+    new: ["confirmed", "dismissed"],
+    confirmed: ["dispatched", "closed"],
+    dismissed: ["confirmed"],
+    dispatched: ["closed"],
+    on_scene: ["closed"],
+    closed: [],
+  };
+  const STEP_LABEL = { confirmed: "adler.confirm", dispatched: "adler.dispatch", dismissed: "adler.dismiss", closed: "adler.close_case" };
+
+  const A = {
+    known: null, // detection ids this page has seen (null until the first picture)
+    aside: new Set(), // new detections the commander closed the pop-up on (still listed)
+    shown: null, // the detection in the pop-up
+    busy: {}, // detection id -> the step being sent
+    status: {}, // detection id -> {text, error}
+    personal: {}, // detection id -> {loading} | {data} | {error}; only while the pop-up shows it
+    beeps: 0, // tones played (the browser test counts them)
+    markers: new Map(),
+  };
+  window.cockpitAdler = A;
+
+  const C = () => window.cockpit;
+  const t = (key, params) => C().t(key, params);
+  const esc = (s) => window.cockpitMap.esc(s);
+
+  function label(key, fallback) {
+    const text = t(key);
+    return text === key ? fallback : text;
+  }
+
+  A.category = (c) => label("adler.cat." + c, c);
+  A.stateText = (s) => label("adler.state." + s, s);
+
+  function detections() {
+    return Array.from(C().picture.detections.values()).filter((d) => d.source === "adler");
+  }
+
+  // A responder's latest call over all detections: what its marker and its row say.
+  A.callOf = function (rid) {
+    let best = null;
+    for (const d of C().picture.detections.values()) {
+      const c = d.calls && d.calls[rid];
+      if (c && (!best || c.at > best.at)) best = { state: c.state, at: c.at, by: c.by, detection: d };
+    }
+    return best;
+  };
+
+  function position(rid) {
+    const e = C().picture.entities.get(rid);
+    if (e && e.lat != null) return { lat: e.lat, lon: e.lon, at: e.last_reported };
+    const r = C().picture.responders.get(rid);
+    if (r && r.lat != null) return { lat: r.lat, lon: r.lon, at: r.observed_at };
+    return null;
+  }
+
+  function callsignOf(rid) {
+    const r = C().picture.responders.get(rid);
+    return (r && r.callsign) || rid;
+  }
+
+  // --- text helpers ------------------------------------------------------------------
+
+  const lang = () => (C().cfg.lang === "de" ? "de-DE" : "en-GB");
+
+  function distance(m) {
+    if (m == null) return "–";
+    if (m < 1000) return Math.round(m) + " m";
+    return (m / 1000).toLocaleString(lang(), { maximumFractionDigits: 1 }) + " km";
+  }
+
+  function eta(s) {
+    if (s == null) return "–";
+    return t("adler.eta_min", { n: String(Math.max(1, Math.round(s / 60))) });
+  }
+
+  // An age span, filled in by C.fillAges (here, after drawing, and by stream.js's tick
+  // each second): the markup itself does not change as time passes, so a part is redrawn
+  // only when what it says changed. `ago` reads "vor 12 s".
+  function ageHtml(since, staleAfter, ago) {
+    if (since == null) return "";
+    return '<span class="age" data-since="' + since + '"' +
+      (staleAfter ? ' data-stale-after="' + staleAfter + '"' : "") + (ago ? " data-ago" : "") + "></span>";
+  }
+
+  function setHtml(el, html) {
+    if (el.cockpitHtml === html) return false;
+    el.innerHTML = html;
+    el.cockpitHtml = html;
+    C().fillAges(el);
+    return true;
+  }
+
+  function quals(list) {
+    return (list || []).map((q) => label("qual." + q, q)).join(", ");
+  }
+
+  function callHtml(state) {
+    return '<b class="call call-' + esc(state) + '">' + esc(label("call." + state, state)) + "</b>";
+  }
+
+  function badge(state) {
+    return '<span class="state-badge state-' + esc(state) + '">' + esc(A.stateText(state)) + "</span>";
+  }
+
+  // --- sound -------------------------------------------------------------------------
+
+  let audio = null;
+
+  const soundOn = () => {
+    try { return window.localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { return false; }
+  };
+
+  function context() {
+    if (!audio) {
+      const Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return null;
+      audio = new Ctx();
+    }
+    if (audio.state === "suspended") audio.resume();
+    return audio;
+  }
+
+  // Two short falling tones, like a pager: generated, nothing to load.
+  A.beep = function () {
+    A.beeps += 1;
+    const ctx = context();
+    if (!ctx) return;
+    const t0 = ctx.currentTime + 0.02;
+    for (const [freq, dt] of [[988, 0], [740, 0.2]]) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = "sine";
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, t0 + dt);
+      gain.gain.exponentialRampToValueAtTime(0.35, t0 + dt + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t0 + dt + 0.17);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(t0 + dt);
+      osc.stop(t0 + dt + 0.18);
+    }
+  };
+
+  function drawSound() {
+    const slot = document.getElementById("sound-slot");
+    if (!slot) return;
+    let btn = slot.querySelector("button");
+    if (!btn) {
+      btn = document.createElement("button");
+      btn.id = "sound-toggle";
+      btn.type = "button";
+      btn.className = "btn sound";
+      btn.addEventListener("click", () => {
+        const on = !soundOn();
+        try { window.localStorage.setItem(SOUND_KEY, on ? "on" : "off"); } catch (e) { /* private mode */ }
+        if (on) A.beep(); // the tap unlocks audio, and the commander hears what it sounds like
+        drawSound();
+      });
+      slot.appendChild(btn);
+    }
+    const on = soundOn();
+    btn.textContent = t(on ? "adler.sound_on" : "adler.sound_off");
+    btn.setAttribute("aria-pressed", on ? "true" : "false");
+    btn.classList.toggle("on", on);
+  }
+
+  // A page opened with the tone on may not play before the first touch (autoplay rules).
+  document.addEventListener("pointerdown", () => { if (soundOn()) context(); }, { once: true });
+
+  // --- the queue -----------------------------------------------------------------------
+
+  function pending() {
+    return detections()
+      .filter((d) => d.state === "new" && !A.aside.has(d.id))
+      .sort((x, y) => x.first_seen - y.first_seen);
+  }
+
+  function queue() {
+    const ids = pending().map((d) => d.id);
+    if (A.shown && !ids.includes(A.shown)) {
+      const d = C().picture.detections.get(A.shown);
+      ids.push(A.shown);
+      ids.sort((x, y) => {
+        const dx = C().picture.detections.get(x), dy = C().picture.detections.get(y);
+        return (dx ? dx.first_seen : 0) - (dy ? dy.first_seen : 0);
+      });
+      if (!d) return ids.filter((id) => id !== A.shown);
+    }
+    return ids;
+  }
+
+  // Arrivals since the page last looked: a tone for each new one (when the tone is on).
+  function arrivals() {
+    const all = detections();
+    if (A.known === null) {
+      A.known = new Set(all.map((d) => d.id)); // there at load: shown, but no tone
+      return;
+    }
+    let fresh = false;
+    for (const d of all) {
+      if (A.known.has(d.id)) continue;
+      A.known.add(d.id);
+      if (d.state === "new") fresh = true;
+    }
+    if (fresh && soundOn()) A.beep();
+  }
+
+  A.open = function (id) {
+    if (A.shown !== id) A.personal = {};
+    A.shown = id;
+    A.aside.delete(id);
+    drawPopup();
+  };
+
+  A.close = function () {
+    if (A.shown) A.aside.add(A.shown);
+    A.shown = null;
+    A.personal = {}; // personal data leaves the page with the pop-up
+    const next = pending()[0];
+    if (next) A.shown = next.id;
+    drawPopup();
+  };
+
+  function step(delta) {
+    const ids = queue();
+    const i = ids.indexOf(A.shown);
+    if (i < 0 || ids.length < 2) return;
+    A.personal = {};
+    A.shown = ids[(i + delta + ids.length) % ids.length];
+    drawPopup();
+  }
+
+  // --- writes --------------------------------------------------------------------------
+
+  async function transition(id, to) {
+    if (A.busy[id]) return;
+    A.busy[id] = to;
+    A.status[id] = { text: t("adler.busy"), error: false };
+    drawPopup();
+    const url = "/api/v1/detections/" + encodeURIComponent(id) + "/transition";
+    const answer = await C().request("POST", url, { to: to });
+    delete A.busy[id];
+    if (answer.ok) {
+      const names = ((answer.body && answer.body.alerted) || []).map(callsignOf);
+      A.status[id] = {
+        text: names.length ? t("adler.alerted", { names: names.join(", ") }) : t("adler.done", { state: A.stateText(to) }),
+        error: false,
+      };
+    } else if (answer.status === 409 && answer.error.state) {
+      A.status[id] = { text: t("adler.conflict", { state: A.stateText(answer.error.state) }), detail: answer.reason, error: true };
+    } else {
+      A.status[id] = { text: t("adler.failed", { reason: answer.reason }), error: true };
+    }
+    drawPopup();
+    drawList();
+  }
+
+  async function fetchPersonal(id) {
+    A.personal[id] = { loading: true };
+    drawPopup();
+    const answer = await C().request("GET", "/api/v1/detections/" + encodeURIComponent(id) + "/personal");
+    if (A.shown !== id) return; // closed meanwhile: not kept
+    A.personal[id] = answer.ok ? { data: (answer.body && answer.body.personal) || null } : { error: answer.reason };
+    drawPopup();
+  }
+
+  // --- the pop-up ----------------------------------------------------------------------
+
+  function personalHtml(id) {
+    const cfg = C().cfg;
+    if (!cfg.personal_data) return ""; // viewers, trainers, the wall: no button at all
+    const p = A.personal[id];
+    const button = '<button type="button" class="btn personal" data-act="personal"' + (p && p.loading ? " disabled" : "") + ">" +
+      esc(t("adler.personal")) + '</button> <span class="muted small">' + esc(t("adler.personal_hint")) + "</span>";
+    if (!p || p.loading) return '<div class="personal-box">' + button + "</div>";
+    if (p.error) return '<div class="personal-box"><p class="status">' + esc(t("adler.personal_failed", { reason: p.error })) + "</p></div>";
+    const person = p.data && p.data.person;
+    if (!person) return '<div class="personal-box"><p class="muted">' + esc(t("adler.personal_none")) + "</p></div>";
+    const rows = [
+      [t("adler.age_group"), label("adler.age_group." + person.age_group, person.age_group)],
+      [t("adler.mobility"), label("adler.mobility." + person.mobility, person.mobility)],
+      [t("adler.needs"), (person.needs || []).map((n) => label("adler.need." + n, n)).join(", ") || "–"],
+      [t("adler.medical"), person.medical || "–"],
+      [t("adler.contact"), person.contact || "–"],
+    ];
+    return '<div class="personal-box shown"><h4>' + esc(t("adler.personal")) + '</h4><table class="facts">' +
+      rows.map(([k, v]) => "<tr><th>" + esc(k) + "</th><td>" + esc(v) + "</td></tr>").join("") + "</table></div>";
+  }
+
+  function candidatesHtml(d) {
+    const list = d.candidates || [];
+    if (!OPEN_STATES.includes(d.state) || d.state === "on_scene") return "";
+    const stale = C().staleAfter("person");
+    const body = list.length
+      ? '<table class="facts candidates"><thead><tr><th>' + esc(t("adler.callsign")) + "</th><th>" + esc(t("adler.qualification")) +
+        "</th><th>" + esc(t("adler.distance")) + "</th><th>" + esc(t("adler.eta")) + "</th><th>" + esc(t("adler.position_age")) +
+        "</th></tr></thead><tbody>" +
+        list.map((c) => '<tr data-responder="' + esc(c.responder) + '"><td><b>' + esc(c.callsign) + "</b></td><td>" + esc(quals(c.qualifications)) +
+          "</td><td>" + esc(distance(c.distance_m)) + "</td><td>" + esc(eta(c.eta_s)) + "</td><td>" + ageHtml(c.position_at, stale) + "</td></tr>").join("") +
+        "</tbody></table>"
+      : '<p class="muted">' + esc(t("adler.no_candidates")) + "</p>";
+    return "<h4>" + esc(t("adler.candidates")) + "</h4>" + body;
+  }
+
+  function callsHtml(d) {
+    const calls = Object.entries(d.calls || {});
+    if (!calls.length) return d.state === "dispatched" ? '<h4>' + esc(t("adler.calls")) + '</h4><p class="muted">' + esc(t("adler.no_calls")) + "</p>" : "";
+    calls.sort((x, y) => x[1].at - y[1].at);
+    return "<h4>" + esc(t("adler.calls")) + '</h4><ul class="calls">' +
+      calls.map(([rid, c]) => '<li data-responder="' + esc(rid) + '" class="call-row call-' + esc(c.state) + '"><b>' + esc(callsignOf(rid)) + "</b> " +
+        callHtml(c.state) + " " + ageHtml(c.at, null, true) + "</li>").join("") + "</ul>";
+  }
+
+  function actionsHtml(d) {
+    if (!C().cfg.can_write) return '<p class="muted">' + esc(t("adler.readonly")) + "</p>";
+    const busy = A.busy[d.id];
+    const steps = NEXT_STEPS[d.state] || [];
+    const buttons = steps.map((to) => {
+      const key = d.state === "dismissed" && to === "confirmed" ? "adler.reconfirm" : STEP_LABEL[to];
+      const cls = to === "dismissed" || to === "closed" ? "btn step secondary" : "btn step primary";
+      return '<button type="button" class="' + cls + " to-" + to + '" data-act="step" data-to="' + to + '"' + (busy ? " disabled" : "") + ">" +
+        esc(t(key)) + "</button>";
+    });
+    const hint = d.state === "confirmed" ? '<p class="muted small">' + esc(t("adler.dispatch") + ": " + t("adler.dispatch_hint")) + "</p>" : "";
+    return '<div class="actions">' + buttons.join("") + "</div>" + hint;
+  }
+
+  function popupHtml(d, ids) {
+    const i = ids.indexOf(d.id);
+    const nav = ids.length > 1
+      ? '<div class="nav"><button type="button" class="btn" data-act="prev" aria-label="' + esc(t("adler.prev")) + '">‹</button><span class="of">' +
+        esc(t("adler.of", { i: String(i + 1), n: String(ids.length) })) + '</span><button type="button" class="btn" data-act="next" aria-label="' +
+        esc(t("adler.next")) + '">›</button></div>'
+      : "";
+    const st = A.status[d.id];
+    const rows = [];
+    const row = (k, v) => rows.push("<tr><th>" + esc(k) + "</th><td>" + v + "</td></tr>");
+    if (d.floor) row(t("adler.floor"), esc(d.floor));
+    if (d.access) row(t("adler.access"), '<span class="access">' + esc(d.access) + "</span>");
+    row(t("adler.detected"), esc(C().time(d.first_seen)) + " " + ageHtml(d.first_seen, null, true));
+    row(t("adler.confidence"), esc(Math.round((d.confidence == null ? 1 : d.confidence) * 100) + " %"));
+    row(t("adler.reports"), esc(String(d.reports || 1)) + (d.reports > 1 ? " · " + ageHtml(d.updated_at, null, true) : ""));
+    if (d.device) row(t("adler.device"), esc(d.device));
+    if (d.summary) row(t("adler.summary"), esc(d.summary));
+    return {
+      head: '<div class="popup-head"><span class="kicker">' + esc(t(d.state === "new" ? "adler.popup" : "adler.one")) + "</span>" + nav +
+        '<button type="button" class="btn close" data-act="close" aria-label="' + esc(t("adler.close")) + '">✕</button></div>' +
+        '<h2 id="detection-popup-title"><span class="cat">' + esc(A.category(d.category)) + "</span> " + badge(d.state) + "</h2>" +
+        '<p class="address">' + esc(d.address || t("adler.no_address")) + "</p>" +
+        '<table class="facts">' + rows.join("") + "</table>",
+      personal: personalHtml(d.id),
+      calls: callsHtml(d),
+      candidates: candidatesHtml(d),
+      actions: actionsHtml(d),
+      status: '<p class="status' + (st && st.error ? " error" : " ok") + '" role="status">' + esc(st ? st.text : "") +
+        (st && st.detail ? '<br><span class="detail">' + esc(st.detail) + "</span>" : "") + "</p>",
+    };
+  }
+
+  // The pop-up covers the left of the map: a detection under it is panned into the free part.
+  function reveal(d, box) {
+    const live = window.cockpitLive;
+    const map = live && live.map;
+    if (!map || d.lat == null) return;
+    requestAnimationFrame(() => {
+      const size = map.getSize();
+      const mapBox = map.getContainer().getBoundingClientRect();
+      const right = box.getBoundingClientRect().right - mapBox.left;
+      const p = map.latLngToContainerPoint([d.lat, d.lon]);
+      if (right >= size.x - 60 || (p.x > right + 40 && p.x < size.x - 40 && p.y > 40 && p.y < size.y - 40)) return;
+      map.panBy([p.x - (right + size.x) / 2, p.y - size.y / 2], { animate: false });
+    });
+  }
+
+  const PARTS = ["head", "personal", "calls", "candidates", "actions", "status"];
+
+  function drawPopup() {
+    const root = document.getElementById("adler-popup-root");
+    if (!root || !C().picture) return;
+    if (A.shown && !C().picture.detections.has(A.shown)) A.shown = null;
+    if (!A.shown) {
+      const next = pending()[0];
+      if (next) A.shown = next.id;
+    }
+    const d = A.shown && C().picture.detections.get(A.shown);
+    if (!d) {
+      if (root.firstChild) root.innerHTML = "";
+      return;
+    }
+    let box = document.getElementById("detection-popup");
+    if (!box) {
+      root.innerHTML = '<div id="detection-popup" class="adler-popup" role="dialog" aria-labelledby="detection-popup-title">' +
+        PARTS.map((p) => '<div class="part part-' + p + '"></div>').join("") + "</div>";
+      box = document.getElementById("detection-popup");
+    }
+    if (box.getAttribute("data-detection") !== d.id) {
+      box.setAttribute("data-detection", d.id);
+      reveal(d, box);
+    }
+    box.className = "adler-popup state-" + d.state;
+    const parts = popupHtml(d, queue());
+    for (const p of PARTS) setHtml(box.querySelector(".part-" + p), parts[p]);
+  }
+
+  document.addEventListener("click", (ev) => {
+    const target = ev.target instanceof Element ? ev.target : null;
+    if (!target) return;
+    const inPopup = target.closest("#detection-popup");
+    if (inPopup) {
+      const btn = target.closest("button[data-act]");
+      if (!btn || btn.disabled) return;
+      const id = inPopup.getAttribute("data-detection");
+      const act = btn.getAttribute("data-act");
+      if (act === "close") A.close();
+      else if (act === "prev") step(-1);
+      else if (act === "next") step(1);
+      else if (act === "personal") fetchPersonal(id);
+      else if (act === "step") transition(id, btn.getAttribute("data-to"));
+      return;
+    }
+    const item = target.closest("[data-open-detection]");
+    if (item) {
+      const id = item.getAttribute("data-open-detection");
+      A.open(id);
+      const d = C().picture.detections.get(id);
+      if (d && d.lat != null) window.dash_clientside.set_props("map", { viewport: { center: [d.lat, d.lon], zoom: 17, transition: "flyTo" } });
+    }
+  });
+
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && A.shown) A.close();
+  });
+
+  // --- the lists -----------------------------------------------------------------------
+
+  function listed() {
+    const order = { new: 0, confirmed: 1, dispatched: 2, on_scene: 3, dismissed: 4, closed: 5 };
+    const all = detections().sort((x, y) => (order[x.state] - order[y.state]) || (y.first_seen - x.first_seen));
+    const open = all.filter((d) => OPEN_STATES.includes(d.state));
+    return open.concat(all.filter((d) => !OPEN_STATES.includes(d.state)).slice(0, CLOSED_LISTED));
+  }
+
+  function drawList() {
+    const box = document.getElementById("adler-list");
+    if (!box) return;
+    const items = listed();
+    if (!items.length) { setHtml(box, '<p class="muted">' + esc(t("adler.none")) + "</p>"); return; }
+    setHtml(box, items.map((d) => {
+      const calls = Object.entries(d.calls || {}).sort((x, y) => x[1].at - y[1].at);
+      return '<div class="adler-item state-' + esc(d.state) + '" data-detection="' + esc(d.id) + '" data-open-detection="' + esc(d.id) + '" role="button" tabindex="0">' +
+        '<div class="alert-head">' + badge(d.state) + ' <span class="cat">' + esc(A.category(d.category)) + "</span> " + ageHtml(d.first_seen, null, true) + "</div>" +
+        '<div class="addr">' + esc([d.address, d.floor].filter(Boolean).join(", ") || t("adler.no_address")) + "</div>" +
+        (calls.length
+          ? '<ul class="calls">' + calls.map(([rid, c]) => '<li class="call-row call-' + esc(c.state) + '" data-responder="' + esc(rid) + '">' +
+              esc(callsignOf(rid)) + ": " + callHtml(c.state) + " " + ageHtml(c.at, null, true) + "</li>").join("") + "</ul>"
+          : "") +
+        "</div>";
+    }).join(""));
+  }
+
+  function drawResponders() {
+    const box = document.getElementById("responders-list");
+    if (!box) return;
+    const staleAfter = C().staleAfter("person");
+    const rows = Array.from(C().picture.responders.values()).sort((x, y) => String(x.callsign).localeCompare(String(y.callsign)));
+    const data = rows.map((r) => {
+      const call = A.callOf(r.id);
+      const pos = position(r.id);
+      return { r: r, call: call && [call.state, call.at, call.detection.id, call.detection.category], at: pos && pos.at };
+    });
+    if (!rows.length) { setHtml(box, '<p class="muted">' + esc(t("responders.none")) + "</p>"); return; }
+    setHtml(box, data.map(({ r, call, at }) => {
+      const state = call
+        ? callHtml(call[0]) + " " + esc(t("responders.for", { what: A.category(call[3]) })) + " " + ageHtml(call[1], null, true)
+        : '<b class="avail ' + (r.available ? "yes" : "no") + '">' + esc(t(r.available ? "responders.available" : "responders.unavailable")) + "</b>";
+      const where = at != null ? esc(t("adler.position_age")) + " " + ageHtml(at, staleAfter) : '<span class="age stale">' + esc(t("responders.no_position")) + "</span>";
+      return '<div class="responder' + (call ? " call-" + esc(call[0]) : "") + '" data-responder="' + esc(r.id) + '" data-entity="' + esc(r.id) + '">' +
+        '<img src="/assets/symbols/responder.svg" alt="" class="rsym">' +
+        '<div class="rbody"><div><b class="callsign">' + esc(r.callsign || r.id) + '</b> <span class="muted">' + esc(quals(r.qualifications)) +
+        " · " + esc(label("travel." + r.travel, r.travel || "")) + "</span></div>" +
+        '<div class="rstate">' + state + '</div><div class="rpos">' + where + "</div></div></div>";
+    }).join(""));
+  }
+
+  // --- the map -------------------------------------------------------------------------
+
+  function markerHtml(d) {
+    return '<span class="ring"></span><span class="dot"></span><span class="lbl">' + esc(A.category(d.category)) + " " + badge(d.state) +
+      ' <b class="age">' + esc(C().age(C().now() - d.first_seen)) + "</b></span>";
+  }
+
+  function drawMarkers() {
+    const live = window.cockpitLive;
+    const group = live && live.groups.adler;
+    if (!group) return;
+    const seen = new Set();
+    for (const d of detections()) {
+      if (d.lat == null || d.lon == null || !OPEN_STATES.includes(d.state)) continue;
+      seen.add(d.id);
+      let m = A.markers.get(d.id);
+      const sig = d.state + "|" + d.category + "|" + C().cfg.lang;
+      if (!m) {
+        m = L.marker([d.lat, d.lon], {
+          icon: L.divIcon({ className: "adler-det", html: "", iconSize: [44, 44], iconAnchor: [22, 22] }),
+          keyboard: false, zIndexOffset: 500,
+        });
+        m.on("click", () => { A.open(d.id); C().select(d.id, "detection"); });
+        A.markers.set(d.id, m);
+        group.addLayer(m);
+      } else {
+        const at = m.getLatLng();
+        if (at.lat !== d.lat || at.lng !== d.lon) m.setLatLng([d.lat, d.lon]);
+      }
+      const el = m.getElement();
+      if (!el) continue;
+      if (m.sig !== sig) {
+        // Classes by state: the ring pulses only while new (CSS), and is not restarted by
+        // the ticking age, which changes only its own text.
+        for (const s of Object.keys(NEXT_STEPS)) el.classList.toggle("state-" + s, s === d.state);
+        el.setAttribute("data-detection", d.id);
+        el.innerHTML = markerHtml(d);
+        m.sig = sig;
+      } else {
+        const age = el.querySelector(".age");
+        if (age) age.textContent = C().age(C().now() - d.first_seen);
+      }
+    }
+    for (const [id, m] of A.markers) if (!seen.has(id)) { group.removeLayer(m); A.markers.delete(id); }
+  }
+
+  // Dashed lines from each Helfer on the way to the detection (stream.js draws them).
+  A.callLines = function (now) {
+    const out = [];
+    const staleAfter = C().staleAfter("person");
+    for (const d of detections()) {
+      if (d.lat == null || !OPEN_STATES.includes(d.state)) continue;
+      for (const [rid, c] of Object.entries(d.calls || {})) {
+        if (!LINE_STATES.includes(c.state)) continue;
+        const pos = position(rid);
+        if (!pos) continue;
+        out.push({ id: d.id + ">" + rid, state: c.state, stale: now - pos.at > staleAfter, latlngs: [[pos.lat, pos.lon], [d.lat, d.lon]] });
+      }
+    }
+    return out;
+  };
+
+  A.callStyle = function (it) {
+    const colour = it.stale ? "#7a7a7a" : it.state === "accepted" ? "#146c2e" : "#c05a00";
+    return { color: colour, weight: 4, opacity: 0.9, dashArray: "10 8" };
+  };
+
+  A.render = function () {
+    const c = C();
+    if (!c || !c.cfg || !c.picture) return;
+    drawSound();
+    arrivals();
+    drawMarkers();
+    drawList();
+    drawResponders();
+    drawPopup();
+  };
+})();
