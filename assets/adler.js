@@ -39,6 +39,7 @@
     known: null, // detection ids this page has seen (null until the first picture)
     aside: new Set(), // new detections the commander closed the pop-up on (still listed)
     shown: null, // the detection in the pop-up
+    reveal: false, // pan its place into view at the next drawing (it was opened by a tap)
     busy: {}, // detection id -> the step being sent
     status: {}, // detection id -> {text, error}
     personal: {}, // detection id -> {loading} | {data} | {error}; only while the pop-up shows it
@@ -235,6 +236,7 @@
   A.open = function (id) {
     if (A.shown !== id) A.personal = {};
     A.shown = id;
+    A.reveal = true;
     A.aside.delete(id);
     drawPopup();
   };
@@ -254,6 +256,7 @@
     if (i < 0 || ids.length < 2) return;
     A.personal = {};
     A.shown = ids[(i + delta + ids.length) % ids.length];
+    A.reveal = true;
     drawPopup();
   }
 
@@ -384,7 +387,9 @@
     };
   }
 
-  // The pop-up covers the left of the map: a detection under it is panned into the free part.
+  // The pop-up covers part of the map: a detection under it is panned into the free part
+  // (the map beside the pop-up). Only when someone opened it: a detection that arrives
+  // does not move the map under a commander's finger.
   function reveal(d, box) {
     const live = window.cockpitLive;
     const map = live && live.map;
@@ -392,10 +397,14 @@
     requestAnimationFrame(() => {
       const size = map.getSize();
       const mapBox = map.getContainer().getBoundingClientRect();
-      const right = box.getBoundingClientRect().right - mapBox.left;
+      const popup = box.getBoundingClientRect();
+      const left = popup.left - mapBox.left, right = popup.right - mapBox.left;
+      // The wider free strip: left of the pop-up, or right of it.
+      const [x0, x1] = left >= size.x - right ? [0, left] : [right, size.x];
+      if (x1 - x0 < 120) return; // no room beside it: leave the map as it is
       const p = map.latLngToContainerPoint([d.lat, d.lon]);
-      if (right >= size.x - 60 || (p.x > right + 40 && p.x < size.x - 40 && p.y > 40 && p.y < size.y - 40)) return;
-      map.panBy([p.x - (right + size.x) / 2, p.y - size.y / 2], { animate: false });
+      if (p.x > x0 + 40 && p.x < x1 - 40 && p.y > 60 && p.y < size.y - 40) return;
+      map.panBy([p.x - (x0 + x1) / 2, p.y - size.y / 2], { animate: false });
     });
   }
 
@@ -420,10 +429,8 @@
         PARTS.map((p) => '<div class="part part-' + p + '"></div>').join("") + "</div>";
       box = document.getElementById("detection-popup");
     }
-    if (box.getAttribute("data-detection") !== d.id) {
-      box.setAttribute("data-detection", d.id);
-      reveal(d, box);
-    }
+    if (box.getAttribute("data-detection") !== d.id) box.setAttribute("data-detection", d.id);
+    if (A.reveal) { A.reveal = false; reveal(d, box); }
     box.className = "adler-popup state-" + d.state;
     const parts = popupHtml(d, queue());
     for (const p of PARTS) setHtml(box.querySelector(".part-" + p), parts[p]);

@@ -589,7 +589,8 @@
     for (const el of root.querySelectorAll("[data-since]")) {
       const since = parseFloat(el.getAttribute("data-since"));
       const text = C.age(now - since);
-      el.textContent = el.hasAttribute("data-ago") ? C.t("age.ago", { age: text }) : text;
+      // "vor 12 s", but "jetzt", not "vor jetzt"
+      el.textContent = el.hasAttribute("data-ago") && now - since >= 1 ? C.t("age.ago", { age: text }) : text;
       const limit = parseFloat(el.getAttribute("data-stale-after"));
       if (isFinite(limit)) el.classList.toggle("stale", now - since > limit);
     }

@@ -10,6 +10,7 @@ words; a viewer sees the pop-up but neither the buttons nor the personal data.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -199,7 +200,9 @@ def test_a_new_fall_pops_up_and_two_taps_send_the_nearest_helfer(server: Server,
     for _, name, _, _ in HELFER:
         panel.locator(".responder", has_text=name).wait_for(timeout=5000)
     assert panel.locator(".responder", has_text="Helferin Anna").inner_text().count("verfügbar")
-    assert page.locator(".sym-responder").count() == 3  # their own symbol, not a person's
+    # their own symbol, not a person's
+    page.wait_for_function("document.querySelectorAll('.sym-responder').length === 3", timeout=3000)
+    assert page.locator(".sym-person").count() == 0
     assert page.locator("#sound-toggle").inner_text().endswith("Ton aus")  # off by default
 
     server.detection(fall("adler-1"))
@@ -242,11 +245,12 @@ def test_a_new_fall_pops_up_and_two_taps_send_the_nearest_helfer(server: Server,
     assert "verfügbar" in carla and "alarmiert" not in carla
     marker = page.locator(".sym-responder", has_text="Helferin Anna")
     assert "alarmiert" in marker.locator(".call").inner_text()
-    assert page.evaluate("window.cockpitLive.groups.calls.getLayers().length") >= 1  # dashed
+    # dashed lines from the two alerted to the fall
+    page.wait_for_function("window.cockpitLive.groups.calls.getLayers().length === 2", timeout=3000)
     item = page.locator("#adler-list .adler-item[data-detection='adler-1']")
     assert "entsandt" in item.inner_text() and "Helferin Anna: alarmiert" in item.inner_text()
 
-    with server.session() as c:
+    with contextlib.closing(server.session()) as c:
         det = next(
             d for d in c.get("/api/v1/situation").json()["detections"] if d["id"] == "adler-1"
         )
