@@ -271,6 +271,7 @@
     const answer = await C().request("POST", url, { to: to });
     delete A.busy[id];
     if (answer.ok) {
+      if (A.shown === id) A.reveal = true; // show where it is, and who was sent there
       const names = ((answer.body && answer.body.alerted) || []).map(callsignOf);
       A.status[id] = {
         text: names.length ? t("adler.alerted", { names: names.join(", ") }) : t("adler.done", { state: A.stateText(to) }),
@@ -387,9 +388,9 @@
     };
   }
 
-  // The pop-up covers part of the map: a detection under it is panned into the free part
-  // (the map beside the pop-up). Only when someone opened it: a detection that arrives
-  // does not move the map under a commander's finger.
+  // The pop-up covers part of the map: the detection, and the Helfer called to it, are
+  // fitted into the free part beside it. Only after someone's tap (opening it, a step):
+  // a detection that arrives does not move the map under a commander's finger.
   function reveal(d, box) {
     const live = window.cockpitLive;
     const map = live && live.map;
@@ -402,9 +403,19 @@
       // The wider free strip: left of the pop-up, or right of it.
       const [x0, x1] = left >= size.x - right ? [0, left] : [right, size.x];
       if (x1 - x0 < 120) return; // no room beside it: leave the map as it is
-      const p = map.latLngToContainerPoint([d.lat, d.lon]);
-      if (p.x > x0 + 40 && p.x < x1 - 40 && p.y > 60 && p.y < size.y - 40) return;
-      map.panBy([p.x - (x0 + x1) / 2, p.y - size.y / 2], { animate: false });
+      const points = [[d.lat, d.lon]];
+      for (const [rid, c] of Object.entries(d.calls || {})) {
+        const pos = LINE_STATES.includes(c.state) || c.state === "arrived" ? position(rid) : null;
+        if (pos) points.push([pos.lat, pos.lon]);
+      }
+      const inside = points.every((q) => {
+        const p = map.latLngToContainerPoint(q);
+        return p.x > x0 + 40 && p.x < x1 - 40 && p.y > 60 && p.y < size.y - 40;
+      });
+      if (inside) return;
+      map.fitBounds(L.latLngBounds(points), {
+        paddingTopLeft: [x0 + 50, 70], paddingBottomRight: [size.x - x1 + 50, 50], maxZoom: 17, animate: false,
+      });
     });
   }
 

@@ -261,6 +261,30 @@ def test_a_new_fall_pops_up_and_two_taps_send_the_nearest_helfer(server: Server,
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "commander-adler.png"))
 
+    # Their answers come from the platform: Anna accepts, Bernd declines. Words change,
+    # and only Anna's line to the fall stays.
+    for rid, answer in (("h-anna", "accepted"), ("h-bernd", "declined")):
+        r = httpx.post(
+            server.url + "/api/v1/ingest/adler/answer",
+            json={
+                "detection": "adler-1",
+                "responder": rid,
+                "answer": answer,
+                "observed_at": _iso(),
+            },
+            headers=server.device("adler"),
+            timeout=15,
+        )
+        assert r.status_code == 202, r.text
+    popup.locator(".calls li[data-responder='h-anna'] .call", has_text="angenommen").wait_for(
+        timeout=5000
+    )
+    popup.locator(".calls li[data-responder='h-bernd'] .call", has_text="abgelehnt").wait_for(
+        timeout=5000
+    )
+    panel.locator(".responder.call-accepted", has_text="Helferin Anna").wait_for(timeout=5000)
+    page.wait_for_function("window.cockpitLive.groups.calls.getLayers().length === 1", timeout=3000)
+
     # Personal data only on a tap, and gone when the pop-up closes.
     assert popup.locator(".personal-box.shown").count() == 0
     popup.locator("button.personal", has_text="Personendaten").click()
