@@ -1,0 +1,210 @@
+"""The demo's twelve volunteer first responders: who they are, how they move about the
+district, and how they answer an alert (the HTTP endpoint the cockpit posts to)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any
+
+import httpx
+import pytest
+
+from feeds.sim.alert_endpoint import AlertEndpoint
+from feeds.sim.geo import haversine_m, offset
+from feeds.sim.responders import (
+    HURRY_MPS,
+    RADIUS_M,
+    STROLL_MPS,
+    ResponderSim,
+)
+from feeds.sim.scenario import FIRE
+from feeds.sim.streets import BLOCK_M
+
+QUALIFICATIONS = {"first_aid", "paramedic", "emergency_paramedic", "doctor", "nurse", "firefighter"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_twelve_pseudonymous_responders_with_a_mix_of_skills_and_ways_to_travel() -> None:
+    sim = ResponderSim(clock=Clock())
+    entries = sim.registry(0.0)
+    assert len(entries) == 12 and len({e["id"] for e in entries}) == 12
+    assert {e["callsign"] for e in entries} == {f"Ersthelfer {n:02d}" for n in range(1, 13)}
+    for e in entries:
+        assert set(e) == {"id", "callsign", "qualifications", "available", "travel"}
+        assert 1 <= len(e["qualifications"]) <= 6 and set(e["qualifications"]) <= QUALIFICATIONS
+    assert {q for e in entries for q in e["qualifications"]} >= {
+        "first_aid",
+        "paramedic",
+        "nurse",
+        "doctor",
+        "firefighter",
+    }
+    assert set(Counter(e["travel"] for e in entries)) == {"foot", "bike", "car"}
+    # Two off duty at the start; one of them comes on two minutes in.
+    assert [e["callsign"] for e in entries if not e["available"]] == [
+        "Ersthelfer 07",
+        "Ersthelfer 11",
+    ]
+    later = {e["callsign"]: e["available"] for e in sim.registry(121.0)}
+    assert later["Ersthelfer 11"] and not later["Ersthelfer 07"]
+
+
+def test_they_walk_the_streets_of_the_district_at_their_pace() -> None:
+    sim = ResponderSim(clock=Clock())
+    for rid, person in sim.people.items():
+        travel = person.spec.travel
+        times = [float(t) for t in range(0, 7200, 3)]
+        points = [sim.position(rid, t) for t in times]
+        # Within the district (a block's overshoot at most) for two hours.
+        assert max(haversine_m(p, FIRE) for p in points) <= RADIUS_M + BLOCK_M[1]
+        # Never faster than their way of travel, and on the move a good part of the time.
+        steps = [haversine_m(a, b) / 3.0 for a, b in pairwise(points)]
+        assert max(steps) <= STROLL_MPS[travel] * 1.01
+        assert sum(s > 0.1 for s in steps) > len(steps) / 3
+        assert haversine_m(points[0], points[-1]) > 50.0 or max(steps) > 0
+        # The reports say so too.
+        state = person.track.at(600.0)
+        assert 0.0 <= state.speed_mps <= STROLL_MPS[travel] * 1.01
+
+
+def test_the_same_seed_gives_the_same_district() -> None:
+    a, b, c = (ResponderSim(seed=s, clock=Clock()) for s in (6, 6, 7))
+    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    # Asked in a different order, the walk is the same.
+    b.telemetry(3000.0, now)
+    assert a.telemetry(60.0, now) == b.telemetry(60.0, now)
+    assert a.telemetry(3000.0, now) == b.telemetry(3000.0, now)
+    assert a.telemetry(600.0, now) != c.telemetry(600.0, now)
+
+
+def test_positions_are_native_telemetry_of_persons() -> None:
+    sim = ResponderSim(clock=Clock())
+    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    messages = sim.telemetry(30.0, now)
+    assert len(messages) == 12
+    for m in messages:
+        assert m["kind"] == "person" and m["entity"].startswith("adler-eh-")
+        assert m["observed_at"] == "2026-11-26T10:00:00.000Z"
+        assert set(m["position"]) >= {"lat", "lon", "speed_mps", "heading_deg", "accuracy_m"}
+
+
+def alert(rid: str, det: str = "adler-x", at: tuple[float, float] | None = None) -> dict[str, Any]:
+    lat, lon = at if at else offset(FIRE, 100.0, 0.0)
+    return {
+        "detection": {"id": det, "category": "fall", "lat": lat, "lon": lon},
+        "responder": rid,
+        "alerted_at": "2026-11-26T10:00:00Z",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ([], "body"),
+        ({"detection": {"id": "d"}}, "responder"),
+        ({"responder": "adler-eh-01", "detection": "d"}, "detection.id"),
+        ({"responder": "adler-eh-01", "detection": {"id": "d", "lat": "x", "lon": 7}}, "lat/lon"),
+        ({"responder": "adler-eh-01", "detection": {"id": "d", "lat": 91, "lon": 7}}, "lat/lon"),
+    ],
+)
+def test_a_malformed_alert_is_refused_naming_the_field(body: Any, field: str) -> None:
+    status, reply = ResponderSim(clock=Clock()).on_alert(body)
+    assert status == 400 and field in reply["error"]
+
+
+def test_who_accepts_and_who_declines() -> None:
+    sim = ResponderSim(clock=Clock())
+    assert sim.on_alert(alert("nobody"))[0] == 404
+    for rid in ("adler-eh-01", "adler-eh-03", "adler-eh-07", "adler-eh-04"):
+        assert sim.on_alert(alert(rid))[0] == 202
+    assert sim.on_alert(alert("adler-eh-04", det="adler-y"))[0] == 202  # busy: declines
+    assert sim.on_alert(alert("adler-eh-01"))[0] == 202  # the same alert again: ignored
+    nowhere = alert("adler-eh-05")
+    nowhere["detection"].update(lat=None, lon=None)
+    assert sim.on_alert(nowhere)[0] == 202
+    answers = {(rid, det): a for _, rid, det, a in sim._pending}
+    assert answers == {
+        ("adler-eh-01", "adler-x"): "accepted",
+        ("adler-eh-03", "adler-x"): "declined",  # always does
+        ("adler-eh-07", "adler-x"): "declined",  # off duty
+        ("adler-eh-04", "adler-x"): "accepted",
+        ("adler-eh-04", "adler-y"): "declined",  # already on a call
+        ("adler-eh-05", "adler-x"): "declined",  # no place to go to
+    }
+    # Answers come after a few seconds, not at once.
+    assert all(4.0 <= due <= 15.0 for due, *_ in sim._pending)
+
+
+def test_an_accepted_call_heads_straight_ish_to_the_detection_and_stays() -> None:
+    clock = Clock()
+    sim = ResponderSim(clock=clock)
+    rid = "adler-eh-04"  # by car, 1 km south-west
+    goal = offset(FIRE, 100.0, 0.0)
+    sim.on_alert(alert(rid, at=goal))
+    start = sim.position(rid, 10.0)
+    sim._accepted(rid, "adler-x", 10.0)
+    call = sim.people[rid].call
+    assert call is not None and call.state == "accepted"
+    distance = haversine_m(start, goal)
+    # No faster than a car in town, no more than a fifth longer than the crow flies.
+    assert distance / HURRY_MPS["car"] <= call.arrive_s - 10.0 <= 1.2 * distance / 9.0
+    halfway = sim.position(rid, (10.0 + call.arrive_s) / 2)
+    assert haversine_m(halfway, goal) < 0.7 * distance
+    assert sim._due_arrivals(call.arrive_s - 10.0) == []
+    assert sim._due_arrivals(call.arrive_s) == [(rid, "adler-x")]
+    assert haversine_m(sim.position(rid, call.arrive_s + 600.0), goal) < 1.0
+    # After the stay they go about their day again, free for the next call.
+    sim._due_arrivals(call.leave_s + 1)
+    assert sim.people[rid].call is None
+    assert haversine_m(sim.position(rid, call.leave_s + 300.0), goal) > 20.0
+
+
+@pytest.fixture
+async def endpoint() -> Any:
+    sim = ResponderSim(clock=Clock())
+    async with AlertEndpoint(sim.on_alert, "s3cret-token") as ep:
+        yield ep, sim
+
+
+async def test_the_endpoint_takes_alerts_with_the_token_only(endpoint: Any) -> None:
+    ep, sim = endpoint
+    async with httpx.AsyncClient(timeout=5) as c:
+        ok = {"Authorization": "Bearer s3cret-token"}
+        r = await c.post(ep.url, json=alert("adler-eh-01"), headers=ok)
+        assert r.status_code == 202
+        # Keep-alive: a second request on the same connection.
+        r = await c.post(ep.url, json=alert("adler-eh-02"), headers=ok)
+        assert r.status_code == 202
+        for bad in (
+            {},
+            {"Authorization": "Bearer s3cret-tokeN"},
+            {"Authorization": "s3cret-token"},
+        ):
+            r = await c.post(ep.url, json=alert("adler-eh-06"), headers=bad)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        r = await c.get(ep.url, headers=ok)
+        assert r.status_code == 405
+        r = await c.post(ep.url.replace("/alert", "/other"), json={}, headers=ok)
+        assert r.status_code == 404
+        r = await c.post(ep.url, content=b"{not json", headers=ok)
+        assert r.status_code == 400 and "JSON" in r.json()["error"]
+        r = await c.post(ep.url, content=b"x" * 70_000, headers=ok)
+        assert r.status_code == 413
+        r = await c.post(ep.url, json={"responder": "adler-eh-01"}, headers=ok)
+        assert r.status_code == 400 and "detection" in r.json()["error"]
+    assert [rid for _, rid, _, _ in sim._pending] == ["adler-eh-01", "adler-eh-02"]
+    assert ep.refused == 8
+
+
+def test_no_default_secret() -> None:
+    with pytest.raises(ValueError, match="token"):
+        AlertEndpoint(ResponderSim(clock=Clock()).on_alert, "")
