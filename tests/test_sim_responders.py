@@ -3,14 +3,18 @@ district, and how they answer an alert (the HTTP endpoint the cockpit posts to).
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections import Counter
 from datetime import UTC, datetime
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from cockpit.auth import AuthStore
 from feeds.sim.alert_endpoint import AlertEndpoint
 from feeds.sim.geo import haversine_m, offset
 from feeds.sim.responders import (
@@ -21,6 +25,7 @@ from feeds.sim.responders import (
 )
 from feeds.sim.scenario import FIRE
 from feeds.sim.streets import BLOCK_M
+from tests.serving import serve
 
 QUALIFICATIONS = {"first_aid", "paramedic", "emergency_paramedic", "doctor", "nurse", "firefighter"}
 
@@ -208,3 +213,130 @@ async def test_the_endpoint_takes_alerts_with_the_token_only(endpoint: Any) -> N
 def test_no_default_secret() -> None:
     with pytest.raises(ValueError, match="token"):
         AlertEndpoint(ResponderSim(clock=Clock()).on_alert, "")
+
+
+# --- through a real cockpit ------------------------------------------------------------
+
+
+async def picture(s: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=s.url, timeout=10) as c:
+        await s.login(c)
+        r = await c.get("/api/v1/situation")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+def device(data_dir: Any) -> str:
+    with AuthStore(data_dir / "auth.sqlite") as auth:
+        return auth.add_device("adler-platform", ["adler", "telemetry"])
+
+
+@pytest.mark.slow
+async def test_the_responders_are_in_the_picture_and_move(tmp_path: Path) -> None:
+    # Ten times faster, from just before Ersthelfer 11 comes on duty.
+    sim = ResponderSim(speedup=10.0, start_s=115.0, report_every_s=0.2)
+    stop = asyncio.Event()
+    async with serve(tmp_path / "data") as s:
+        running = asyncio.create_task(sim.run(s.url, device(tmp_path / "data"), stop=stop))
+        try:
+            first = await until(s, lambda p: len(located(p)) == 12)
+            await asyncio.sleep(1.5)
+            then = await picture(s)
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 10)
+    before, after = located(first), located(then)
+    assert {r["callsign"] for r in after.values()} == {f"Ersthelfer {n:02d}" for n in range(1, 13)}
+    moved = [rid for rid in after if haversine_m(before[rid], after[rid]) > 5.0]
+    assert len(moved) >= 8, moved  # some may be standing at a corner
+    for r in then["responders"]:
+        assert not r["stale"] and r["busy"] is None
+        assert haversine_m((r["lat"], r["lon"]), FIRE) <= RADIUS_M + BLOCK_M[1]
+    available = {r["callsign"]: r["available"] for r in then["responders"]}
+    assert available["Ersthelfer 11"] is True and available["Ersthelfer 07"] is False
+    assert sum(available.values()) == 11
+    assert sim.stats.failed == 0
+
+
+def located(p: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    return {
+        r["id"]: (r["lat"], r["lon"])
+        for r in p.get("responders", [])
+        if r.get("lat") is not None and r.get("lon") is not None
+    }
+
+
+async def until(s: Any, ok: Any, timeout_s: float = 20.0) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while True:
+        p = await picture(s)
+        if ok(p):
+            return p
+        assert loop.time() < end, "the picture did not get there in time"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.slow
+async def test_an_alerted_responder_accepts_heads_there_and_arrives(tmp_path: Path) -> None:
+    sim = ResponderSim(speedup=20.0, report_every_s=0.2, answer_delay_s=(2.0, 2.0))
+    alert_token = "alert-" + secrets.token_urlsafe(16)
+    stop = asyncio.Event()
+    async with (
+        AlertEndpoint(sim.on_alert, alert_token) as ep,
+        serve(tmp_path / "data", adler_alert_url=ep.url, adler_alert_token=alert_token) as s,
+    ):
+        token = device(tmp_path / "data")
+        running = asyncio.create_task(sim.run(s.url, token, stop=stop))
+        try:
+            await until(s, lambda p: len(located(p)) == 12)
+            # An emergency 200 m from Ersthelfer 01 (on foot) and 150 m from nobody else
+            # in particular; the commander sends 01 and 03 (who always declines).
+            here = sim.position("adler-eh-01", sim.sim_time())
+            goal = offset(here, 200.0, 0.0)
+            async with httpx.AsyncClient(base_url=s.url, timeout=10) as c:
+                r = await c.post(
+                    "/api/v1/ingest/adler",
+                    json={
+                        "id": "adler-sim-test-1",
+                        "type": "fall",
+                        "confidence": 0.9,
+                        "time": datetime.now(UTC).isoformat(),
+                        "location": {"lat": goal[0], "lon": goal[1]},
+                    },
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert r.status_code == 202, r.text
+                await s.login(c)
+                path = "/api/v1/detections/adler-sim-test-1/transition"
+                r = await c.post(path, json={"to": "confirmed"})
+                assert r.status_code == 201, r.text
+                r = await c.post(
+                    path, json={"to": "dispatched", "responders": ["adler-eh-01", "adler-eh-03"]}
+                )
+                assert r.status_code == 201, r.text
+            seen: list[tuple[str, float]] = []  # (call state, distance to the detection)
+
+            def arrived(p: dict[str, Any]) -> bool:
+                det = next(d for d in p["detections"] if d["id"] == "adler-sim-test-1")
+                call = det.get("calls", {}).get("adler-eh-01")
+                where = located(p).get("adler-eh-01")
+                if call and where:
+                    seen.append((call["state"], haversine_m(where, goal)))
+                return det["state"] == "on_scene" and bool(call) and call["state"] == "arrived"
+
+            final = await until(s, arrived, 30.0)
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 10)
+    det = next(d for d in final["detections"] if d["id"] == "adler-sim-test-1")
+    assert det["calls"]["adler-eh-03"]["state"] == "declined"
+    # It accepted first, then came closer, and is there now.
+    states = [state for state, _ in seen]
+    assert "accepted" in states and states.index("accepted") < states.index("arrived")
+    accepted_at = next(d for st, d in seen if st == "accepted")
+    assert haversine_m(located(final)["adler-eh-01"], goal) <= 30.0 < accepted_at
+    busy = {r["id"]: r["busy"] for r in final["responders"]}
+    assert busy["adler-eh-01"] == "adler-sim-test-1" and busy["adler-eh-03"] is None
+    assert sim.stats.answers.get("accepted") == 1 and sim.stats.answers.get("declined") == 1
+    assert ep.refused == 0

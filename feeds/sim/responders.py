@@ -29,6 +29,8 @@ import itertools
 import logging
 import math
 import random
+import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from typing import Any, Literal
 
 import httpx
 
+from feeds.sim.alert_endpoint import AlertEndpoint
 from feeds.sim.geo import LatLon, haversine_m, offset
 from feeds.sim.scenario import FIRE, format_observed_at
 from feeds.sim.streets import Segment, Track, errand, street_walk
@@ -50,6 +53,8 @@ __all__ = [
     "ResponderSim",
     "SimResponder",
     "Travel",
+    "demo_responders",
+    "run_responders",
 ]
 
 log = logging.getLogger("feeds.sim.responders")
@@ -406,3 +411,27 @@ def _lat_lon(det: dict[str, Any]) -> LatLon | Literal[False] | None:
     if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
         return False
     return (float(lat), float(lon))
+
+
+async def run_responders(
+    sim: ResponderSim,
+    endpoint: AlertEndpoint,
+    base_url: str,
+    token: str,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Open the alert endpoint, then register, move and answer until stopped."""
+    async with endpoint:
+        log.info("first responders: alerts at %s", endpoint.url)
+        await sim.run(base_url, token, stop=stop)
+
+
+def demo_responders(*, seed: int = 6) -> tuple[ResponderSim, AlertEndpoint, str]:
+    """The demo's responders and their alert endpoint on a free loopback port (bound now,
+    served once running), with a fresh token: (sim, endpoint, token)."""
+    token = secrets.token_urlsafe(24)  # a fresh one each run: no default secret
+    sim = ResponderSim(seed=seed)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sim, AlertEndpoint(sim.on_alert, token, sock=sock), token
