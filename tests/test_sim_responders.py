@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cockpit.auth import AuthStore
 from feeds.sim.alert_endpoint import AlertEndpoint
@@ -340,3 +342,38 @@ async def test_an_alerted_responder_accepts_heads_there_and_arrives(tmp_path: Pa
     assert busy["adler-eh-01"] == "adler-sim-test-1" and busy["adler-eh-03"] is None
     assert sim.stats.answers.get("accepted") == 1 and sim.stats.answers.get("declined") == 1
     assert ep.refused == 0
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=12,
+)
+
+
+@given(
+    body=_json
+    | st.fixed_dictionaries(
+        {"responder": st.sampled_from(["adler-eh-01", "adler-eh-03", "x"]) | _json},
+        optional={
+            "detection": st.fixed_dictionaries(
+                {},
+                optional={"id": st.text(max_size=8) | _json, "lat": _json, "lon": _json},
+            )
+            | _json
+        },
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_any_alert_body_is_answered_never_raises(body: Any) -> None:
+    sim = ResponderSim(clock=Clock())
+    status, reply = sim.on_alert(body)
+    assert status in (202, 400, 404)
+    if status != 202:
+        assert reply["error"].split(":")[0] in {
+            "body",
+            "responder",
+            "detection.id",
+            "detection.lat/lon",
+        }
+        assert sim._pending == []
