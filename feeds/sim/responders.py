@@ -434,4 +434,5 @@ def demo_responders(*, seed: int = 6) -> tuple[ResponderSim, AlertEndpoint, str]
     sim = ResponderSim(seed=seed)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(16)  # an alert sent before the simulator runs waits in the backlog
     return sim, AlertEndpoint(sim.on_alert, token, sock=sock), token
