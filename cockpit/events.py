@@ -62,14 +62,21 @@ __all__ = [
     "Percent",
     "Position",
     "PositionEvent",
+    "Qualification",
     "Reading",
     "Readings",
     "ReadingsEvent",
+    "Responder",
+    "ResponderCall",
+    "ResponderCallEvent",
+    "ResponderCallState",
+    "ResponderEvent",
     "Source",
     "SpeedMps",
     "Status",
     "StatusEvent",
     "Tick",
+    "Travel",
     "VideoCodec",
     "VideoSegment",
     "VideoSegmentEvent",
@@ -281,6 +288,35 @@ class DetectionTransition(_Model, frozen=True, kw_only=True):
 
     id: Id
     to: DetectionState
+    note: _Text = ""
+
+
+# Qualified first responders (A.D.Le.R.): volunteers alerted to emergencies near them.
+Qualification = Literal[
+    "first_aid", "paramedic", "emergency_paramedic", "doctor", "nurse", "firefighter"
+]
+Travel = Literal["foot", "bike", "car"]
+ResponderCallState = Literal["alerted", "accepted", "declined", "arrived", "released"]
+
+
+class Responder(_Model, frozen=True, kw_only=True):
+    """A registry entry (an upsert). The position is not here: the responder's phone
+    reports it as an entity of kind `person` with the same id."""
+
+    id: Id
+    callsign: Callsign
+    qualifications: Annotated[tuple[Qualification, ...], msgspec.Meta(min_length=1, max_length=6)]
+    available: bool = True
+    travel: Travel = "car"
+
+
+class ResponderCall(_Model, frozen=True, kw_only=True):
+    """A step of one responder's call to one detection: alerted and released by people,
+    accepted, declined and arrived from the responder (through the A.D.Le.R. platform)."""
+
+    detection: Id
+    responder: Id
+    state: ResponderCallState
     note: _Text = ""
 
 
@@ -508,6 +544,16 @@ class DetectionTransitionEvent(_Envelope, tag="detection.transition", frozen=Tru
     payload: DetectionTransition
 
 
+class ResponderEvent(_Envelope, tag="responder", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["responder"]] = "responder"
+    payload: Responder
+
+
+class ResponderCallEvent(_Envelope, tag="responder.call", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["responder.call"]] = "responder.call"
+    payload: ResponderCall
+
+
 class WarningEvent(_Envelope, tag="warning", frozen=True, kw_only=True):
     kind: ClassVar[Literal["warning"]] = "warning"
     payload: Warning
@@ -566,6 +612,8 @@ Event = (
     | StatusEvent
     | DetectionEvent
     | DetectionTransitionEvent
+    | ResponderEvent
+    | ResponderCallEvent
     | WarningEvent
     | WeatherEvent
     | JournalEvent
@@ -585,6 +633,8 @@ EventKind = Literal[
     "status",
     "detection",
     "detection.transition",
+    "responder",
+    "responder.call",
     "warning",
     "weather",
     "journal",

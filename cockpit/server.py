@@ -29,6 +29,7 @@ from cockpit.api import (
     ingest_ttn,
     media,
     read,
+    responders,
     session,
     tiles,
     write,
@@ -130,7 +131,7 @@ def create_app(
     routers = (session, read, ingest, write, tiles, media, ingest_cap, ingest_ttn, ingest_cot)
     for router in (r.router for r in routers):
         app.include_router(router)
-    for module in (ingest_adler, detections):  # issue 6: A.D.Le.R. ingest and review
+    for module in (ingest_adler, detections, responders):  # issue 6: A.D.Le.R.
         app.include_router(module.router)
     _install_meta_routes(app)
     # The browser pages: Dash on this same app, behind the log-in (the guard runs first).
