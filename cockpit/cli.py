@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 import uvicorn
+from pydantic import SecretStr
 
 from cockpit.auth import ROLES, AuthError, AuthStore
 from cockpit.recorder import RecorderError, export_incident, import_incident, incident_path
@@ -152,7 +153,7 @@ def _with_demo_responders(settings: Settings) -> tuple[Settings, Any]:
     sim, endpoint, alert_token = demo_responders()
     # Their positions go out every 3 s: httpx's line per request would drown the demo's log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    update = {"adler_alert_url": endpoint.url, "adler_alert_token": alert_token}
+    update = {"adler_alert_url": endpoint.url, "adler_alert_token": SecretStr(alert_token)}
 
     def run(base_url: str, token: str) -> Any:
         return run_responders(sim, endpoint, base_url, token)

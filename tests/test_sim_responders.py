@@ -236,10 +236,11 @@ def device(data_dir: Any) -> str:
 @pytest.mark.slow
 async def test_the_responders_are_in_the_picture_and_move(tmp_path: Path) -> None:
     # Ten times faster, from just before Ersthelfer 11 comes on duty.
-    sim = ResponderSim(speedup=10.0, start_s=115.0, report_every_s=0.2)
     stop = asyncio.Event()
     async with serve(tmp_path / "data") as s:
-        running = asyncio.create_task(sim.run(s.url, device(tmp_path / "data"), stop=stop))
+        token = device(tmp_path / "data")
+        sim = ResponderSim(speedup=10.0, start_s=117.0, report_every_s=0.2)
+        running = asyncio.create_task(sim.run(s.url, token, stop=stop))
         try:
             first = await until(s, lambda p: len(located(p)) == 12)
             await asyncio.sleep(1.5)
@@ -248,7 +249,9 @@ async def test_the_responders_are_in_the_picture_and_move(tmp_path: Path) -> Non
             stop.set()
             await asyncio.wait_for(running, 10)
     before, after = located(first), located(then)
-    assert {r["callsign"] for r in after.values()} == {f"Ersthelfer {n:02d}" for n in range(1, 13)}
+    assert {r["callsign"] for r in then["responders"]} == {
+        f"Ersthelfer {n:02d}" for n in range(1, 13)
+    }
     moved = [rid for rid in after if haversine_m(before[rid], after[rid]) > 5.0]
     assert len(moved) >= 8, moved  # some may be standing at a corner
     for r in then["responders"]:
@@ -257,6 +260,7 @@ async def test_the_responders_are_in_the_picture_and_move(tmp_path: Path) -> Non
     available = {r["callsign"]: r["available"] for r in then["responders"]}
     assert available["Ersthelfer 11"] is True and available["Ersthelfer 07"] is False
     assert sum(available.values()) == 11
+    assert sim.stats.registered == 13  # all twelve, then Ersthelfer 11 again
     assert sim.stats.failed == 0
 
 
@@ -304,6 +308,7 @@ async def test_an_alerted_responder_accepts_heads_there_and_arrives(tmp_path: Pa
                         "type": "fall",
                         "confidence": 0.9,
                         "time": datetime.now(UTC).isoformat(),
+                        "device": "gw-test-1",
                         "location": {"lat": goal[0], "lon": goal[1]},
                     },
                     headers={"Authorization": f"Bearer {token}"},

@@ -146,6 +146,7 @@ class _Person:
 
 @dataclass
 class _Stats:
+    registered: int = 0  # registry entries the cockpit took
     positions: int = 0
     answers: dict[str, int] = field(default_factory=dict)
     failed: int = 0
@@ -338,6 +339,7 @@ class ResponderSim:
             changed = [e for e in self.registry(t) if registered.get(e["id"]) != e["available"]]
             if changed and await self._post(client, "/api/v1/ingest/adler/responders", changed):
                 registered.update((e["id"], e["available"]) for e in changed)
+                self.stats.registered += len(changed)
             if registered and await self._post(
                 client, "/api/v1/ingest/telemetry", self.telemetry(t, datetime.now(UTC))
             ):
@@ -381,17 +383,26 @@ class ResponderSim:
             "answer": answer,
             "observed_at": format_observed_at(datetime.now(UTC)),
         }
-        ok = await self._post(client, "/api/v1/ingest/adler/answer", body)
+        # The cockpit derives arrival from positions (30 m) and may have seen it first:
+        # then it answers our "arrived" 409, which is no failure.
+        ok = await self._post(
+            client, "/api/v1/ingest/adler/answer", body, fine=(409,) if answer == "arrived" else ()
+        )
         if ok:
             self.stats.answers[answer] = self.stats.answers.get(answer, 0) + 1
         return ok
 
-    async def _post(self, client: httpx.AsyncClient, path: str, body: Any) -> bool:
+    async def _post(
+        self, client: httpx.AsyncClient, path: str, body: Any, *, fine: tuple[int, ...] = ()
+    ) -> bool:
         try:
             r = await client.post(path, json=body)
         except httpx.HTTPError as exc:
             self.stats.failed += 1
             log.warning("%s not sent: %s", path, exc)
+            return False
+        if r.status_code in fine:
+            log.debug("%s: %s %s", path, r.status_code, r.text[:300])
             return False
         if r.status_code != 202:
             self.stats.failed += 1
