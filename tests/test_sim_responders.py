@@ -333,6 +333,8 @@ async def test_an_alerted_responder_accepts_heads_there_and_arrives(tmp_path: Pa
                 return det["state"] == "on_scene" and bool(call) and call["state"] == "arrived"
 
             final = await until(s, arrived, 30.0)
+            async with httpx.AsyncClient(base_url=s.url, timeout=10) as c:
+                health = (await c.get("/healthz")).json()["feeds"]
         finally:
             stop.set()
             await asyncio.wait_for(running, 10)
@@ -347,6 +349,9 @@ async def test_an_alerted_responder_accepts_heads_there_and_arrives(tmp_path: Pa
     assert busy["adler-eh-01"] == "adler-sim-test-1" and busy["adler-eh-03"] is None
     assert sim.stats.answers.get("accepted") == 1 and sim.stats.answers.get("declined") == 1
     assert ep.refused == 0
+    # Nothing the platform sent was refused, and both alerts were delivered.
+    assert health["adler"]["rejected"] == 0 and health["telemetry"]["rejected"] == 0
+    assert health["adler_out"]["accepted"] == 2
 
 
 _json = st.recursive(

@@ -13,9 +13,10 @@ cockpit's real routes:
 - alerts come in over HTTP (`AlertEndpoint`, where the cockpit's
   `COCKPIT_ADLER_ALERT_URL` points). After a few seconds the person answers on
   `POST /api/v1/ingest/adler/answer`: `accepted` (then heads straight-ish to the
-  detection at their travel speed, reports `arrived` within `ARRIVED_M` and stays
-  `ON_SCENE_S`) or `declined` (two of them always do; anyone already on a call, off
-  duty, or sent to a place without coordinates does too).
+  detection at their travel speed and stays `ON_SCENE_S`; the cockpit sees them arrive
+  from their position, so no `arrived` is sent: it would only be refused as a repeat)
+  or `declined` (two of them always do; anyone already on a call, off duty, or sent to a
+  place without coordinates does too).
 
 Everything but the moments alerts arrive is drawn from `seed`: the same seed, the same
 district.
@@ -345,7 +346,7 @@ class ResponderSim:
             ):
                 self.stats.positions += 1
             for rid, det in self._due_arrivals(t):
-                await self._send_answer(client, rid, det, "arrived")
+                log.info("%s is at %s", self.people[rid].spec.callsign, det)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.report_every_s)
 
@@ -383,26 +384,17 @@ class ResponderSim:
             "answer": answer,
             "observed_at": format_observed_at(datetime.now(UTC)),
         }
-        # The cockpit derives arrival from positions (30 m) and may have seen it first:
-        # then it answers our "arrived" 409, which is no failure.
-        ok = await self._post(
-            client, "/api/v1/ingest/adler/answer", body, fine=(409,) if answer == "arrived" else ()
-        )
+        ok = await self._post(client, "/api/v1/ingest/adler/answer", body)
         if ok:
             self.stats.answers[answer] = self.stats.answers.get(answer, 0) + 1
         return ok
 
-    async def _post(
-        self, client: httpx.AsyncClient, path: str, body: Any, *, fine: tuple[int, ...] = ()
-    ) -> bool:
+    async def _post(self, client: httpx.AsyncClient, path: str, body: Any) -> bool:
         try:
             r = await client.post(path, json=body)
         except httpx.HTTPError as exc:
             self.stats.failed += 1
             log.warning("%s not sent: %s", path, exc)
-            return False
-        if r.status_code in fine:
-            log.debug("%s: %s %s", path, r.status_code, r.text[:300])
             return False
         if r.status_code != 202:
             self.stats.failed += 1
