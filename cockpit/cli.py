@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import getpass
 import logging
@@ -154,11 +155,7 @@ def _with_demo_responders(settings: Settings) -> tuple[Settings, Any]:
     # Their positions go out every 3 s: httpx's line per request would drown the demo's log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     update = {"adler_alert_url": endpoint.url, "adler_alert_token": SecretStr(alert_token)}
-
-    def run(base_url: str, token: str) -> Any:
-        return run_responders(sim, endpoint, base_url, token)
-
-    return settings.model_copy(update=update), run
+    return settings.model_copy(update=update), functools.partial(run_responders, sim, endpoint)
 
 
 def _udp_free(host: str, port: int) -> bool:

@@ -387,3 +387,28 @@ def test_any_alert_body_is_answered_never_raises(body: Any) -> None:
             "detection.lat/lon",
         }
         assert sim._pending == []
+
+
+def test_the_demo_alerts_its_own_responders_never_a_real_platform(tmp_path: Path) -> None:
+    from cockpit.cli import _with_demo_responders
+    from cockpit.settings import load_settings
+
+    real = load_settings(
+        None,
+        data_dir=tmp_path,
+        adler_alert_url="https://adler.example/alerts",
+        adler_alert_token="the-real-platform's",
+    )
+    one, run_one = _with_demo_responders(real)
+    two, run_two = _with_demo_responders(real)
+    assert one.adler_alert_url is not None and two.adler_alert_url is not None
+    assert one.adler_alert_url.startswith("http://127.0.0.1:")
+    assert one.adler_alert_url.endswith("/alert") and one.adler_alert_url != two.adler_alert_url
+    assert one.adler_alert_token is not None and two.adler_alert_token is not None
+    secret = one.adler_alert_token.get_secret_value()
+    assert len(secret) >= 24 and secret != two.adler_alert_token.get_secret_value()
+    assert secret != "the-real-platform's"
+    for settings_, run in ((one, run_one), (two, run_two)):
+        sim, endpoint = run.args
+        assert endpoint.url == settings_.adler_alert_url and len(sim.people) == 12
+        asyncio.run(endpoint.close())

@@ -78,6 +78,8 @@ class AlertEndpoint:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 3)
             self._server = None
+        if self._sock is not None:
+            self._sock.close()  # bound ahead but perhaps never served
 
     async def __aenter__(self) -> AlertEndpoint:
         await self.start()
