@@ -412,3 +412,28 @@ def test_the_demo_alerts_its_own_responders_never_a_real_platform(tmp_path: Path
         sim, endpoint = run.args
         assert endpoint.url == settings_.adler_alert_url and len(sim.people) == 12
         asyncio.run(endpoint.close())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"NONSENSE\r\n\r\n",
+        b"POST /alert HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        b"POST /alert HTTP/1.1\r\n" + b"X-Long: " + b"a" * 20_000 + b"\r\n\r\n",
+    ],
+)
+async def test_garbage_on_the_alert_port_is_answered_400_and_served_on(
+    endpoint: Any, raw: bytes
+) -> None:
+    ep, sim = endpoint
+    reader, writer = await asyncio.open_connection("127.0.0.1", ep.port)
+    writer.write(raw)
+    await writer.drain()
+    reply = await asyncio.wait_for(reader.read(), 5)  # answered, then closed
+    writer.close()
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    async with httpx.AsyncClient(timeout=5) as c:  # the next caller is served as ever
+        r = await c.post(
+            ep.url, json=alert("adler-eh-01"), headers={"Authorization": "Bearer s3cret-token"}
+        )
+    assert r.status_code == 202 and len(sim._pending) == 1
