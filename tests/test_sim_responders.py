@@ -4,6 +4,7 @@ district, and how they answer an alert (the HTTP endpoint the cockpit posts to).
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 from collections import Counter
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from feeds.sim.responders import (
     ResponderSim,
 )
 from feeds.sim.scenario import FIRE
-from feeds.sim.streets import BLOCK_M
+from feeds.sim.streets import BLOCK_M, Water, errand
 from tests.serving import serve
 
 QUALIFICATIONS = {"first_aid", "paramedic", "emergency_paramedic", "doctor", "nurse", "firefighter"}
@@ -71,8 +72,10 @@ def test_they_walk_the_streets_of_the_district_at_their_pace() -> None:
         travel = person.spec.travel
         times = [float(t) for t in range(0, 7200, 3)]
         points = [sim.position(rid, t) for t in times]
-        # Within the district (a block's overshoot at most) for two hours.
+        # Within the district (a block's overshoot at most) for two hours, never in the
+        # harbour basins or the canal.
         assert max(haversine_m(p, FIRE) for p in points) <= RADIUS_M + BLOCK_M[1]
+        assert not any(sim.water.contains(p) for p in points)
         # Never faster than their way of travel, and on the move a good part of the time.
         steps = [haversine_m(a, b) / 3.0 for a, b in pairwise(points)]
         assert max(steps) <= STROLL_MPS[travel] * 1.01
@@ -437,3 +440,28 @@ async def test_garbage_on_the_alert_port_is_answered_400_and_served_on(
             ep.url, json=alert("adler-eh-01"), headers={"Authorization": "Bearer s3cret-token"}
         )
     assert r.status_code == 202 and len(sim._pending) == 1
+
+
+def test_the_water_of_the_base_map_is_kept_out_of_every_way() -> None:
+    sim = ResponderSim(clock=Clock())
+    assert len(sim.water.polygons) == 2  # the Hafenbecken and the Dortmund-Ems-Kanal
+    # Points in the basins are wet; the fire on the quay is not.
+    for ring in sim.water.polygons:
+        assert any(sim.water.contains(p) for p in _probes(ring))
+    assert not sim.water.contains(FIRE)
+    # A pond 22 m across halfway along a 300 m way: the dog-leg takes the dry side.
+    ring = ((0.0003, -0.0001), (0.0003, 0.0001), (0.0006, 0.0001), (0.0006, -0.0001))
+    square = Water((ring,))
+    start, goal = (-0.0009, 0.0), (0.0018, 0.0)
+    assert square.crosses(start, goal) and square.contains((0.00045, 0.0))
+    for seed in range(10):
+        legs = errand(start, goal, 0.0, 2.0, random.Random(seed), square)
+        assert legs[-1].b == goal
+        assert not any(square.crosses(leg.a, leg.b) for leg in legs)
+
+
+def _probes(ring: tuple[tuple[float, float], ...]) -> list[tuple[float, float]]:
+    """Midpoints between vertices across the (narrow) polygon."""
+    return [
+        ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2) for i, a in enumerate(ring) for b in ring[i + 1 :]
+    ]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import math
 import random
@@ -36,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -43,7 +45,7 @@ import httpx
 from feeds.sim.alert_endpoint import AlertEndpoint
 from feeds.sim.geo import LatLon, haversine_m, offset
 from feeds.sim.scenario import FIRE, format_observed_at
-from feeds.sim.streets import Segment, Track, errand, street_walk
+from feeds.sim.streets import Segment, Track, Water, errand, street_walk
 
 __all__ = [
     "ARRIVED_M",
@@ -59,6 +61,18 @@ __all__ = [
 ]
 
 log = logging.getLogger("feeds.sim.responders")
+
+_BASEMAP = Path(__file__).resolve().parents[2] / "assets" / "basemap" / "dortmund-hafen.geojson"
+
+
+def harbour_water() -> Water:
+    """The harbour basins and the canal of the demo's base map (none if it is missing)."""
+    try:
+        return Water.from_geojson(json.loads(_BASEMAP.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        log.warning("no water for the responders' walks (%s): %s", _BASEMAP, exc)
+        return Water()
+
 
 Travel = Literal["foot", "bike", "car"]
 
@@ -167,6 +181,7 @@ class ResponderSim:
         start_s: float = 0.0,
         report_every_s: float = REPORT_EVERY_S,
         answer_delay_s: tuple[float, float] = (4.0, 15.0),
+        water: Water | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not (speedup > 0 and math.isfinite(speedup)):
@@ -181,11 +196,14 @@ class ResponderSim:
         self.speedup = speedup
         self.report_every_s = report_every_s
         self._clock = clock
+        self.water = harbour_water() if water is None else water
         self._t0 = clock() - start_s / speedup
         self.people: dict[str, _Person] = {}
         for spec in roster:
             rng = self._rng(spec.id, 0)
             start = offset(centre, *spec.start)
+            if self.water.contains(start):
+                raise ValueError(f"{spec.callsign} would start in the water")
             walk = self._walk(spec, start, 0.0, rng)
             delay = rng.uniform(*answer_delay_s)
             self.people[spec.id] = _Person(spec, Track(walk), answer_delay_s=delay)
@@ -205,6 +223,7 @@ class ResponderSim:
             centre=self.centre,
             radius_m=self.radius_m,
             pause_p=PAUSE_P[spec.travel],
+            water=self.water,
         )
 
     # --- pure views --------------------------------------------------------------------
@@ -290,7 +309,7 @@ class ResponderSim:
         here = person.track.at(t_s).position
         person.calls += 1
         rng = self._rng(rid, person.calls)
-        legs = errand(here, call.goal, t_s, HURRY_MPS[person.spec.travel], rng)
+        legs = errand(here, call.goal, t_s, HURRY_MPS[person.spec.travel], rng, self.water)
         call.state = "accepted"
         call.arrive_s = legs[-1].t1
         call.leave_s = call.arrive_s + ON_SCENE_S

@@ -3,8 +3,9 @@
 A `Track` is a chain of straight segments in time (standing still is a segment from a
 point to itself). Walks are drawn lazily from a seeded random generator, block by block
 along a street grid: mostly straight on at a corner, sometimes a turn, now and then a
-stop (a shop, a chat), and always back towards the centre when the next block would
-leave the district. The same seed gives the same walk, whatever times are asked for.
+stop (a shop, a chat), always back towards the centre when the next block would leave
+the district, and never across water (`Water`: the base map's harbour basins). The
+same seed gives the same walk, whatever times are asked for.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 from feeds.sim.geo import LatLon, bearing_deg, destination, haversine_m
 from feeds.sim.motion import MotionState
 
-__all__ = ["GRID_DEG", "Segment", "Track", "errand", "street_walk"]
+__all__ = ["GRID_DEG", "Segment", "Track", "Water", "errand", "street_walk"]
 
 # The Nordstadt's streets run roughly north-south and east-west, a few degrees turned.
 GRID_DEG = 8.0
@@ -73,6 +75,49 @@ class Track:
         return self._segments[i].at(t)
 
 
+@dataclass(frozen=True)
+class Water:
+    """Polygons nobody walks or drives across (the harbour basins, the canal)."""
+
+    polygons: tuple[tuple[LatLon, ...], ...] = ()
+
+    @classmethod
+    def from_geojson(cls, doc: dict[str, Any]) -> Water:
+        """The outer rings of the features of class `water` ([lon, lat] pairs)."""
+        rings = []
+        for f in doc.get("features", []):
+            geom = f.get("geometry") or {}
+            if (f.get("properties") or {}).get("class") != "water":
+                continue
+            if geom.get("type") == "Polygon":
+                ring = geom["coordinates"][0]
+                rings.append(tuple((float(p[1]), float(p[0])) for p in ring))
+        return cls(tuple(rings))
+
+    def contains(self, p: LatLon) -> bool:
+        return any(_inside(p, ring) for ring in self.polygons)
+
+    def crosses(self, a: LatLon, b: LatLon) -> bool:
+        """Whether the straight way from a to b gets wet (sampled every 5 m)."""
+        if not self.polygons:
+            return False
+        n = max(1, math.ceil(haversine_m(a, b) / 5.0))
+        return any(
+            self.contains((a[0] + (b[0] - a[0]) * i / n, a[1] + (b[1] - a[1]) * i / n))
+            for i in range(n + 1)
+        )
+
+
+def _inside(p: LatLon, ring: tuple[LatLon, ...]) -> bool:
+    """Ray casting in the lat/lon plane (fine over a few kilometres)."""
+    y, x = p
+    inside = False
+    for (y1, x1), (y2, x2) in pairwise((*ring, ring[0])):
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
+
 def _step(here: LatLon, direction: int, block_m: float) -> LatLon:
     return destination(here, (GRID_DEG + 90.0 * direction) % 360.0, block_m)
 
@@ -86,8 +131,10 @@ def street_walk(
     centre: LatLon,
     radius_m: float,
     pause_p: float = 0.15,
+    water: Water = Water(),
 ) -> Iterator[Segment]:
-    """Block by block from `start`, for ever, staying within radius_m of `centre`."""
+    """Block by block from `start`, for ever, staying within radius_m of `centre` and
+    out of the water."""
     if not (speed_mps > 0 and math.isfinite(speed_mps)):
         raise ValueError(f"speed must be positive, got {speed_mps!r}")
     here, t = start, t0
@@ -99,23 +146,35 @@ def street_walk(
             yield Segment(t, t + dwell, here, here, heading)
             t += dwell
         turn = rng.choices((0, 1, 3, 2), weights=(55, 20, 20, 5))[0]
-        direction = (direction + turn) % 4
         block = rng.uniform(*BLOCK_M)
+        wanted = (direction + turn) % 4
+        if haversine_m(_step(here, wanted, block), centre) > radius_m:
+            # Back into the district: the grid directions that bring us closest first.
+            order = sorted(range(4), key=lambda d: haversine_m(_step(here, d, block), centre))
+        else:  # as wanted, else straight on, right, left, back
+            order = [wanted, *((direction + k) % 4 for k in (0, 1, 3, 2))]
+        dry = [d for d in order if not water.crosses(here, _step(here, d, block))]
+        if not dry:  # a quay corner with short blocks all round: wait, then try again
+            yield Segment(t, t + 10.0, here, here, (GRID_DEG + 90.0 * direction) % 360.0)
+            t += 10.0
+            continue
+        direction = dry[0]
         there = _step(here, direction, block)
-        if haversine_m(there, centre) > radius_m:
-            # Back into the district: the grid direction that brings us closest to it.
-            direction = min(range(4), key=lambda d: haversine_m(_step(here, d, block), centre))
-            there = _step(here, direction, block)
         heading = bearing_deg(here, there)
         yield Segment(t, t + block / speed_mps, here, there, heading)
         here, t = there, t + block / speed_mps
 
 
 def errand(
-    start: LatLon, goal: LatLon, t0: float, speed_mps: float, rng: random.Random
+    start: LatLon,
+    goal: LatLon,
+    t0: float,
+    speed_mps: float,
+    rng: random.Random,
+    water: Water = Water(),
 ) -> list[Segment]:
-    """Straight-ish from `start` to `goal` (one dog-leg, as streets make you); the last
-    segment ends at the goal at the arrival time."""
+    """Straight-ish from `start` to `goal` (one dog-leg, as streets make you, on the dry
+    side where there is one); the last segment ends at the goal at the arrival time."""
     if not (speed_mps > 0 and math.isfinite(speed_mps)):
         raise ValueError(f"speed must be positive, got {speed_mps!r}")
     distance = haversine_m(start, goal)
@@ -123,8 +182,11 @@ def errand(
     if distance > 40.0:
         course = bearing_deg(start, goal)
         half = destination(start, course, distance / 2)
-        side = rng.choice((-90.0, 90.0))
-        points.append(destination(half, course + side, min(0.1 * distance, 80.0)))
+        first = rng.choice((-90.0, 90.0))
+        lateral = min(0.1 * distance, 80.0)
+        bends = [destination(half, course + side, lateral) for side in (first, -first)]
+        dry = [b for b in bends if not (water.crosses(start, b) or water.crosses(b, goal))]
+        points.append((dry or bends)[0])
     points.append(goal)
     out: list[Segment] = []
     t = t0
