@@ -507,12 +507,18 @@
     const box = document.getElementById("responders-list");
     if (!box) return;
     const staleAfter = C().staleAfter("person");
-    const rows = Array.from(C().picture.responders.values()).sort((x, y) => String(x.callsign).localeCompare(String(y.callsign)));
+    const rows = Array.from(C().picture.responders.values());
+    // Those on a call first (on the way, then there), then the free, then the unavailable.
+    const rank = { alerted: 0, accepted: 0, arrived: 1 };
     const data = rows.map((r) => {
       const call = A.callOf(r.id);
       const pos = position(r.id);
-      return { r: r, call: call && [call.state, call.at, call.detection.id, call.detection.category], at: pos && pos.at };
-    });
+      const open = call && OPEN_STATES.includes(call.detection.state) && call.state in rank;
+      return {
+        r: r, call: call && [call.state, call.at, call.detection.id, call.detection.category], at: pos && pos.at,
+        rank: open ? rank[call.state] : r.available ? 2 : 3,
+      };
+    }).sort((x, y) => x.rank - y.rank || String(x.r.callsign).localeCompare(String(y.r.callsign)));
     if (!rows.length) { setHtml(box, '<p class="muted">' + esc(t("responders.none")) + "</p>"); return; }
     setHtml(box, data.map(({ r, call, at }) => {
       const state = call
