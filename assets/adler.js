@@ -436,8 +436,10 @@
     }
     let box = document.getElementById("detection-popup");
     if (!box) {
+      // The steps and their outcome stay in view at the bottom however long the rest is.
+      const part = (p) => '<div class="part part-' + p + '"></div>';
       root.innerHTML = '<div id="detection-popup" class="adler-popup" role="dialog" aria-labelledby="detection-popup-title">' +
-        PARTS.map((p) => '<div class="part part-' + p + '"></div>').join("") + "</div>";
+        ["head", "personal", "calls", "candidates"].map(part).join("") + '<div class="foot">' + part("status") + part("actions") + "</div></div>";
       box = document.getElementById("detection-popup");
     }
     if (box.getAttribute("data-detection") !== d.id) box.setAttribute("data-detection", d.id);

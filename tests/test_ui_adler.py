@@ -223,7 +223,12 @@ def test_a_new_fall_pops_up_and_two_taps_send_the_nearest_helfer(server: Server,
     assert "Notfallsanitäter" in first
     assert page.locator(".adler-det.state-new .ring").count() == 1  # pulsing on the map
 
-    # Two taps.
+    # Two taps, on buttons a gloved finger hits, in view without scrolling.
+    for button in popup.locator("button").all():
+        b = button.bounding_box()
+        assert b is not None and b["height"] >= 44 and b["width"] >= 44, b
+    b = popup.locator("button.to-confirmed").bounding_box()
+    assert b is not None and b["y"] + b["height"] <= 800, b
     popup.locator("button.to-confirmed", has_text="Bestätigen").click()
     popup.locator(".state-badge", has_text="bestätigt").wait_for(timeout=5000)
     popup.locator("button.to-dispatched", has_text="Entsenden").click()
