@@ -264,6 +264,9 @@ async def test_the_whole_call_through_the_routes(served: Served) -> None:
         assert (await _answer(c, served, "eh-02", "accepted")).status_code == 202
         assert (await _answer(c, served, "eh-03", "declined")).status_code == 202
         await _position(c, served, "eh-02", 10)  # there: the cockpit sees it arrive
+        # ... and the platform's own "arrived" a moment later is a repeat, not an error
+        r = await _answer(c, served, "eh-02", "arrived")
+        assert r.status_code == 200 and r.json()["repeat"] is True, r.text
         pic = await _situation(c)
         (det,) = pic["detections"]
         assert det["calls"]["eh-02"]["state"] == "arrived"
