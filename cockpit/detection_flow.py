@@ -13,7 +13,15 @@ from collections.abc import Mapping
 
 from cockpit.events import DetectionState
 
-__all__ = ["CALL_LABEL_DE", "CALL_NEXT", "LABEL_DE", "NEXT", "allowed", "call_allowed"]
+__all__ = [
+    "CALL_LABEL_DE",
+    "CALL_NEXT",
+    "LABEL_DE",
+    "NEXT",
+    "QUALIFICATION_DE",
+    "allowed",
+    "call_allowed",
+]
 
 NEXT: Mapping[str, tuple[DetectionState, ...]] = {
     "new": ("confirmed", "dismissed"),
@@ -58,6 +66,16 @@ CALL_LABEL_DE: Mapping[str, str] = {
     "declined": "abgesagt",
     "arrived": "eingetroffen",
     "released": "entlassen",
+}
+
+# Qualifications as the journal names them (German ranks of the rescue service).
+QUALIFICATION_DE: Mapping[str, str] = {
+    "first_aid": "Ersthelfer",
+    "paramedic": "Rettungssanitäter",
+    "emergency_paramedic": "Notfallsanitäter",
+    "doctor": "Arzt",
+    "nurse": "Pflegekraft",
+    "firefighter": "Feuerwehr",
 }
 
 

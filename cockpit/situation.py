@@ -17,7 +17,13 @@ from typing import Any, Literal
 
 import orjson
 
-from cockpit.detection_flow import CALL_LABEL_DE, LABEL_DE, allowed, call_allowed
+from cockpit.detection_flow import (
+    CALL_LABEL_DE,
+    LABEL_DE,
+    QUALIFICATION_DE,
+    allowed,
+    call_allowed,
+)
 from cockpit.events import (
     AckEvent,
     AlertEvent,
@@ -813,7 +819,7 @@ class Situation:
         calls = dict(det.get("calls") or {})
         calls[r["id"]] = {"state": state, "at": t, "by": by}
         det = dict(det, calls=calls, updated_at=t)
-        quals = ", ".join(r["qualifications"])
+        quals = ", ".join(QUALIFICATION_DE.get(q, q) for q in r["qualifications"])
         text = f"{r['callsign']} ({quals}) {CALL_LABEL_DE[state]} – Meldung {det['category']}"
         deltas = [
             self._journal(

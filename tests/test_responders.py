@@ -146,7 +146,7 @@ def test_alert_answer_arrival_moves_the_detection_on_scene_and_frees_at_close() 
     }
     assert log.det()["state"] == "on_scene"
     journal = [j["text"] for j in log.sit.journal]
-    assert any("EH a (paramedic) alarmiert" in t for t in journal)
+    assert any("EH a (Rettungssanitäter) alarmiert" in t for t in journal)
     assert any("eingetroffen" in t for t in journal)
     assert any("Kräfte vor Ort" in t for t in journal)
     view = log.sit.view(T0.timestamp() + 100)
@@ -264,6 +264,9 @@ async def test_the_whole_call_through_the_routes(served: Served) -> None:
         assert (await _answer(c, served, "eh-02", "accepted")).status_code == 202
         assert (await _answer(c, served, "eh-03", "declined")).status_code == 202
         await _position(c, served, "eh-02", 10)  # there: the cockpit sees it arrive
+        # ... and the platform's own "arrived" a moment later is a repeat, not an error
+        r = await _answer(c, served, "eh-02", "arrived")
+        assert r.status_code == 200 and r.json()["repeat"] is True, r.text
         pic = await _situation(c)
         (det,) = pic["detections"]
         assert det["calls"]["eh-02"]["state"] == "arrived"
@@ -274,8 +277,8 @@ async def test_the_whole_call_through_the_routes(served: Served) -> None:
         busy = {r["id"]: r["busy"] for r in pic["responders"]}
         assert busy == {"eh-01": None, "eh-02": "adler-4711", "eh-03": None}
         texts = [j["text"] for j in pic["journal"] if j["ref"] == "adler-4711"]
-        assert any("Ersthelfer 02 (nurse) zugesagt" in t for t in texts)
-        assert any("Ersthelfer 03 (doctor) abgesagt" in t for t in texts)
+        assert any("Ersthelfer 02 (Pflegekraft) zugesagt" in t for t in texts)
+        assert any("Ersthelfer 03 (Arzt) abgesagt" in t for t in texts)
         # a later alert of the one who declined, by hand
         r = await c.post("/api/v1/detections/adler-4711/alert", json={"responders": ["eh-03"]})
         assert r.status_code == 201 and r.json()["alerted"] == ["eh-03"], r.text

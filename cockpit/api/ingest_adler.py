@@ -129,6 +129,7 @@ async def ingest_responders(
     summary="A responder's answer to an alert: accepted, declined, arrived",
     openapi_extra=_schema_body("ResponderAnswer"),
     responses={
+        200: {"description": "the same answer again: already in the picture, nothing new"},
         202: {"description": "committed; the sequence numbers"},
         404: {"description": "no such detection or responder"},
         409: {"description": "not an answer to an alert: the call's state and what may follow"},
@@ -152,6 +153,11 @@ async def ingest_answer(
         if answer.responder not in sit.responders:
             raise ApiError(404, "no such responder", "responder", f"{answer.responder!r}")
         current = (det.get("calls") or {}).get(answer.responder, {}).get("state")
+        if current == answer.answer:
+            # The same answer again (the platform retried, or its "arrived" came after the
+            # cockpit saw the responder arrive): already in the picture, nothing to add.
+            health.accept(1, svc.clock())
+            return JsonResponse({"seq": [], "state": current, "repeat": True}, status_code=200)
         if current in (None, "declined", "released") or not call_allowed(current, answer.answer):
             nxt = [s for s in CALL_NEXT.get(current, ()) if s != "released"]
             err = ApiError(
