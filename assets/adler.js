@@ -286,6 +286,21 @@
     drawList();
   }
 
+  async function alertOne(id, rid) {
+    if (A.busy[id]) return;
+    A.busy[id] = "alert";
+    A.status[id] = { text: t("adler.busy"), error: false };
+    drawPopup();
+    const url = "/api/v1/detections/" + encodeURIComponent(id) + "/alert";
+    const answer = await C().request("POST", url, { responders: [rid] });
+    delete A.busy[id];
+    const names = ((answer.body && answer.body.alerted) || []).map(callsignOf);
+    A.status[id] = answer.ok
+      ? { text: names.length ? t("adler.alerted", { names: names.join(", ") }) : t("adler.failed", { reason: callsignOf(rid) }), error: !names.length }
+      : { text: t("adler.failed", { reason: answer.reason }), error: true };
+    drawPopup();
+  }
+
   async function fetchPersonal(id) {
     A.personal[id] = { loading: true };
     drawPopup();
@@ -322,12 +337,20 @@
     const list = d.candidates || [];
     if (!OPEN_STATES.includes(d.state) || d.state === "on_scene") return "";
     const stale = C().staleAfter("person");
+    // One more Helfer at a time (after one said no): once the detection is confirmed.
+    const more = C().cfg.can_write && (d.state === "confirmed" || d.state === "dispatched");
+    const alertCell = (c) => (more
+      ? '<td><button type="button" class="btn alert-one" data-act="alert" data-responder="' + esc(c.responder) + '"' +
+        (A.busy[d.id] ? " disabled" : "") + ">" + esc(t("adler.alert_one")) + "</button></td>"
+      : "");
     const body = list.length
-      ? '<table class="facts candidates"><thead><tr><th>' + esc(t("adler.callsign")) + "</th><th>" + esc(t("adler.qualification")) +
-        "</th><th>" + esc(t("adler.distance")) + "</th><th>" + esc(t("adler.eta")) + "</th><th>" + esc(t("adler.position_age")) +
-        "</th></tr></thead><tbody>" +
-        list.map((c) => '<tr data-responder="' + esc(c.responder) + '"><td><b>' + esc(c.callsign) + "</b></td><td>" + esc(quals(c.qualifications)) +
-          "</td><td>" + esc(distance(c.distance_m)) + "</td><td>" + esc(eta(c.eta_s)) + "</td><td>" + ageHtml(c.position_at, stale) + "</td></tr>").join("") +
+      ? '<table class="facts candidates"><thead><tr><th>' + esc(t("adler.callsign")) + "</th><th>" + esc(t("adler.distance")) +
+        "</th><th>" + esc(t("adler.eta")) + "</th>" + (more ? "<th></th>" : "") + "</tr></thead><tbody>" +
+        // Who (and what they are), how far (and how old that position is), how soon.
+        list.map((c) => '<tr data-responder="' + esc(c.responder) + '"><td><b>' + esc(c.callsign) + '</b><br><span class="small">' +
+          esc(quals(c.qualifications)) + '</span></td><td>' + esc(distance(c.distance_m)) + '<br><span class="small">' +
+          esc(t("adler.position_age")) + " " + ageHtml(c.position_at, stale) + "</span></td><td>" + esc(eta(c.eta_s)) + "</td>" +
+          alertCell(c) + "</tr>").join("") +
         "</tbody></table>"
       : '<p class="muted">' + esc(t("adler.no_candidates")) + "</p>";
     return "<h4>" + esc(t("adler.candidates")) + "</h4>" + body;
@@ -463,6 +486,7 @@
       else if (act === "next") step(1);
       else if (act === "personal") fetchPersonal(id);
       else if (act === "step") transition(id, btn.getAttribute("data-to"));
+      else if (act === "alert") alertOne(id, btn.getAttribute("data-responder"));
       return;
     }
     const item = target.closest("[data-open-detection]");

@@ -266,8 +266,8 @@ def test_a_new_fall_pops_up_and_two_taps_send_the_nearest_helfer(server: Server,
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "commander-adler.png"))
 
-    # Their answers come from the platform: Anna accepts, Bernd declines. Words change,
-    # and only Anna's line to the fall stays.
+    # Their answers come from the platform: Anna accepts (zugesagt), Bernd declines
+    # (abgesagt). Words change, and only Anna's line to the fall stays.
     for rid, answer in (("h-anna", "accepted"), ("h-bernd", "declined")):
         r = httpx.post(
             server.url + "/api/v1/ingest/adler/answer",
@@ -281,14 +281,20 @@ def test_a_new_fall_pops_up_and_two_taps_send_the_nearest_helfer(server: Server,
             timeout=15,
         )
         assert r.status_code == 202, r.text
-    popup.locator(".calls li[data-responder='h-anna'] .call", has_text="angenommen").wait_for(
+    popup.locator(".calls li[data-responder='h-anna'] .call", has_text="zugesagt").wait_for(
         timeout=5000
     )
-    popup.locator(".calls li[data-responder='h-bernd'] .call", has_text="abgelehnt").wait_for(
+    popup.locator(".calls li[data-responder='h-bernd'] .call", has_text="abgesagt").wait_for(
         timeout=5000
     )
     panel.locator(".responder.call-accepted", has_text="Helferin Anna").wait_for(timeout=5000)
     page.wait_for_function("window.cockpitLive.groups.calls.getLayers().length === 1", timeout=3000)
+    # Bernd said no: one tap alerts Carla, the next nearest free one.
+    popup.locator(".candidates tr[data-responder='h-carla'] button", has_text="Alarmieren").click()
+    popup.locator(".calls li[data-responder='h-carla'] .call", has_text="alarmiert").wait_for(
+        timeout=5000
+    )
+    assert "Alarmiert: Helferin Carla" in popup.locator(".status").inner_text()
 
     # Personal data only on a tap, and gone when the pop-up closes.
     assert popup.locator(".personal-box.shown").count() == 0
