@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cockpit.bookmarks import BookmarkError, BookmarkStore
+from cockpit.detection_flow import LABEL_DE
 from cockpit.pipeline import restore_from_log, situation_factory
 from cockpit.recorder import LogReader, RecorderError
 from cockpit.settings import Settings
@@ -149,19 +150,17 @@ def _marks(sit: Situation) -> list[dict[str, Any]]:
                 "text": _short(a["text"]),
             }
         )
+    lines_of: dict[str, list[dict[str, Any]]] = {}
+    for j in sit.journal:
+        if j["category"] == "detection" and j.get("ref"):
+            lines_of.setdefault(j["ref"], []).append(j)
     for d in sit.detections.values():
         steps = d.get("history", [])
+        # Each step wrote one journal line at its seq: the marks say what the
+        # Einsatztagebuch said (in German, as the crews read it).
+        line_at = {j["seq"]: j for j in lines_of.get(d["id"], [])}
         step_seqs = {h["seq"] for h in steps}
-        report = next(
-            (
-                j
-                for j in sit.journal
-                if j.get("ref") == d["id"]
-                and j["category"] == "detection"
-                and j["seq"] not in step_seqs
-            ),
-            None,
-        )
+        report = next((j for s, j in line_at.items() if s not in step_seqs), None)
         marks.append(
             {
                 "kind": "detection",
@@ -183,7 +182,11 @@ def _marks(sit: Situation) -> list[dict[str, Any]]:
                     "step": h["to"],
                     "from": h["from"],
                     "category": d["category"],
-                    "text": _short(f"Meldung {d['category']}: {h['from']} → {h['to']}"),
+                    "text": _short(
+                        line_at[h["seq"]]["text"]
+                        if h["seq"] in line_at
+                        else f"Meldung {d['category']}: {LABEL_DE.get(h['to'], h['to'])}"
+                    ),
                 }
             )
     for j in sit.journal:

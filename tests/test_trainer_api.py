@@ -322,6 +322,12 @@ async def test_the_timeline_shows_density_and_marks_without_personal_data(
     ]
     assert ("detection", "reported") in kinds and ("detection", "dispatched") in kinds
     assert ("journal", "note") in kinds and ("alert", "critical") in kinds
+    # As the Einsatztagebuch says it, in German.
+    assert [m["text"] for m in tl["marks"] if m["kind"] == "detection"] == [
+        "Meldung fall: Sturz in Wohnung",
+        "Meldung fall: bestätigt",
+        "Meldung fall: Kräfte entsandt",
+    ]
     by_text = {m["text"]: m for m in tl["marks"]}
     assert by_text["Atemschutznotfall"]["at"] == _iso(70.05)
     assert all(tl["start"] <= m["t"] <= tl["end"] for m in tl["marks"])
