@@ -408,6 +408,18 @@ async def test_bookmarks_survive_a_restart_and_never_change_the_recording(
             r = await c.post("/api/v1/replay/bookmarks", json={"title": "CO-Alarm"})
             co = r.json()
             assert co["at"] == _iso(61).replace("Z", ".000000Z") and co["author"] == "trainer"
+            # Many at once (each a read-modify-write of the file): none is lost.
+            many = await asyncio.gather(
+                *(
+                    c.post("/api/v1/replay/bookmarks", json={"t": fall["t"], "title": f"n{i}"})
+                    for i in range(20)
+                )
+            )
+            assert [r.status_code for r in many] == [201] * 20
+            listed = (await c.get("/api/v1/replay/bookmarks")).json()["bookmarks"]
+            assert len(listed) == 22
+            for r in many:
+                assert (await c.delete(f"/api/v1/replay/bookmarks/{r.json()['id']}")).is_success
         async with _client(s, "el") as el:
             r = await el.delete(f"/api/v1/replay/bookmarks/{co['id']}")
             assert r.status_code == 403 and r.json()["errors"][0]["field"] == "author"
