@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cockpit import library
+from cockpit.api.replay import Seeks
 from cockpit.bookmarks import bookmarks_path
 from cockpit.events import (
     Alert,
@@ -151,6 +152,7 @@ async def test_seek_then_the_picture_equals_situation_at_that_time(served: Serve
             r = await c.post("/api/v1/replay/seek", json={"at": _iso(seconds)})
             assert r.status_code == 200, r.text
             assert r.json()["position"] == pytest.approx(T0.timestamp() + seconds)
+            assert r.json()["superseded"] is False
             picture = (await c.get("/api/v1/situation")).json()
             at_t = (await c.get("/api/v1/situation", params={"at": _iso(seconds)})).json()
             assert picture["seq"] == at_t["seq"] == r.json()["seq"] > 0
@@ -204,6 +206,25 @@ async def test_play_at_ten_times_runs_ten_times_as_fast_as_at_one(served: Served
         assert seq_tenfold > seq_once  # the picture moved on with the clock
         r = await c.post("/api/v1/replay/speed", json={"speed": 0.25})
         assert r.json()["speed"] == 0.25 and r.json()["playing"] is False
+
+
+async def test_a_drag_of_seeks_rebuilds_the_picture_for_where_it_ends_only() -> None:
+    class Slow:
+        def __init__(self) -> None:
+            self.made: list[float] = []
+
+        async def seek(self, t: float) -> None:
+            await asyncio.sleep(0.2)  # a rebuild on a large recording
+            self.made.append(t)
+
+    replay = Slow()
+    seeks = Seeks(replay)
+    first = asyncio.create_task(seeks.seek(1.0))
+    await asyncio.sleep(0.05)  # the first is rebuilding while the drag goes on
+    answers = await asyncio.gather(*(seeks.seek(t) for t in (2.0, 3.0, 4.0)))
+    assert await first is True
+    assert answers == [False, False, True]
+    assert replay.made == [1.0, 4.0]
 
 
 _BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [

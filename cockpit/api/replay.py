@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,7 +29,7 @@ from cockpit.library import MAX_BUCKETS, list_recordings, timeline
 from cockpit.replay import MAX_SPEED, MIN_SPEED, ReplaySession
 from cockpit.situation import iso
 
-__all__ = ["router"]
+__all__ = ["Seeks", "router"]
 
 router = APIRouter(tags=["replay"])
 
@@ -186,9 +187,44 @@ async def replay_seek(
     if t is None:
         raise _refuse(svc, "seek", "at", "give `at` (ISO 8601) or `t` (epoch seconds)")
     # Browsers on the push stream are told to resync by the seek itself.
-    await replay.seek(t)
+    done = await _seeks_of(replay).seek(t)
     await replay.caught_up()
-    return JsonResponse(_state(replay))
+    return JsonResponse({**_state(replay), "superseded": not done})
+
+
+class _Seekable(Protocol):
+    async def seek(self, t: float) -> None: ...
+
+
+class Seeks:
+    """Seeks one after another, skipping any that a newer one replaced while it waited:
+    a drag along the timeline asks several times a second, and only where it ends
+    matters; each rebuild of the picture takes its time on a large recording."""
+
+    def __init__(self, replay: _Seekable) -> None:
+        self._replay = replay
+        self._lock = asyncio.Lock()
+        self._latest = 0
+
+    async def seek(self, t: float) -> bool:
+        """True if this seek was made; False if a newer one replaced it."""
+        self._latest += 1
+        mine = self._latest
+        async with self._lock:
+            if mine != self._latest:
+                return False
+            await self._replay.seek(t)
+            return True
+
+
+_seeks: weakref.WeakKeyDictionary[ReplaySession, Seeks] = weakref.WeakKeyDictionary()
+
+
+def _seeks_of(replay: ReplaySession) -> Seeks:
+    seeks = _seeks.get(replay)
+    if seeks is None:
+        seeks = _seeks[replay] = Seeks(replay)
+    return seeks
 
 
 def _one_time(svc: Services, body: _When, what: str) -> float | None:
