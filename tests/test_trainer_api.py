@@ -517,3 +517,21 @@ def test_no_control_body_breaks_the_replay(tmp_path: Path) -> None:
                 assert 0.25 <= state["speed"] <= 100
 
         check()
+
+
+async def test_the_control_bodies_are_in_the_openapi_document(served: Served) -> None:
+    async with _client(served, "viewer") as c:
+        paths = (await c.get("/openapi.json")).json()["paths"]
+
+    def body(path: str) -> dict[str, Any]:
+        schema: dict[str, Any] = paths[path]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]
+        return schema
+
+    assert set(body("/api/v1/replay/seek")["properties"]) == {"at", "t"}
+    assert body("/api/v1/replay/speed")["required"] == ["speed"]
+    assert body("/api/v1/replay/speed")["properties"]["speed"]["maximum"] == 100
+    assert set(body("/api/v1/replay/bookmarks")["properties"]) == {"at", "t", "title", "note"}
+    assert "delete" in paths["/api/v1/replay/bookmarks/{bookmark_id}"]
+    assert "get" in paths["/api/v1/recordings"] and "get" in paths["/api/v1/replay/timeline"]

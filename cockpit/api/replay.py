@@ -94,6 +94,18 @@ class BookmarkIn(_When):
 _M = TypeVar("_M", bound=_Body)
 
 
+def _documented(model: type[_Body], *, required: bool = True) -> dict[str, Any]:
+    """The body's schema for /docs (the route validates the body itself, to answer 422
+    naming the field in this API's one error shape)."""
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
 def _refuse(svc: Services, what: str, field: str, reason: str) -> ApiError:
     svc.health.feed("ui").reject(f"invalid {what}", svc.clock())
     return ApiError(422, f"invalid {what}", field, reason)
@@ -139,7 +151,11 @@ async def replay_state(
     return JsonResponse(_state(_replay(services(request))))
 
 
-@router.post("/api/v1/replay/play", summary="Play (optionally at a new speed, 0.25-100)")
+@router.post(
+    "/api/v1/replay/play",
+    summary="Play (optionally at a new speed, 0.25-100)",
+    openapi_extra=_documented(PlayIn, required=False),
+)
 async def replay_play(
     request: Request,
     user: User = Depends(require_trainer),  # noqa: B008
@@ -161,7 +177,11 @@ async def replay_pause(
     return JsonResponse(_state(replay))
 
 
-@router.post("/api/v1/replay/speed", summary="Change the speed (0.25-100), playing or not")
+@router.post(
+    "/api/v1/replay/speed",
+    summary="Change the speed (0.25-100), playing or not",
+    openapi_extra=_documented(SpeedIn),
+)
 async def replay_speed(
     request: Request,
     user: User = Depends(require_trainer),  # noqa: B008
@@ -175,6 +195,7 @@ async def replay_speed(
 @router.post(
     "/api/v1/replay/seek",
     summary="Jump to a time (clamped to the recording); answers once the picture is there",
+    openapi_extra=_documented(SeekIn),
 )
 async def replay_seek(
     request: Request,
@@ -289,6 +310,7 @@ async def bookmarks(
     "/api/v1/replay/bookmarks",
     status_code=201,
     summary="Bookmark a time (default: the replay's position) with a title and a note",
+    openapi_extra=_documented(BookmarkIn),
 )
 async def add_bookmark(
     request: Request,
