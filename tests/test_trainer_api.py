@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from cockpit import library
 from cockpit.api.replay import Seeks
-from cockpit.bookmarks import bookmarks_path
+from cockpit.bookmarks import BookmarkError, BookmarkStore, bookmarks_path
 from cockpit.events import (
     Alert,
     AlertEvent,
@@ -462,6 +462,26 @@ async def test_bookmarks_survive_a_restart_and_never_change_the_recording(
     assert all(b["created_at"].endswith("Z") for b in kept["bookmarks"])
     assert [r["bookmarks"] for r in listed if r["current"]] == [2]
     assert _sha(recording) == before
+
+
+def test_a_damaged_bookmarks_file_is_reported_and_never_overwritten(tmp_path: Path) -> None:
+    recording = tmp_path / "incidents" / "test.sqlite"
+    store = BookmarkStore(recording, "test")
+    assert store.all() == []  # none yet: no file, nothing created
+    assert not bookmarks_path(recording).parent.exists()
+    mark = store.add(T0.timestamp(), "Lage", "", "trainer")
+    assert bookmarks_path(recording) == tmp_path / "incidents" / "test" / "trainer-bookmarks.json"
+    assert BookmarkStore(recording, "test").all() == [mark]
+    damaged = b'{"format": 1, "bookmarks": [{"id": "bm-1", "t": 1'
+    bookmarks_path(recording).write_bytes(damaged)
+    with pytest.raises(BookmarkError, match=r"trainer-bookmarks\.json"):
+        store.all()
+    with pytest.raises(BookmarkError):
+        store.add(T0.timestamp(), "Lage", "", "trainer")
+    assert bookmarks_path(recording).read_bytes() == damaged  # the notes are still there
+    assert [p.name for p in bookmarks_path(recording).parent.iterdir() if p.suffix != ".lock"] == [
+        "trainer-bookmarks.json"
+    ]  # no temp file left behind
 
 
 # --- no body breaks a control -----------------------------------------------------
