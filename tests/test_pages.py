@@ -98,6 +98,8 @@ async def test_the_layout_speaks_the_chosen_language_and_knows_the_user(served: 
     async with client(served, user="viewer") as c:
         viewer = _config((await c.get("/_dash-layout")).json())
         assert viewer["can_write"] is False  # no journal form, no acknowledge buttons
+        # and no "Personendaten" button on an A.D.Le.R. detection
+        assert viewer["personal_data"] is False and de["personal_data"] is True
 
 
 def test_every_browser_string_exists_in_both_languages() -> None:
@@ -105,6 +107,32 @@ def test_every_browser_string_exists_in_both_languages() -> None:
         assert texts.get("de") and texts.get("en"), key
         fields = lambda s: sorted(re.findall(r"\{(\w+)\}", s))  # noqa: E731
         assert fields(texts["de"]) == fields(texts["en"]), key
+
+
+def test_every_string_the_page_scripts_ask_for_is_in_the_table() -> None:
+    """Literal keys in assets/*.js, and the words for every A.D.Le.R. category, detection
+    state, call state, qualification and way of travel the backend can send (a new one
+    without its German word would show as a code on the commander's tablet)."""
+    from typing import get_args
+
+    from cockpit.events import DetectionState, Qualification, ResponderCallState, Travel
+    from feeds.adler import TYPES
+
+    assets = Path(__file__).resolve().parent.parent / "assets"
+    asked = set()
+    for script in assets.glob("*.js"):
+        text = script.read_text()
+        asked |= set(re.findall(r"\bt\(\s*\"([a-z_][a-z0-9_.]*[a-z0-9_])\"\s*[,)]", text))
+        # whole keys kept in tables (the step buttons' labels)
+        asked |= set(re.findall(r"\"(adler\.[a-z0-9_]+)\"", text))
+    assert {"adler.confirm", "adler.dispatch", "adler.personal", "conn.live"} <= asked
+    asked |= {f"adler.cat.{c}" for c in TYPES}
+    asked |= {f"adler.state.{s}" for s in get_args(DetectionState)}
+    asked |= {f"call.{s}" for s in get_args(ResponderCallState)}
+    asked |= {f"qual.{q}" for q in get_args(Qualification)}
+    asked |= {f"travel.{m}" for m in get_args(Travel)}
+    missing = sorted(k for k in asked if f"ui.{k}" not in STRINGS)
+    assert missing == []
 
 
 async def test_symbols_exist_for_every_mapped_vehicle_and_kind() -> None:
