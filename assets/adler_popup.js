@@ -92,18 +92,12 @@
       .sort((x, y) => x.first_seen - y.first_seen);
   }
 
+  // What "‹ 1 von 3 ›" steps through: the unreviewed, and the one shown (oldest first).
   function queue() {
-    const ids = pending().map((d) => d.id);
-    if (A.shown && !ids.includes(A.shown)) {
-      const d = C().picture.detections.get(A.shown);
-      ids.push(A.shown);
-      ids.sort((x, y) => {
-        const dx = C().picture.detections.get(x), dy = C().picture.detections.get(y);
-        return (dx ? dx.first_seen : 0) - (dy ? dy.first_seen : 0);
-      });
-      if (!d) return ids.filter((id) => id !== A.shown);
-    }
-    return ids;
+    const list = pending();
+    const shown = A.shown && C().picture.detections.get(A.shown);
+    if (shown && !list.includes(shown)) list.push(shown);
+    return list.sort((x, y) => x.first_seen - y.first_seen).map((d) => d.id);
   }
 
   // Arrivals since the page last looked: a tone for each new one (when the tone is on).
@@ -388,7 +382,10 @@
   });
 
   document.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape" && A.shown) A.close();
+    if (ev.key === "Escape" && A.shown) { A.close(); return; }
+    // A list row is a button for the keyboard too.
+    const item = ev.target instanceof Element && (ev.key === "Enter" || ev.key === " ") ? ev.target.closest("[data-open-detection]") : null;
+    if (item) { ev.preventDefault(); item.click(); }
   });
 
   A.popup = {

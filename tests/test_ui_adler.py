@@ -249,11 +249,12 @@ def test_a_new_fall_pops_up_and_two_taps_send_the_nearest_helfer(server: Server,
     carla = panel.locator(".responder[data-responder='h-carla']").inner_text()
     assert "verfügbar" in carla and "alarmiert" not in carla
     marker = page.locator(".sym-responder", has_text="Helferin Anna")
-    assert "alarmiert" in marker.locator(".call").inner_text()
+    marker.locator(".call", has_text="alarmiert").wait_for(timeout=3000)
     # dashed lines from the two alerted to the fall
     page.wait_for_function("window.cockpitLive.groups.calls.getLayers().length === 2", timeout=3000)
     item = page.locator("#adler-list .adler-item[data-detection='adler-1']")
-    assert "entsandt" in item.inner_text() and "Helferin Anna: alarmiert" in item.inner_text()
+    item.locator(".call-row", has_text="Helferin Anna: alarmiert").wait_for(timeout=3000)
+    assert "entsandt" in item.inner_text()
 
     with contextlib.closing(server.session()) as c:
         det = next(
@@ -294,7 +295,7 @@ def test_a_new_fall_pops_up_and_two_taps_send_the_nearest_helfer(server: Server,
     popup.locator(".calls li[data-responder='h-carla'] .call", has_text="alarmiert").wait_for(
         timeout=5000
     )
-    assert "Alarmiert: Helferin Carla" in popup.locator(".status").inner_text()
+    popup.locator(".status", has_text="Alarmiert: Helferin Carla").wait_for(timeout=5000)
 
     # Personal data only on a tap, and gone when the pop-up closes.
     assert popup.locator(".personal-box.shown").count() == 0
