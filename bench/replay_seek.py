@@ -659,7 +659,7 @@ def generate(path: Path, events: int, hours: float, seed: int) -> dict[str, Any]
     from cockpit.settings import Settings
 
     settings = Settings()
-    params = {"events": events, "hours": hours, "seed": seed, "format": 1}
+    params = _params(events, hours, seed)
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     sc = _Scenario(events, hours, seed)
@@ -741,6 +741,22 @@ def generate(path: Path, events: int, hours: float, seed: int) -> dict[str, Any]
     return out
 
 
+def _params(events: int, hours: float, seed: int) -> dict[str, Any]:
+    """What makes a recording: the scenario's size and the snapshot settings in force
+    (COCKPIT_SNAPSHOT_EVERY_N / _S, as for the live server)."""
+    from cockpit.settings import Settings
+
+    s = Settings()
+    return {
+        "events": events,
+        "hours": hours,
+        "seed": seed,
+        "snapshot_every_n": s.snapshot_every_n,
+        "snapshot_every_s": s.snapshot_every_s,
+        "format": 1,
+    }
+
+
 def _recording_params(path: Path) -> dict[str, Any] | None:
     from cockpit.recorder import LogReader, RecorderError
 
@@ -766,6 +782,7 @@ def _seek_parts(reader: Any, factory: Callable[[Any], Any], t: float) -> dict[st
     snap = reader.snapshot_before(upto)
     p2 = time.perf_counter()
     sit = factory(snap[1] if snap else None)
+    sit.emit = False  # as situation_at folds: no deltas
     p3 = time.perf_counter()
     folded = 0
     for e in reader.iter_events(sit.seq, upto):
@@ -919,14 +936,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    params = _params(args.events, args.hours, args.seed)
     path: Path = args.out or Path(tempfile.gettempdir()) / (
-        f"cockpit-bench-replay-{args.events}-{args.hours:g}h-{args.seed}.sqlite"
+        f"cockpit-bench-replay-{args.events}-{args.hours:g}h-{args.seed}"
+        f"-snap{params['snapshot_every_n']}-{params['snapshot_every_s']:g}s.sqlite"
     )
     if args.generate_only:
         print(orjson.dumps(generate(path, args.events, args.hours, args.seed)).decode())
         return 0
     load_before = os.getloadavg()  # a shared machine: how busy it was matters
-    params = {"events": args.events, "hours": args.hours, "seed": args.seed, "format": 1}
     generation: dict[str, Any]
     if args.reuse and path.is_file() and _recording_params(path) == params:
         generation = {"reused": True}
@@ -978,6 +996,8 @@ def main(argv: list[str] | None = None) -> int:
         tag = (out["commit"] or "unknown").replace("+", "-")
         if args.seq_at != "log":
             tag += f"-seq-at-{args.seq_at}"
+        if (params["snapshot_every_n"], params["snapshot_every_s"]) != (100_000, 60.0):
+            tag += f"-snap{params['snapshot_every_n']}-{params['snapshot_every_s']:g}s"
         name = f"replay_seek-{tag}.json"
         (ROOT / "bench" / "results" / name).write_text(text + "\n")
         _progress(f"saved bench/results/{name}")
