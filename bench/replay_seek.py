@@ -946,8 +946,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     load_before = os.getloadavg()  # a shared machine: how busy it was matters
     generation: dict[str, Any]
+    made_note = path.with_name(path.name + ".generation.json")  # how long it took, etc.
     if args.reuse and path.is_file() and _recording_params(path) == params:
         generation = {"reused": True}
+        if made_note.is_file():
+            generation["when_made"] = orjson.loads(made_note.read_bytes())
         _progress(f"reusing {path}")
     else:
         _progress(f"generating {args.events:,} events over {args.hours:g} h into {path}")
@@ -962,6 +965,7 @@ def main(argv: list[str] | None = None) -> int:
             stdout=subprocess.PIPE,
             check=True,
         )
+        made_note.write_bytes(child.stdout)
         generation = {"reused": False, **orjson.loads(child.stdout)}
     recording = _sizes(path)
     _progress(f"measuring {args.seeks} seeks")
