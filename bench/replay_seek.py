@@ -886,6 +886,7 @@ async def measure(path: Path, seeks: int, seed: int, seq_at: str = "log") -> dic
         "situation_at_cpu_ms": _pcts(at_cpu),
         "parts": {k: _pcts([p[k] for p in parts]) for k in part_keys},
         "rss_mb": rss,
+        "rss_source": "/proc/self/status: VmRSS, peak VmHWM (psutil is not installed)",
         "picture_at_last_seek": picture,
     }
 
