@@ -798,34 +798,11 @@ def _seek_parts(reader: Any, factory: Callable[[Any], Any], t: float) -> dict[st
     }
 
 
-# What `LogReader.seq_at` could ask instead (`--seq-at indexed`, a what-if for the
-# recorder's owner): the newest event by received_at, read from the `events_received`
-# index in O(log n). The log's own `MAX(seq) ... WHERE received_at <= ?` walks the table
-# back from the newest row, i.e. every event after t with its body. The two agree
-# whenever received_at does not decrease with seq (one publish lock per process).
-SEQ_AT_INDEXED = (
-    "SELECT seq FROM events WHERE received_at <= ? ORDER BY received_at DESC, seq DESC LIMIT 1"
-)
-
-
-def _use_indexed_seq_at() -> None:
-    from cockpit.recorder import LogReader
-
-    def seq_at(self: LogReader, t: float) -> int:
-        row = self._one(SEQ_AT_INDEXED, (t,))
-        return int(row[0]) if row else 0
-
-    LogReader.seq_at = seq_at  # type: ignore[method-assign]
-
-
-async def measure(path: Path, seeks: int, seed: int, seq_at: str = "log") -> dict[str, Any]:
+async def measure(path: Path, seeks: int, seed: int) -> dict[str, Any]:
     from cockpit.pipeline import situation_factory
     from cockpit.recorder import LogReader
     from cockpit.replay import ReplaySession, situation_at
     from cockpit.settings import Settings
-
-    if seq_at == "indexed":
-        _use_indexed_seq_at()
 
     rss: dict[str, float | None] = {"after_imports": _rss_mb()}
     started = time.perf_counter()
@@ -925,12 +902,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="the recording's path (default: in the temp dir)")
     p.add_argument("--reuse", action="store_true", help="keep --out if it was made alike")
     p.add_argument("--save", action="store_true", help="write bench/results/replay_seek-*.json")
-    p.add_argument(
-        "--seq-at",
-        choices=["log", "indexed"],
-        default="log",
-        help="log: LogReader.seq_at as it is; indexed: the index query proposed for it",
-    )
     p.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -970,7 +941,7 @@ def main(argv: list[str] | None = None) -> int:
         generation = {"reused": False, **orjson.loads(child.stdout)}
     recording = _sizes(path)
     _progress(f"measuring {args.seeks} seeks")
-    result = asyncio.run(measure(path, args.seeks, args.seed, args.seq_at))
+    result = asyncio.run(measure(path, args.seeks, args.seed))
     seek_p95 = max(result["seek_ms"]["p95"], result["situation_at_ms"]["p95"])
     peak = result["rss_mb"]["peak"]
     out = {
@@ -984,8 +955,6 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.replay_seek " + " ".join(sys.argv[1:]),
         "commit": git_commit(),
         "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-        "seq_at": args.seq_at
-        + (" (what-if: " + SEQ_AT_INDEXED + ")" if args.seq_at == "indexed" else ""),
         "recording": recording,
         "generation": generation,
         "results": result,
@@ -999,8 +968,6 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.save:
         tag = (out["commit"] or "unknown").replace("+", "-")
-        if args.seq_at != "log":
-            tag += f"-seq-at-{args.seq_at}"
         if (params["snapshot_every_n"], params["snapshot_every_s"]) != (100_000, 60.0):
             tag += f"-snap{params['snapshot_every_n']}-{params['snapshot_every_s']:g}s"
         name = f"replay_seek-{tag}.json"
