@@ -223,7 +223,7 @@
     // One more Helfer at a time (after one said no): once the detection is confirmed.
     const more = C().cfg.can_write && (d.state === "confirmed" || d.state === "dispatched");
     const alertCell = (c) => (more
-      ? '<td><button type="button" class="btn alert-one" data-act="alert" data-responder="' + esc(c.responder) + '"' +
+      ? '<td class="alert-cell"><button type="button" class="btn alert-one" data-act="alert" data-responder="' + esc(c.responder) + '"' +
         (A.busy[d.id] ? " disabled" : "") + ">" + esc(t("adler.alert_one")) + "</button></td>"
       : "");
     const body = list.length

@@ -223,6 +223,7 @@ def test_a_new_fall_pops_up_and_two_taps_send_the_nearest_helfer(server: Server,
     assert "Notfallsanitäter" in first
     assert page.locator(".adler-det.state-new .ring").count() == 1  # pulsing on the map
 
+    page.screenshot(path=str(ARTIFACTS / "commander-adler-new.png"))
     # Two taps, on buttons a gloved finger hits, in view without scrolling.
     for button in popup.locator("button").all():
         b = button.bounding_box()
