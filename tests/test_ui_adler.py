@@ -313,6 +313,14 @@ def test_a_new_fall_pops_up_and_two_taps_send_the_nearest_helfer(server: Server,
     assert "entsandt" in popup.inner_text()
     assert popup.locator(".personal-box.shown").count() == 0
     popup.locator("button.close").click()
+    popup.wait_for(state="detached", timeout=3000)
+    # and from its marker on the map (no longer pulsing: it has been reviewed)
+    marker = page.locator(".adler-det[data-detection='adler-1']")
+    assert "state-dispatched" in (marker.get_attribute("class") or "")
+    assert marker.locator(".ring").is_hidden()
+    marker.dispatch_event("click")  # (a Helfer's label may lie over it)
+    popup.wait_for(timeout=3000)
+    popup.locator("button.close").click()
     assert page.errors == []
 
 
