@@ -35,6 +35,8 @@ __all__ = [
     "Context",
     "Detection",
     "DetectionEvent",
+    "DetectionPurged",
+    "DetectionPurgedEvent",
     "DetectionState",
     "DetectionTransition",
     "DetectionTransitionEvent",
@@ -284,6 +286,13 @@ class DetectionTransition(_Model, frozen=True, kw_only=True):
     note: _Text = ""
 
 
+class DetectionPurged(_Model, frozen=True, kw_only=True):
+    """The personal part of these detections is erased (retention over, see
+    `cockpit.privacy`); everything operational about them stays."""
+
+    ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=1000)]
+
+
 # CAP (OASIS Common Alerting Protocol 1.2) warnings. Every list and string is bounded:
 # the values come from outside (DWD, MoWaS) and every browser receives them.
 _CapText = Annotated[str, msgspec.Meta(max_length=400)]
@@ -508,6 +517,11 @@ class DetectionTransitionEvent(_Envelope, tag="detection.transition", frozen=Tru
     payload: DetectionTransition
 
 
+class DetectionPurgedEvent(_Envelope, tag="detection.purged", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["detection.purged"]] = "detection.purged"
+    payload: DetectionPurged
+
+
 class WarningEvent(_Envelope, tag="warning", frozen=True, kw_only=True):
     kind: ClassVar[Literal["warning"]] = "warning"
     payload: Warning
@@ -566,6 +580,7 @@ Event = (
     | StatusEvent
     | DetectionEvent
     | DetectionTransitionEvent
+    | DetectionPurgedEvent
     | WarningEvent
     | WeatherEvent
     | JournalEvent
@@ -585,6 +600,7 @@ EventKind = Literal[
     "status",
     "detection",
     "detection.transition",
+    "detection.purged",
     "warning",
     "weather",
     "journal",

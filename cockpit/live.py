@@ -7,6 +7,7 @@ module; this one connects them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -36,6 +37,7 @@ from cockpit.media.recording import SegmentInfo, SegmentRecorder
 from cockpit.media.streams import MediaHub, Stream
 from cockpit.pipeline import CommitTimeout, Pipeline
 from cockpit.recorder import incident_folder, incident_path
+from cockpit.retention import purge_loop
 from cockpit.rules.footprint import camera_pose
 from cockpit.settings import Settings, SettingsError
 
@@ -94,9 +96,17 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     cot = (
         await _cot(settings, svc, pipeline) if settings.cot_listen or settings.cot_send_to else None
     )
+    # Personal data past its retention leaves the picture and the log (cockpit.retention);
+    # the audit log is read when due: the composition root attaches it after this yields.
+    purge = asyncio.create_task(
+        purge_loop(pipeline, settings, lambda: svc.audit), name="personal-purge"
+    )
     try:
         yield svc
     finally:
+        purge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purge
         if ttn is not None:
             await ttn.aclose()
         if rosbridge is not None:
