@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -111,7 +112,10 @@ class AuditLog:
     ) -> int:
         """Write one entry and commit it; returns its id. Raises `AuditError`."""
         ids = list(records)[:MAX_RECORDS]
-        row = (self._clock(), user, role, action, incident, orjson.dumps(ids).decode(), detail)
+        # Cut to what the entry's ISO `at` says (microseconds), so `since=<an entry's at>`
+        # means exactly "after that entry".
+        at = datetime.fromtimestamp(self._clock(), UTC).timestamp()
+        row = (at, user, role, action, incident, orjson.dumps(ids).decode(), detail)
         try:
             with self._lock:
                 cursor = self._db.execute(

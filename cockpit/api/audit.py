@@ -32,8 +32,12 @@ async def audit_log(
 ) -> Response:
     if user.role != "admin":
         raise ApiError(403, "forbidden", "role", f"role {user.role!r} may not read the audit log")
-    t = parse_time(since, "since") if since is not None else None
     svc = services(request)
+    try:
+        t = parse_time(since, "since") if since is not None else None
+    except ApiError as exc:
+        svc.health.feed("api").reject(f"invalid request: {exc.summary()}", svc.clock())
+        raise
     if svc.audit is None:
         raise ApiError(503, "audit unavailable", "audit", "no audit log here")
     try:
