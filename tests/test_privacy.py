@@ -117,6 +117,9 @@ def _det(body: dict[str, Any]) -> dict[str, Any]:
 # -- every role, every read route -----------------------------------------------------
 
 
+PICTURE = "snapshots/uav1/uav1-person-7-1234.jpg"  # a person seen on video (vision.py)
+
+
 @pytest.mark.parametrize("role", ROLES)
 async def test_no_read_route_carries_personal_data_unless_a_role_that_may_asks(
     served: Served, as_role: Any, role: str
@@ -124,6 +127,9 @@ async def test_no_read_route_carries_personal_data_unless_a_role_that_may_asks(
     """The table: by default no route gives anyone the person; asked for, the personal
     roles get it (audited, one entry per view) and the others 403 naming their role."""
     await _report(served)
+    picture = incident_folder(served.settings.data_dir, INCIDENT) / PICTURE
+    picture.parent.mkdir(parents=True)
+    picture.write_bytes(b"\xff\xd8 a person \xff\xd9")
     c = await as_role(role)
     at = (await c.get("/api/v1/situation")).json()["at"]
     default_reads = {
@@ -147,6 +153,7 @@ async def test_no_read_route_carries_personal_data_unless_a_role_that_may_asks(
         "situation?at=": await c.get("/api/v1/situation", params={"at": at, "personal": "1"}),
         "events": await c.get("/api/v1/events", params={"personal": "true"}),
         "personal": await c.get(f"/api/v1/detections/{DET}/personal"),
+        "picture": await c.get(f"/api/v1/files/{PICTURE}"),
     }
     entries = await _audit(served)
     if role not in PERSONAL_DATA_ROLES:
@@ -158,38 +165,22 @@ async def test_no_read_route_carries_personal_data_unless_a_role_that_may_asks(
         return
     for route, r in asked.items():
         assert r.status_code == 200, (route, r.text)
-        assert SECRET in r.text, route
+        assert SECRET in r.text or route == "picture", route
+    assert asked["picture"].content.startswith(b"\xff\xd8")
     assert _det(asked["situation"].json())["personal"]["person"]["medical"] == SECRET
     assert _det(asked["situation?at="].json())["personal_held"] is True
-    assert [e["action"] for e in reversed(entries)] == [
-        "situation",
-        "situation",
-        "events",
-        "detection_personal",
+    assert [(e["action"], e["records"]) for e in reversed(entries)] == [
+        ("situation", [DET]),
+        ("situation", [DET]),
+        ("events", [DET]),
+        ("detection_personal", [DET]),
+        ("snapshot", ["uav1-person-7"]),
     ]
     for e in entries:
         assert e["user"] == USERS[role] and e["role"] == role and e["incident"] == INCIDENT
-        assert e["records"] == [DET] and e["at"].endswith("Z")
-    assert entries[2]["detail"] == f"at={at}"  # which picture was read
-
-
-@pytest.mark.parametrize("role", ROLES)
-async def test_a_persons_snapshot_picture_is_served_to_the_personal_roles_and_audited(
-    served: Served, as_role: Any, role: str
-) -> None:
-    folder = incident_folder(served.settings.data_dir, INCIDENT) / "snapshots" / "uav1"
-    folder.mkdir(parents=True)
-    (folder / "uav1-person-7-1234.jpg").write_bytes(b"\xff\xd8 a person \xff\xd9")
-    c = await as_role(role)
-    r = await c.get("/api/v1/files/snapshots/uav1/uav1-person-7-1234.jpg")
-    entries = await _audit(served)
-    if role not in PERSONAL_DATA_ROLES:
-        assert r.status_code == 403 and entries == []
-        return
-    assert r.status_code == 200 and r.content.startswith(b"\xff\xd8")
-    (e,) = entries
-    assert (e["action"], e["records"], e["user"]) == ("snapshot", ["uav1-person-7"], USERS[role])
-    assert e["detail"] == "snapshots/uav1/uav1-person-7-1234.jpg"
+        assert e["at"].endswith("Z")
+    assert entries[3]["detail"] == f"at={at}"  # which picture of the incident was read
+    assert entries[0]["detail"] == PICTURE
 
 
 async def test_asking_where_nothing_is_personal_writes_no_entry(
