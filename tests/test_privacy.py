@@ -29,9 +29,13 @@ from cockpit.events import (
     Context,
     Detection,
     DetectionEvent,
+    DetectionPurged,
+    DetectionPurgedEvent,
     DetectionTransition,
     DetectionTransitionEvent,
     Source,
+    event_to_json,
+    parse_event,
     with_seq,
 )
 from cockpit.pipeline import situation_factory
@@ -272,6 +276,54 @@ def test_a_wall_user_is_added_from_the_command_line(tmp_path: Path, monkeypatch:
     with AuthStore(tmp_path / "auth.sqlite") as auth:
         user = auth.verify_password("lagewand", "wand-display-1")
     assert user is not None and user.role == "wall"
+
+
+async def test_a_wall_display_reads_and_never_writes(served: Served, as_role: Any) -> None:
+    await _report(served)
+    c = await as_role("wall")
+    assert (await c.get("/api/v1/situation")).status_code == 200
+    r = await c.post("/api/v1/journal", json={"text": "Lage unverändert"})
+    assert r.status_code == 403 and "'wall'" in r.json()["errors"][0]["reason"]
+    r = await c.post(f"/api/v1/detections/{DET}/transition", json={"to": "confirmed"})
+    assert r.status_code == 403
+
+
+def test_the_fold_empties_only_the_personal_part_when_purged() -> None:
+    """`detection.purged`: the person leaves the picture (and every browser, by a delta),
+    nothing else changes; ids the picture does not hold, or without a person, are no-ops."""
+    sit = situation_factory(load_settings(None), INCIDENT)(None)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    person = {"person": {"id": "p-1", "medical": SECRET}}
+    sit.apply(
+        with_seq(
+            DetectionEvent(
+                **_env(t0),
+                payload=Detection(
+                    id=DET,
+                    source="adler",
+                    category="fall",
+                    address="Kampstraße 12",
+                    personal=person,
+                ),
+            ),
+            1,
+        )
+    )
+    before = dict(sit.detections[DET])
+    purge = DetectionPurgedEvent(
+        **_env(datetime.now(UTC)), payload=DetectionPurged(ids=[DET, "adler-unknown"])
+    )
+    raw = event_to_json(with_seq(purge, 2))
+    assert parse_event(raw) == with_seq(purge, 2)  # the vocabulary round-trips it
+    (delta,) = sit.apply(parse_event(raw))
+    after = sit.detections[DET]
+    assert after["personal"] is None and delta.data is not None
+    assert delta.data["personal_held"] is False and SECRET not in str(delta.data)
+    assert {k: v for k, v in after.items() if k != "personal"} == {
+        k: v for k, v in before.items() if k != "personal"
+    }
+    again = DetectionPurgedEvent(**_env(datetime.now(UTC)), payload=DetectionPurged(ids=[DET]))
+    assert sit.apply(with_seq(again, 3)) == []  # nothing left to purge
 
 
 # -- export ---------------------------------------------------------------------------
