@@ -55,6 +55,9 @@ __all__ = ["live_services", "resolve_incident"]
 log = logging.getLogger("cockpit.live")
 
 
+_PURGE_FINISH_S = 30.0  # how long shutting down waits for a purge under way
+
+
 def resolve_incident(settings: Settings) -> str:
     """The configured incident, else the one kept in the data dir, else a new one."""
     if settings.incident:
@@ -98,15 +101,16 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     )
     # Personal data past its retention leaves the picture and the log (cockpit.retention);
     # the audit log is read when due: the composition root attaches it after this yields.
+    purge_stop = asyncio.Event()
     purge = asyncio.create_task(
-        purge_loop(pipeline, settings, lambda: svc.audit), name="personal-purge"
+        purge_loop(pipeline, settings, lambda: svc.audit, purge_stop), name="personal-purge"
     )
     try:
         yield svc
     finally:
-        purge.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purge
+        purge_stop.set()  # a purge under way finishes first (bounded: then it is cancelled)
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(purge, _PURGE_FINISH_S)
         if ttn is not None:
             await ttn.aclose()
         if rosbridge is not None:

@@ -238,8 +238,15 @@ def redact_file(path: Path, ids: Collection[str] | None) -> Rewrites:
 
 def recorded_personal(path: Path) -> list[str]:
     """The ids of the detections whose personal data a recording holds (in its events)."""
-    rewrites = scan_personal(path, None)
-    ids = {str(orjson.loads(body)["payload"]["id"]) for body, _ in rewrites.events}
+    conn = _connect(path, readonly=True)
+    try:
+        rows = conn.execute("SELECT body FROM events WHERE kind = 'detection'").fetchall()
+    finally:
+        conn.close()
+    ids = set()
+    for (body,) in rows:
+        if redact_event_body(bytes(body)) is not None:  # it holds personal data
+            ids.add(str(orjson.loads(body)["payload"]["id"]))
     return sorted(ids)
 
 
@@ -369,8 +376,14 @@ class Recorder:
     async def rewrite(self, rewrites: Rewrites) -> None:
         """Replace rows in place (the purge of personal data), by the writer thread in
         its next transaction: after whatever was queued before. Raises RecorderError."""
-        if not rewrites:
-            return
+        if rewrites:
+            await self._through_writer(rewrites)
+
+    async def flush(self) -> None:
+        """Return once everything queued before this call is written (snapshots too)."""
+        await self._through_writer(Rewrites([], []))
+
+    async def _through_writer(self, rewrites: Rewrites) -> None:
         if self.error is not None or self._thread is None:
             raise RecorderError(self.error or f"{self.path}: not open")
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -436,12 +449,12 @@ class Recorder:
             for rw in rewrites:
                 rw.done.set_exception(RecorderError(self.error))
             return
-        if rewrites:
+        if any(rw.rewrites for rw in rewrites):
             # The old bodies also sit in the write-ahead log until it is checkpointed.
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            for rw in rewrites:
-                rw.done.set_result(None)
+        for rw in rewrites:
+            rw.done.set_result(None)
         self.commits += 1
         self.events_written += len(rows)
         self.snapshots_written += len(snaps)

@@ -15,6 +15,7 @@ Live, the recording process does it every `personal_purge_every_s`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -98,6 +99,7 @@ async def purge_live(
     when = datetime.fromtimestamp(now, UTC)
     seqs = await pipeline.ingest(purged_events(pipeline.incident, ids, when))
     await pipeline.caught_up(5.0)
+    await rec.flush()  # a snapshot taken before the event was folded is on disk now
     second = await asyncio.to_thread(
         partial(
             scan_personal,
@@ -117,11 +119,18 @@ async def purge_live(
 
 
 async def purge_loop(
-    pipeline: Pipeline, settings: Settings, audit: Callable[[], AuditLog | None]
+    pipeline: Pipeline,
+    settings: Settings,
+    audit: Callable[[], AuditLog | None],
+    stopping: asyncio.Event,
 ) -> None:
-    """Every `personal_purge_every_s`, purge what the retention no longer covers."""
-    while True:
-        await asyncio.sleep(settings.personal_purge_every_s)
+    """Every `personal_purge_every_s`, purge what the retention no longer covers, until
+    `stopping` is set. A purge under way is finished, not cancelled: stopped half-way it
+    could leave a snapshot with the data that no later round would find."""
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), settings.personal_purge_every_s)
+            return
         try:
             await purge_live(
                 pipeline,
