@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import getpass
 import logging
@@ -22,6 +23,7 @@ from typing import Any
 
 import redis
 import uvicorn
+from pydantic import SecretStr
 
 from cockpit.audit import AUDIT_FILE, AuditError, AuditLog
 from cockpit.auth import ROLES, AuthError, AuthStore
@@ -153,6 +155,20 @@ def _with_demo_tak(settings: Settings) -> Settings:
     return settings.model_copy(update={"cot_listen": "tcp:127.0.0.1:8087"})
 
 
+def _with_demo_responders(settings: Settings) -> tuple[Settings, Any]:
+    """The demo's first responders: the cockpit's A.D.Le.R. alerts go to the simulator's
+    endpoint on a free loopback port with a fresh token, never to a platform configured
+    for real (a demo must not alert real people). Returns the coroutine factory that runs
+    them, given the cockpit's base URL and the device token."""
+    from feeds.sim.responders import demo_responders, run_responders
+
+    sim, endpoint, alert_token = demo_responders()
+    # Their positions go out every 3 s: httpx's line per request would drown the demo's log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    update = {"adler_alert_url": endpoint.url, "adler_alert_token": SecretStr(alert_token)}
+    return settings.model_copy(update=update), functools.partial(run_responders, sim, endpoint)
+
+
 def _udp_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
@@ -211,6 +227,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         settings = _with_demo_drones(settings)
     settings, lorawan_app = _with_demo_lorawan(settings)
     settings = _with_demo_tak(settings)
+    settings, responders = _with_demo_responders(settings)
     password = secrets.token_urlsafe(12)  # a fresh one each run: no default secret
     with _auth(settings) as auth:
         auth.add_user("einsatzleitung", "commander", password, replace=True)
@@ -234,6 +251,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         base = f"http://{settings.host}:{port}"
         sims = [vehicles, run_cap_warnings(base, token), run_adler(base, token)]
+        sims.append(responders(base, token))  # twelve first responders, answering alerts
         if settings.mqtt_url and lorawan_app:  # LoRaWAN sensors over the local broker
             from feeds.sim.lorawan import run_lorawan
 

@@ -13,7 +13,15 @@ from collections.abc import Mapping
 
 from cockpit.events import DetectionState
 
-__all__ = ["LABEL_DE", "NEXT", "allowed"]
+__all__ = [
+    "CALL_LABEL_DE",
+    "CALL_NEXT",
+    "LABEL_DE",
+    "NEXT",
+    "QUALIFICATION_DE",
+    "allowed",
+    "call_allowed",
+]
 
 NEXT: Mapping[str, tuple[DetectionState, ...]] = {
     "new": ("confirmed", "dismissed"),
@@ -37,3 +45,39 @@ LABEL_DE: Mapping[str, str] = {
 
 def allowed(current: str, to: str) -> bool:
     return to in NEXT.get(current, ())
+
+
+# A first responder's call: alerted by a person; accepted, declined or arrived from the
+# responder; released by a person (or anew alerted after a decline or a release). An
+# accepted call may still be declined (the responder turned back). Arrived ends the
+# responder's part until released.
+CALL_NEXT: Mapping[str | None, tuple[str, ...]] = {
+    None: ("alerted",),
+    "alerted": ("accepted", "declined", "arrived", "released"),
+    "accepted": ("arrived", "declined", "released"),
+    "declined": ("alerted",),
+    "arrived": ("released",),
+    "released": ("alerted",),
+}
+
+CALL_LABEL_DE: Mapping[str, str] = {
+    "alerted": "alarmiert",
+    "accepted": "zugesagt",
+    "declined": "abgesagt",
+    "arrived": "eingetroffen",
+    "released": "entlassen",
+}
+
+# Qualifications as the journal names them (German ranks of the rescue service).
+QUALIFICATION_DE: Mapping[str, str] = {
+    "first_aid": "Ersthelfer",
+    "paramedic": "Rettungssanitäter",
+    "emergency_paramedic": "Notfallsanitäter",
+    "doctor": "Arzt",
+    "nurse": "Pflegekraft",
+    "firefighter": "Feuerwehr",
+}
+
+
+def call_allowed(current: str | None, to: str) -> bool:
+    return to in CALL_NEXT.get(current, ())

@@ -64,14 +64,21 @@ __all__ = [
     "Percent",
     "Position",
     "PositionEvent",
+    "Qualification",
     "Reading",
     "Readings",
     "ReadingsEvent",
+    "Responder",
+    "ResponderCall",
+    "ResponderCallEvent",
+    "ResponderCallState",
+    "ResponderEvent",
     "Source",
     "SpeedMps",
     "Status",
     "StatusEvent",
     "Tick",
+    "Travel",
     "VideoCodec",
     "VideoSegment",
     "VideoSegmentEvent",
@@ -291,6 +298,35 @@ class DetectionPurged(_Model, frozen=True, kw_only=True):
     `cockpit.privacy`); everything operational about them stays."""
 
     ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+# Qualified first responders (A.D.Le.R.): volunteers alerted to emergencies near them.
+Qualification = Literal[
+    "first_aid", "paramedic", "emergency_paramedic", "doctor", "nurse", "firefighter"
+]
+Travel = Literal["foot", "bike", "car"]
+ResponderCallState = Literal["alerted", "accepted", "declined", "arrived", "released"]
+
+
+class Responder(_Model, frozen=True, kw_only=True):
+    """A registry entry (an upsert). The position is not here: the responder's phone
+    reports it as an entity of kind `person` with the same id."""
+
+    id: Id
+    callsign: Callsign
+    qualifications: Annotated[tuple[Qualification, ...], msgspec.Meta(min_length=1, max_length=6)]
+    available: bool = True
+    travel: Travel = "car"
+
+
+class ResponderCall(_Model, frozen=True, kw_only=True):
+    """A step of one responder's call to one detection: alerted and released by people,
+    accepted, declined and arrived from the responder (through the A.D.Le.R. platform)."""
+
+    detection: Id
+    responder: Id
+    state: ResponderCallState
+    note: _Text = ""
 
 
 # CAP (OASIS Common Alerting Protocol 1.2) warnings. Every list and string is bounded:
@@ -522,6 +558,16 @@ class DetectionPurgedEvent(_Envelope, tag="detection.purged", frozen=True, kw_on
     payload: DetectionPurged
 
 
+class ResponderEvent(_Envelope, tag="responder", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["responder"]] = "responder"
+    payload: Responder
+
+
+class ResponderCallEvent(_Envelope, tag="responder.call", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["responder.call"]] = "responder.call"
+    payload: ResponderCall
+
+
 class WarningEvent(_Envelope, tag="warning", frozen=True, kw_only=True):
     kind: ClassVar[Literal["warning"]] = "warning"
     payload: Warning
@@ -581,6 +627,8 @@ Event = (
     | DetectionEvent
     | DetectionTransitionEvent
     | DetectionPurgedEvent
+    | ResponderEvent
+    | ResponderCallEvent
     | WarningEvent
     | WeatherEvent
     | JournalEvent
@@ -601,6 +649,8 @@ EventKind = Literal[
     "detection",
     "detection.transition",
     "detection.purged",
+    "responder",
+    "responder.call",
     "warning",
     "weather",
     "journal",

@@ -40,6 +40,7 @@ from cockpit.recorder import incident_folder, incident_path
 from cockpit.retention import purge_loop
 from cockpit.rules.footprint import camera_pose
 from cockpit.settings import Settings, SettingsError
+from feeds.adler_out import AlertSender
 
 if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost every
     # `cockpit` command ~0.2 s at start, and only some deployments use them
@@ -99,6 +100,7 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     cot = (
         await _cot(settings, svc, pipeline) if settings.cot_listen or settings.cot_send_to else None
     )
+    alerts = _adler_alerts(settings, svc, pipeline) if settings.adler_alert_url else None
     # Personal data past its retention leaves the picture and the log (cockpit.retention);
     # the audit log is read when due: the composition root attaches it after this yields.
     purge_stop = asyncio.Event()
@@ -111,6 +113,8 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
         purge_stop.set()  # a purge under way finishes first (bounded: then it is cancelled)
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(purge, _PURGE_FINISH_S)
+        if alerts is not None:
+            await alerts.aclose()
         if ttn is not None:
             await ttn.aclose()
         if rosbridge is not None:
@@ -356,6 +360,29 @@ async def _cot(settings: Settings, svc: Services, pipeline: Pipeline) -> CotServ
     server.background(refresh())
     svc.extra_stats["cot"] = server.stats_view
     return server
+
+
+def _adler_alerts(settings: Settings, svc: Services, pipeline: Pipeline) -> AlertSender:
+    """Responder alerts out to the A.D.Le.R. platform (from the recording process only)."""
+    if settings.adler_alert_token is None:
+        raise SettingsError(
+            "adler_alert_url (COCKPIT_ADLER_ALERT_URL) needs adler_alert_token "
+            "(COCKPIT_ADLER_ALERT_TOKEN): alerts carry addresses, never unauthenticated"
+        )
+    sender = AlertSender(
+        settings.adler_alert_url or "",
+        settings.adler_alert_token.get_secret_value(),
+        svc.health.feed("adler_out"),
+        svc.clock,
+    )
+
+    def on_fold(batch: Sequence[Event]) -> None:
+        if pipeline.recorder is not None:
+            sender.on_fold(batch, pipeline.situation.detections)
+
+    pipeline.on_fold.append(on_fold)
+    sender.start()
+    return sender
 
 
 def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> SegmentRecorder:

@@ -30,6 +30,7 @@ from cockpit.api import (
     ingest_ttn,
     media,
     read,
+    responders,
     session,
     tiles,
     write,
@@ -139,7 +140,7 @@ def create_app(
     routers = (session, read, ingest, write, tiles, media, ingest_cap, ingest_ttn, ingest_cot)
     for router in (r.router for r in routers):
         app.include_router(router)
-    for module in (ingest_adler, detections):  # issue 6: A.D.Le.R. ingest and review
+    for module in (ingest_adler, detections, responders):  # issue 6: A.D.Le.R.
         app.include_router(module.router)
     app.include_router(audit.router)  # issue 6: who saw which personal data
     _install_meta_routes(app)

@@ -71,6 +71,9 @@ class RulesSettings(BaseModel):
     danger_radius_m: float | None = Field(None, gt=0, le=50_000)
     sector_length_m: float | None = Field(None, gt=0, le=50_000)
     zone_kinds: list[Literal["unit", "drone", "robot", "sensor", "person"]] | None = None
+    responder_arrival_m: float | None = Field(None, gt=0, le=1000)
+    responder_position_max_age_s: float | None = Field(None, gt=0, le=86_400)
+    responder_candidates: int | None = Field(None, ge=1, le=20)
 
     def config(self) -> RuleConfig:
         base = RuleConfig()
@@ -338,6 +341,20 @@ class Settings(BaseSettings):
     )
     ttn_profiles: dict[str, TtnProfile] = Field(
         default_factory=dict, description="LoRaWAN device profiles by TTS device id."
+    )
+    responders_per_dispatch: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="First responders alerted on dispatch when none are named (nearest first).",
+    )
+    adler_alert_url: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description="Where responder alerts go (the A.D.Le.R. platform); unset: not sent.",
+    )
+    adler_alert_token: SecretStr | None = Field(
+        None, description="Bearer token for adler_alert_url (set both, or neither)."
     )
     personal_retention_h: float = Field(
         72.0,

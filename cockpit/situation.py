@@ -17,7 +17,13 @@ from typing import Any, Literal
 
 import orjson
 
-from cockpit.detection_flow import LABEL_DE, allowed
+from cockpit.detection_flow import (
+    CALL_LABEL_DE,
+    LABEL_DE,
+    QUALIFICATION_DE,
+    allowed,
+    call_allowed,
+)
 from cockpit.events import (
     AckEvent,
     AlertEvent,
@@ -34,6 +40,8 @@ from cockpit.events import (
     JournalEvent,
     PositionEvent,
     ReadingsEvent,
+    ResponderCallEvent,
+    ResponderEvent,
     StatusEvent,
     VideoSegmentEvent,
     VideoStreamEvent,
@@ -41,7 +49,8 @@ from cockpit.events import (
     WeatherEvent,
     to_plain,
 )
-from cockpit.rules import links, thresholds, water, wind, zones
+from cockpit.geo import distance_m
+from cockpit.rules import links, responders, thresholds, water, wind, zones
 from cockpit.rules.config import RuleConfig
 from cockpit.rules.footprint import DEFAULT_CAMERA, footprint_of
 from cockpit.rules.wish import AlertWish
@@ -60,7 +69,15 @@ __all__ = [
 FOOTPRINT_EVERY_S = 0.5  # a drone's footprint is recomputed at most this often
 
 Layer = Literal[
-    "entities", "detections", "alerts", "hazards", "warnings", "journal", "videos", "meta"
+    "entities",
+    "detections",
+    "responders",
+    "alerts",
+    "hazards",
+    "warnings",
+    "journal",
+    "videos",
+    "meta",
 ]
 
 # Seconds without a report after which a value is shown as stale, per entity kind.
@@ -170,6 +187,8 @@ class Situation:
     entities: dict[str, dict[str, Any]] = field(default_factory=dict)
     tracks: dict[str, deque[tuple[float, float, float]]] = field(default_factory=dict)
     detections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # First responders' registry entries by id (their positions are entities, same id).
+    responders: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
     hazards: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -312,6 +331,8 @@ class Situation:
             deltas.extend(self._settle(p.entity, p.entity, _STALE, (), t, seq))
         if moved:
             deltas.extend(self._zone_check(ent, t, seq))
+            if p.entity in self.responders:
+                deltas.extend(self._responder_moved(p.entity, t, seq))
         return deltas
 
     def _aim(self, ent: dict[str, Any], t: float) -> None:
@@ -692,8 +713,12 @@ class Situation:
             det["personal"] = old.get("personal")  # a short repeat does not forget the person
         if old is not None and p.state != old["state"] and not allowed(old["state"], p.state):
             det["state"] = old["state"]
+        det["calls"] = old.get("calls", {}) if old else {}
+        det["candidates"] = old.get("candidates", []) if old else []
         self.detections[p.id] = det
-        deltas = [Delta("detections", "upsert", p.id, seq, without_personal(det))]
+        others = self._reoffer(t, seq, p.id)
+        det = self.detections[p.id]
+        deltas = [Delta("detections", "upsert", p.id, seq, without_personal(det)), *others]
         if old is None:
             text = f"Meldung {p.category}" + (f": {p.summary}" if p.summary else "")
             deltas.append(self._journal(seq, t, ev.context.actor, "detection", text, None, p.id))
@@ -718,7 +743,10 @@ class Situation:
         actor = ev.context.actor or ev.source.device
         journal = self._detection_step(det, old["state"], actor, p.note, t, seq)
         self.detections[p.id] = det
+        others = self._reoffer(t, seq, p.id)  # closed or dismissed: its responders are free
+        det = self.detections[p.id]
         deltas = [Delta("detections", "upsert", p.id, seq, without_personal(det)), journal]
+        deltas.extend(others)
         if det.get("category") in self.rules.fire_categories:
             deltas.extend(self._refresh_zones(t, seq))  # confirmed or closed: zones follow
         return deltas
@@ -755,6 +783,118 @@ class Situation:
             f" – {note}" if note else ""
         )
         return self._journal(seq, t, actor, "detection", text, None, det["id"])
+
+    # --- first responders (A.D.Le.R.) ---------------------------------------------
+
+    def _on_responder(self, ev: ResponderEvent, t: float, seq: int) -> list[Delta]:
+        """A registry entry, new or changed (availability, qualifications, travel)."""
+        p = ev.payload
+        old = self.responders.get(p.id)
+        self.responders[p.id] = {
+            "id": p.id,
+            "callsign": p.callsign,
+            "qualifications": list(p.qualifications),
+            "available": p.available,
+            "travel": p.travel,
+            "registered_at": old["registered_at"] if old else t,
+            "updated_at": t,
+        }
+        return [self._responder_delta(p.id, seq), *self._reoffer(t, seq)]
+
+    def _on_responder_call(self, ev: ResponderCallEvent, t: float, seq: int) -> list[Delta]:
+        """One step of a responder's call. Steps out of order (an answer to no alert, an
+        alert of a responder engaged elsewhere or unavailable: two people at once) are
+        ignored: the route has told the sender so already."""
+        p = ev.payload
+        det = self.detections.get(p.detection)
+        r = self.responders.get(p.responder)
+        if det is None or r is None or det["state"] not in responders.OPEN_STATES:
+            return []
+        current = (det.get("calls") or {}).get(p.responder, {}).get("state")
+        if not call_allowed(current, p.state):
+            return []
+        if p.state == "alerted":
+            engaged = responders.busy_of(self.detections.values()).get(p.responder)
+            if not r["available"] or engaged not in (None, p.detection):
+                return []
+        by = ev.context.actor or ev.source.device
+        return self._call_step(det, r, p.state, by, p.note, t, seq)
+
+    def _call_step(
+        self,
+        det: dict[str, Any],
+        r: Mapping[str, Any],
+        state: str,
+        by: str | None,
+        note: str,
+        t: float,
+        seq: int,
+    ) -> list[Delta]:
+        calls = dict(det.get("calls") or {})
+        calls[r["id"]] = {"state": state, "at": t, "by": by}
+        det = dict(det, calls=calls, updated_at=t)
+        quals = ", ".join(QUALIFICATION_DE.get(q, q) for q in r["qualifications"])
+        text = f"{r['callsign']} ({quals}) {CALL_LABEL_DE[state]} – Meldung {det['category']}"
+        deltas = [
+            self._journal(
+                seq, t, by, "responder", text + (f" – {note}" if note else ""), None, det["id"]
+            )
+        ]
+        if state == "arrived" and det["state"] == "dispatched":
+            det["state"] = "on_scene"  # the first one there: help is on scene
+            deltas.append(self._detection_step(det, "dispatched", by, "", t, seq))
+        self.detections[det["id"]] = det
+        others = self._reoffer(t, seq, det["id"])
+        det = self.detections[det["id"]]
+        return [
+            Delta("detections", "upsert", det["id"], seq, without_personal(det)),
+            *deltas,
+            self._responder_delta(r["id"], seq),
+            *others,
+        ]
+
+    def _responder_moved(self, rid: str, t: float, seq: int) -> list[Delta]:
+        """A responder's new position: arrived where it was accepted? The offers follow."""
+        ent = self.entities[rid]
+        here = (ent["lat"], ent["lon"])
+        for det in self.detections.values():
+            call = (det.get("calls") or {}).get(rid)
+            if (
+                call is not None
+                and call["state"] == "accepted"
+                and det["state"] in responders.OPEN_STATES
+                and det.get("lat") is not None
+                and distance_m(here, (det["lat"], det["lon"])) <= self.rules.responder_arrival_m
+            ):
+                return self._call_step(det, self.responders[rid], "arrived", rid, "", t, seq)
+        return [self._responder_delta(rid, seq), *self._reoffer(t, seq)]
+
+    def _reoffer(self, t: float, seq: int, skip: str | None = None) -> list[Delta]:
+        """Recompute the responders offered to every A.D.Le.R. detection; deltas for those
+        whose offer changed (except `skip`, whose caller sends its own)."""
+        if not self.responders:
+            return []
+        busy = responders.busy_of(self.detections.values())
+        out: list[Delta] = []
+        for det_id, det in self.detections.items():
+            if det.get("source") != "adler":
+                continue
+            new = responders.candidates(det, self.responders, self.entities, busy, t, self.rules)
+            old = det.get("candidates") or []
+            changed = _offer_key(old) != _offer_key(new)
+            if not changed and old == new:
+                continue
+            det = dict(det, candidates=new)
+            self.detections[det_id] = det
+            if changed and det_id != skip:
+                out.append(Delta("detections", "upsert", det_id, seq, without_personal(det)))
+        return out
+
+    def _responder_delta(self, rid: str, seq: int) -> Delta:
+        r = self.responders[rid]
+        ent = self.entities.get(rid)
+        busy = responders.busy_of(self.detections.values()).get(rid)
+        return Delta("responders", "upsert", rid, seq, _responder_live(r, ent, busy))
 
     def _on_warning(self, ev: WarningEvent, t: float, seq: int) -> list[Delta]:
         """CAP: an Update replaces and a Cancel removes the warnings it references, of its
@@ -893,6 +1033,7 @@ class Situation:
             "entities": [_copy_entity(e) for e in self.entities.values()],
             "tracks": {k: list(v) for k, v in self.tracks.items()},
             "detections": [without_personal(d) for d in self.detections.values()],
+            "responders": self._responders_live(),
             "alerts": [dict(a, params=dict(a["params"])) for a in self.alerts.values()],
             "hazards": [dict(h) for h in self.hazards.values()],
             "warnings": [dict(w) for w in self.warnings.values()],
@@ -916,12 +1057,18 @@ class Situation:
         ]
         alerts.sort(key=lambda a: (a["severity"] != "critical", a["raised_at"]))
         detections = [_detection_view(d, now) for d in self.detections.values()]
+        busy = responders.busy_of(self.detections.values())
+        person_stale = self.stale_after.get("person", 60.0)
         return {
             "at": iso(now),
             "incident": self.incident,
             "seq": self.seq,
             "entities": entities,
             "detections": detections,
+            "responders": [
+                _responder_view(r, self.entities.get(k), busy.get(k), now, person_stale)
+                for k, r in sorted(self.responders.items())
+            ],
             "alerts": alerts,
             "hazards": [
                 _hazard_view(h, now, self.stale_after.get("sensor", 900.0))
@@ -969,6 +1116,13 @@ class Situation:
             out["track"] = [[lat, lon] for _, lat, lon in self.tracks.get(e["id"], ())]
         return out
 
+    def _responders_live(self) -> list[dict[str, Any]]:
+        busy = responders.busy_of(self.detections.values())
+        return [
+            _responder_live(r, self.entities.get(k), busy.get(k))
+            for k, r in self.responders.items()
+        ]
+
     # --- snapshot / restore ---------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
@@ -983,6 +1137,7 @@ class Situation:
             "entities": {k: _copy_entity(v) for k, v in self.entities.items()},
             "tracks": {k: list(v) for k, v in self.tracks.items()},
             "detections": {k: dict(v) for k, v in self.detections.items()},
+            "responders": {k: dict(v) for k, v in self.responders.items()},
             "alerts": {k: dict(v, params=dict(v["params"])) for k, v in self.alerts.items()},
             "hazards": {k: dict(v) for k, v in self.hazards.items()},
             "warnings": {k: dict(v) for k, v in self.warnings.items()},
@@ -1027,6 +1182,7 @@ class Situation:
             for k, v in data["tracks"].items()
         }
         sit.detections = {k: dict(v) for k, v in data["detections"].items()}
+        sit.responders = {k: dict(v) for k, v in data.get("responders", {}).items()}
         sit.alerts = {k: dict(v, params=dict(v["params"])) for k, v in data["alerts"].items()}
         sit.hazards = {k: dict(v) for k, v in data["hazards"].items()}
         sit.warnings = {k: dict(v) for k, v in data["warnings"].items()}
@@ -1158,7 +1314,45 @@ def _hazard_view(h: Mapping[str, Any], now: float, wind_stale_s: float) -> dict[
 
 
 def _detection_view(d: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return _timed(d, now, d["updated_at"], ("first_seen", "updated_at"))
+    out = _timed(d, now, d["updated_at"], ("first_seen", "updated_at"))
+    out["calls"] = {k: dict(c, at=iso(c["at"])) for k, c in (d.get("calls") or {}).items()}
+    out["candidates"] = [
+        dict(c, position_at=iso(c["position_at"]), age_s=round(max(0.0, now - c["position_at"]), 3))
+        for c in d.get("candidates") or []
+    ]
+    return out
+
+
+def _offer_key(offer: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+    return [(c["responder"], c["distance_m"], c["eta_s"]) for c in offer]
+
+
+def _responder_live(
+    r: Mapping[str, Any], ent: Mapping[str, Any] | None, busy: str | None
+) -> dict[str, Any]:
+    """A responder as the push stream carries it: the registry entry, where it was last
+    seen (epoch seconds) and the detection it is engaged with."""
+    out = dict(r, qualifications=list(r["qualifications"]), busy=busy)
+    out["lat"] = ent["lat"] if ent else None
+    out["lon"] = ent["lon"] if ent else None
+    out["observed_at"] = ent["observed_at"] if ent else None
+    return out
+
+
+def _responder_view(
+    r: Mapping[str, Any],
+    ent: Mapping[str, Any] | None,
+    busy: str | None,
+    now: float,
+    stale_after: float,
+) -> dict[str, Any]:
+    out = _responder_live(r, ent, busy)
+    seen = out["observed_at"]
+    out["age_s"] = round(max(0.0, now - seen), 3) if seen is not None else None
+    out["stale"] = seen is None or now - seen > stale_after
+    for key in ("observed_at", "registered_at", "updated_at"):
+        out[key] = iso(out[key])
+    return out
 
 
 _RETIRED_S = 48 * 3600.0  # how long a replaced warning without an end is remembered
@@ -1202,6 +1396,8 @@ _HANDLERS: dict[type, _Handler] = {
     AckEvent: Situation._on_ack,
     DetectionEvent: Situation._on_detection,
     DetectionTransitionEvent: Situation._on_detection_transition,
+    ResponderEvent: Situation._on_responder,
+    ResponderCallEvent: Situation._on_responder_call,
     DetectionPurgedEvent: Situation._on_detection_purged,
     WarningEvent: Situation._on_warning,
     HazardEvent: Situation._on_hazard,

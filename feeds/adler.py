@@ -1,4 +1,6 @@
-"""A.D.Le.R. detections (automatic emergency detections in homes) -> `detection` events.
+"""A.D.Le.R. detections (automatic emergency detections in homes) -> `detection` events;
+the platform's first-responder registry -> `responder` events; a responder's answer to
+an alert -> `responder.call` events.
 
 One JSON object per request, the wire format below (`AdlerDetection`, published in the
 OpenAPI document). The detection's id is the gateway's: a repeated report of the same id
@@ -19,6 +21,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from cockpit.events import (
+    Callsign,
     Context,
     Detection,
     DetectionEvent,
@@ -26,7 +29,13 @@ from cockpit.events import (
     Lat,
     Lon,
     Name,
+    Qualification,
+    Responder,
+    ResponderCall,
+    ResponderCallEvent,
+    ResponderEvent,
     Source,
+    Travel,
     checked,
     decode,
     new_event_id,
@@ -37,7 +46,13 @@ __all__ = [
     "AdlerDetection",
     "AdlerLocation",
     "AdlerPerson",
+    "AdlerResponder",
+    "ResponderAnswer",
+    "answer_event",
     "parse",
+    "parse_answer",
+    "parse_responders",
+    "registry_events",
     "schema_components",
     "to_event",
 ]
@@ -131,10 +146,96 @@ def parse(body: bytes) -> AdlerDetection:
     return d
 
 
+class AdlerResponder(_Strict, frozen=True, kw_only=True):
+    """A qualified first responder as the platform's registry has them (pseudonymous)."""
+
+    id: Annotated[Id, msgspec.Meta(description="the responder's id; positions use it too")]
+    callsign: Annotated[Callsign, msgspec.Meta(min_length=1, description="shown on the map")]
+    qualifications: Annotated[tuple[Qualification, ...], msgspec.Meta(min_length=1, max_length=6)]
+    available: bool = True
+    travel: Travel = "car"
+
+
+class ResponderAnswer(_Strict, frozen=True, kw_only=True):
+    """A responder's answer to an alert, relayed by the platform."""
+
+    detection: Id
+    responder: Id
+    answer: Literal["accepted", "declined", "arrived"]
+    observed_at: Annotated[datetime, msgspec.Meta(tz=True, description="when they answered")]
+    note: Annotated[str, _meta(400, "e.g. 'in 5 min'")] = ""
+
+
+_REGISTRY: msgspec.json.Decoder[AdlerResponder | list[AdlerResponder]] = msgspec.json.Decoder(
+    AdlerResponder | list[AdlerResponder]
+)
+_ANSWER: msgspec.json.Decoder[ResponderAnswer] = msgspec.json.Decoder(ResponderAnswer)
+MAX_REGISTRY = 5000  # a city's whole pool in one sync
+
+
+def parse_responders(body: bytes) -> list[AdlerResponder]:
+    """One registry entry or a list of them; raises `InvalidInput` naming the path."""
+    got = decode(_REGISTRY, body)
+    entries = got if isinstance(got, list) else [got]
+    if len(entries) > MAX_REGISTRY:
+        raise msgspec.ValidationError(f"at most {MAX_REGISTRY} responders per request - at `$`")
+    return entries
+
+
+def parse_answer(body: bytes) -> ResponderAnswer:
+    return decode(_ANSWER, body)
+
+
+def _envelope(device: str, received_at: datetime, observed_at: datetime) -> dict[str, Any]:
+    return {
+        "id": new_event_id(),
+        "source": Source(feed="adler", device=device),
+        "observed_at": min(observed_at, received_at),
+        "received_at": received_at,
+        "context": Context(actor=f"device:{device}"),
+    }
+
+
+def registry_events(
+    entries: list[AdlerResponder], *, incident: str, device: str, received_at: datetime
+) -> list[ResponderEvent]:
+    return [
+        checked(
+            ResponderEvent(
+                **_envelope(device, received_at, received_at),
+                incident=incident,
+                payload=Responder(
+                    id=e.id,
+                    callsign=e.callsign,
+                    qualifications=e.qualifications,
+                    available=e.available,
+                    travel=e.travel,
+                ),
+            )
+        )
+        for e in entries
+    ]
+
+
+def answer_event(
+    a: ResponderAnswer, *, incident: str, device: str, received_at: datetime
+) -> ResponderCallEvent:
+    return checked(
+        ResponderCallEvent(
+            **_envelope(device, received_at, a.observed_at),
+            incident=incident,
+            payload=ResponderCall(
+                detection=a.detection, responder=a.responder, state=a.answer, note=a.note
+            ),
+        )
+    )
+
+
 def schema_components() -> dict[str, object]:
-    """JSON Schemas of the wire format, for the OpenAPI document's components."""
-    (_,), defs = msgspec.json.schema_components(
-        [AdlerDetection], ref_template="#/components/schemas/{name}"
+    """JSON Schemas of the wire formats, for the OpenAPI document's components."""
+    _, defs = msgspec.json.schema_components(
+        [AdlerDetection, AdlerResponder, ResponderAnswer],
+        ref_template="#/components/schemas/{name}",
     )
     return defs
 

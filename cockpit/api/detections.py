@@ -4,7 +4,8 @@ that the fold writes into the Einsatztagebuch."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +14,7 @@ from starlette.responses import Response
 from cockpit.api.deps import require_writer
 from cockpit.api.errors import ApiError
 from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.responders import RESPONDER_ID, alert_events, check_alertable, confirmed_alerts
 from cockpit.api.services import services
 from cockpit.api.write import commit, envelope, read_validated
 from cockpit.auth import User
@@ -48,6 +50,10 @@ class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: DetectionState
     note: Annotated[str, Field(max_length=1000)] = ""
+    # Dispatch only: the first responders to alert; unset: the nearest offered ones.
+    responders: (
+        Annotated[list[Annotated[str, Field(pattern=RESPONDER_ID)]], Field(max_length=10)] | None
+    ) = None
 
 
 @router.post(
@@ -74,6 +80,13 @@ async def transition(
     current = det["state"]
     if not allowed(current, step.to):
         raise _not_allowed(current, step.to)
+    if step.responders and step.to != "dispatched":
+        raise ApiError(422, "invalid transition", "responders", "only with to: dispatched")
+    alert: list[str] = []
+    if step.to == "dispatched":
+        alert = _to_alert(svc.settings.responders_per_dispatch, det, step.responders)
+        if alert:
+            check_alertable(svc, det, alert, state="dispatched")
     event = checked(
         DetectionTransitionEvent(
             **envelope(svc, user),
@@ -81,14 +94,27 @@ async def transition(
         )
     )
     pipeline = svc.pipeline_or_409()
-    seqs = await commit(svc, event)
+    # One batch: the dispatch and its alerts are folded together or not at all.
+    seqs = await commit(svc, [event, *alert_events(svc, user, detection_id, alert)])
     # Someone else's step may have been folded between the check above and this one (two
     # people at once): the fold then ignored this one, and the person must hear so.
     if await pipeline.caught_up(_FOLD_WAIT_S):
         now_det = pipeline.situation.detections.get(detection_id, det)
         if not any(h.get("seq") in seqs for h in now_det.get("history", [])):
             raise _not_allowed(now_det["state"], step.to, late=True)
-    return JsonResponse(
-        {"seq": seqs, "id": event.id, "detection": detection_id, "state": step.to},
-        status_code=201,
-    )
+    answer: dict[str, Any] = {
+        "seq": seqs,
+        "id": event.id,
+        "detection": detection_id,
+        "state": step.to,
+    }
+    if step.to == "dispatched":
+        answer["alerted"] = await confirmed_alerts(svc, detection_id, alert)
+    return JsonResponse(answer, status_code=201)
+
+
+def _to_alert(per_dispatch: int, det: Mapping[str, Any], named: list[str] | None) -> list[str]:
+    """The responders a dispatch alerts: those named, else the nearest offered ones."""
+    if named is not None:
+        return named
+    return [c["responder"] for c in (det.get("candidates") or [])[:per_dispatch]]

@@ -111,10 +111,11 @@ async def read_validated(request: Request, model: type[_M], what: str, limit: in
         raise err from exc
 
 
-async def commit(svc: Services, event: Event) -> list[int]:
-    """Publish one person's event and wait for its commit (503 if it does not come)."""
+async def commit(svc: Services, event: Event | list[Event]) -> list[int]:
+    """Publish one person's event (or several that belong together, in one batch) and
+    wait for the commit (503 if it does not come)."""
     try:
-        seqs = await svc.pipeline_or_409().ingest([event])
+        seqs = await svc.pipeline_or_409().ingest(event if isinstance(event, list) else [event])
     except CommitTimeout as exc:
         raise ApiError(503, "not committed", "recorder", str(exc)) from exc
     svc.health.feed("ui").accept(1, svc.clock())

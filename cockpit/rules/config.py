@@ -86,6 +86,11 @@ class RuleConfig:
     fire_categories: tuple[str, ...] = ("fire", "hotspot", "smoke")
     # Who raises an alert on entering a hazard zone.
     zone_kinds: tuple[str, ...] = ("unit", "person")
+    # First responders (A.D.Le.R.): how close counts as arrived, how old a position may be
+    # for a responder to be offered, how many are offered per detection.
+    responder_arrival_m: float = 30.0
+    responder_position_max_age_s: float = 600.0
+    responder_candidates: int = 5
 
     def sector_angle(self, wind_mps: float) -> float:
         for step in self.sector_steps:
