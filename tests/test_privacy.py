@@ -8,6 +8,7 @@ Against the real app under uvicorn (tests/serving.py), one user of every role.""
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
 import sqlite3
 import zlib
@@ -259,20 +260,9 @@ async def test_the_audit_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_a_wall_user_is_added_from_the_command_line(tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("wand-display-1\n"))
-    code = cli.main(
-        [
-            "user",
-            "add",
-            "lagewand",
-            "--role",
-            "wall",
-            "--password-stdin",
-            "--data-dir",
-            str(tmp_path),
-        ]
-    )
-    assert code == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("wand-display-1\n"))
+    args = ["user", "add", "lagewand", "--role", "wall", "--password-stdin"]
+    assert cli.main([*args, "--data-dir", str(tmp_path)]) == 0
     with AuthStore(tmp_path / "auth.sqlite") as auth:
         user = auth.verify_password("lagewand", "wand-display-1")
     assert user is not None and user.role == "wall"
