@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -40,6 +41,7 @@ from cockpit.events import (
     with_seq,
 )
 from cockpit.pipeline import situation_factory
+from cockpit.privacy import redact_event_body, redact_snapshot
 from cockpit.recorder import LogReader, Recorder, incident_folder, incident_path
 from cockpit.replay import situation_at
 from cockpit.settings import load_settings
@@ -623,3 +625,49 @@ def test_any_since_is_read_or_refused_naming_it(
         assert r.json()["errors"][0]["field"] == "since"
     else:
         assert isinstance(r.json()["entries"], list)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    personal=st.none() | st.dictionaries(st.text(min_size=1, max_size=10), _json, max_size=4),
+    summary=st.text(max_size=40) | st.just('"personal":{"x":1}'),
+    only_this=st.booleans(),
+)
+def test_redaction_empties_any_personal_part_and_nothing_else(
+    personal: dict[str, Any] | None, summary: str, only_this: bool
+) -> None:
+    """Whatever a device put under `personal` (and whatever the rest says), the redacted
+    event is a valid event equal to the original but for an empty `personal`."""
+    event = with_seq(
+        DetectionEvent(
+            **_env(datetime.now(UTC)),
+            payload=Detection(
+                id=DET, source="adler", category="fall", summary=summary, personal=personal
+            ),
+        ),
+        1,
+    )
+    raw = event_to_json(event)
+    ids = {DET} if only_this else {"someone-else"}
+    out = redact_event_body(raw, ids)
+    if not personal or not only_this:
+        assert out is None  # nothing to change
+        return
+    assert out is not None
+    again = parse_event(out)
+    assert again.payload.personal is None  # type: ignore[union-attr]
+    assert again == msgspec.structs.replace(
+        event, payload=msgspec.structs.replace(event.payload, personal=None)
+    )
+    snap = {"detections": {DET: {"id": DET, "personal": personal, "summary": summary}}}
+    assert redact_snapshot(snap, ids) == [DET]
+    assert snap["detections"][DET] == {"id": DET, "personal": None, "summary": summary}
