@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from cockpit.events import event_to_json
@@ -76,6 +78,36 @@ async def test_seq_at_time_and_snapshot_lookup(tmp_path: Path) -> None:
     assert reader.seq_at(t25 - 0.05) == 24
     assert reader.snapshot_before(25) == (20, {"seq": 20})
     assert reader.snapshot_before(19) is None
+    reader.close()
+
+
+async def test_seq_at_is_the_highest_seq_received_by_then_through_gaps_and_interleaving(
+    tmp_path: Path,
+) -> None:
+    """Two processes' receive stamps interleave by a few ms, and an incident has quiet
+    spells of minutes: the answer is still the highest seq received by t, as
+    `MAX(seq) WHERE received_at <= t` over the whole log says."""
+    offsets = [0.0, 0.3, 0.2, 0.5, 0.4, 700.0, 700.1, 2000.0, 1999.99, 2000.5]
+    base = position("u1", 51.5, 7.4, 0.0).received_at
+    events = numbered(
+        [
+            msgspec.structs.replace(
+                position("u1", 51.5, 7.4, dt), received_at=base + timedelta(seconds=dt)
+            )
+            for dt in offsets
+        ]
+    )
+    path = tmp_path / "i.sqlite"
+    await _record(path, events)
+    reader = LogReader(path)
+    conn = sqlite3.connect(path)
+    t0 = base.timestamp()
+    for dt in [-1.0, 0.0, 0.25, 0.35, 0.45, 1.0, 500.0, 700.05, 1000.0, 1999.995, 2000.0, 9999.0]:
+        (want,) = conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE received_at <= ?", (t0 + dt,)
+        ).fetchone()
+        assert reader.seq_at(t0 + dt) == want, dt
+    conn.close()
     reader.close()
 
 

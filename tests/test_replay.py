@@ -16,7 +16,7 @@ from cockpit.recorder import LogReader, Recorder, incident_path
 from cockpit.replay import ReplaySession, situation_at
 from cockpit.situation import Situation
 from feeds.sim.client import run_sim
-from tests.factories import T0, numbered, position
+from tests.factories import T0, numbered, position, readings, status
 from tests.serving import serve
 
 
@@ -51,6 +51,53 @@ async def test_seek_anywhere_equals_folding_from_the_start(tmp_path: Path) -> No
         assert seeked.snapshot() == from_scratch.snapshot()
     assert situation_at(reader, T0.timestamp() - 1, _factory).seq == 0
     reader.close()
+
+
+async def test_a_seek_gives_the_same_picture_and_the_same_deltas_after_it(tmp_path: Path) -> None:
+    """A seek folds without making deltas (they were thrown away); the picture it gives
+    is the one a fold from the start gives, and the events played after it still push
+    each entity's change as before."""
+    mixed: list[Event] = []
+    for i in range(600):
+        mixed.append(position(f"u{i % 7}", 51.5 + i * 1e-5, 7.4, i * 0.1))
+        if i % 5 == 0:  # gases crossing the CO threshold now and then: alerts come and go
+            mixed.append(readings(f"r{i % 2}", i * 0.1, co=45.0 if i % 50 < 10 else 3.0))
+        if i % 11 == 0:
+            mixed.append(status(f"d{i % 3}", i * 0.1, battery=100 - i / 10))
+    events = numbered(mixed)
+    path = tmp_path / "mixed.sqlite"
+    rec = Recorder(path, "test")
+    await asyncio.to_thread(rec.open)
+    sit = Situation(incident="test")
+    for i in range(0, len(events), 150):
+        await rec.append(events[i : i + 150])
+        sit.apply_all(events[i : i + 150])
+        rec.save_snapshot(sit.seq, sit.received_at, sit.snapshot())
+    await rec.close()
+    reader = LogReader(path)
+    try:
+        for k in (40, 149, 150, 151, 487, len(events) - 2):
+            # events share their second: seek to the last of the group (all that had come)
+            while events[k].received_at == events[k - 1].received_at:
+                k += 1
+            from_scratch = Situation(incident="test")
+            from_scratch.apply_all(events[:k])
+            seeked = situation_at(reader, events[k - 1].received_at.timestamp(), _factory)
+            assert seeked.seq == from_scratch.seq == k
+            assert seeked.snapshot() == from_scratch.snapshot()
+            assert seeked.alerts == from_scratch.alerts
+            # The next event pushes the entity's whole state, as after a fold with deltas.
+            nxt = events[k]
+            deltas = seeked.apply(nxt)
+            expected = from_scratch.apply(nxt)
+            entity = [d for d in deltas if d.layer == "entities"]
+            wanted = next(d for d in expected if d.layer == "entities")
+            assert entity, "an entity change after a seek still makes its delta"
+            assert (entity[0].whole or entity[0].data) == (wanted.whole or wanted.data)
+            assert (entity[0].whole or entity[0].data) is not None
+            assert [d.layer for d in deltas] == [d.layer for d in expected]
+    finally:
+        reader.close()
 
 
 async def test_play_pause_and_speed(tmp_path: Path) -> None:

@@ -15,15 +15,20 @@ from cockpit.auth import Device, User, can_write, device_may_post
 
 __all__ = [
     "SESSION_COOKIE",
+    "TRAINER_ROLES",
     "bearer",
     "device_for",
     "require_device",
+    "require_trainer",
     "require_user",
     "require_writer",
     "user_for",
 ]
 
 SESSION_COOKIE = "cockpit_session"
+# May drive a replay (play, pause, speed, seek) and keep bookmarks: trainers, and those
+# who may write the live picture. Viewers and wall displays watch.
+TRAINER_ROLES: frozenset[str] = frozenset({"admin", "commander", "operator", "trainer"})
 
 
 def bearer(conn: HTTPConnection) -> str | None:
@@ -100,3 +105,13 @@ def require_device(feed: str) -> Callable[[HTTPConnection], Coroutine[Any, Any, 
             raise
 
     return dependency
+
+
+def require_trainer(conn: HTTPConnection, user: User = Depends(require_user)) -> User:  # noqa: B008
+    if user.role not in TRAINER_ROLES:
+        raise ApiError(403, "forbidden", "role", f"role {user.role!r} may not control a replay")
+    if conn.cookies.get(SESSION_COOKIE):
+        reason = _cross_site(conn)
+        if reason is not None:
+            raise ApiError(403, "cross-site request", "origin", reason)
+    return user
