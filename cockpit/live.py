@@ -37,7 +37,7 @@ from cockpit.media.recording import SegmentInfo, SegmentRecorder
 from cockpit.media.streams import MediaHub, Stream
 from cockpit.pipeline import CommitTimeout, Pipeline
 from cockpit.recorder import incident_folder, incident_path
-from cockpit.retention import purge_loop
+from cockpit.retention import PurgeStats, purge_loop
 from cockpit.rules.footprint import camera_pose
 from cockpit.settings import Settings, SettingsError
 from feeds.adler_out import AlertSender
@@ -104,8 +104,11 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     # Personal data past its retention leaves the picture and the log (cockpit.retention);
     # the audit log is read when due: the composition root attaches it after this yields.
     purge_stop = asyncio.Event()
+    purge_stats = PurgeStats(settings.personal_retention_h)
+    svc.extra_stats["personal_purge"] = purge_stats.view
     purge = asyncio.create_task(
-        purge_loop(pipeline, settings, lambda: svc.audit, purge_stop), name="personal-purge"
+        purge_loop(pipeline, settings, lambda: svc.audit, purge_stop, purge_stats),
+        name="personal-purge",
     )
     try:
         yield svc

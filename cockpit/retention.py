@@ -19,9 +19,11 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from cockpit.audit import AuditError, AuditLog
 from cockpit.events import DetectionPurged, DetectionPurgedEvent, Source, checked, new_event_id
@@ -29,8 +31,9 @@ from cockpit.pipeline import Pipeline, restore_from_log, situation_factory
 from cockpit.privacy import expired_personal, person_files
 from cockpit.recorder import LogReader, incident_folder, lock_incident, redact_file, scan_personal
 from cockpit.settings import Settings
+from cockpit.situation import iso
 
-__all__ = ["purge_live", "purge_loop", "purge_recording", "purged_events"]
+__all__ = ["PurgeStats", "purge_live", "purge_loop", "purge_recording", "purged_events"]
 
 log = logging.getLogger("cockpit.retention")
 
@@ -118,28 +121,57 @@ async def purge_live(
     return ids
 
 
+@dataclass
+class PurgeStats:
+    """For /healthz (`personal_purge`): that the purge runs, and what it last did."""
+
+    retention_h: float
+    rounds: int = 0
+    purged: int = 0  # detections whose personal data was purged, since start
+    last_round_at: float | None = None
+    last_error: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "retention_h": self.retention_h,
+            "rounds": self.rounds,
+            "purged": self.purged,
+            "last_round_at": iso(self.last_round_at),
+            "last_error": self.last_error,
+        }
+
+
 async def purge_loop(
     pipeline: Pipeline,
     settings: Settings,
     audit: Callable[[], AuditLog | None],
     stopping: asyncio.Event,
+    stats: PurgeStats | None = None,
 ) -> None:
     """Every `personal_purge_every_s`, purge what the retention no longer covers, until
     `stopping` is set. A purge under way is finished, not cancelled: stopped half-way it
     could leave a snapshot with the data that no later round would find."""
+    stats = stats or PurgeStats(settings.personal_retention_h)
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), settings.personal_purge_every_s)
             return
+        now = pipeline.clock()
         try:
-            await purge_live(
+            ids = await purge_live(
                 pipeline,
                 audit=audit(),
                 retention_s=settings.personal_retention_h * 3600,
-                now=pipeline.clock(),
+                now=now,
             )
-        except Exception:  # the next round tries again; the data must not stay for good
+        except Exception as exc:  # the next round tries again; the data must not stay
             log.exception("purge of personal data failed")
+            stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        else:
+            stats.purged += len(ids)
+            stats.last_error = None
+        stats.rounds += 1
+        stats.last_round_at = now
 
 
 def purge_recording(

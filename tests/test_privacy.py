@@ -429,7 +429,10 @@ async def test_the_retention_purge_keeps_the_operational_record_and_the_replay(
             past = await c.get("/api/v1/situation", params={"at": before, "personal": "true"})
             stream = await _first_snapshot(c)
             journal = [j for j in live.json()["journal"] if j["ref"] == DET]
+            health = (await c.get("/healthz")).json()["personal_purge"]
         entries = await _audit(s)
+    assert health["purged"] == 1 and health["rounds"] >= 1 and health["last_error"] is None
+    assert health["retention_h"] == retention["personal_retention_h"]
     for r in (live, past, log):
         assert r.status_code == 200 and SECRET not in r.text
     assert SECRET not in stream and '"personal_held":false' in stream
