@@ -35,6 +35,8 @@ __all__ = [
     "Context",
     "Detection",
     "DetectionEvent",
+    "DetectionPurged",
+    "DetectionPurgedEvent",
     "DetectionState",
     "DetectionTransition",
     "DetectionTransitionEvent",
@@ -291,6 +293,13 @@ class DetectionTransition(_Model, frozen=True, kw_only=True):
     note: _Text = ""
 
 
+class DetectionPurged(_Model, frozen=True, kw_only=True):
+    """The personal part of these detections is erased (retention over, see
+    `cockpit.privacy`); everything operational about them stays."""
+
+    ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=1000)]
+
+
 # Qualified first responders (A.D.Le.R.): volunteers alerted to emergencies near them.
 Qualification = Literal[
     "first_aid", "paramedic", "emergency_paramedic", "doctor", "nurse", "firefighter"
@@ -544,6 +553,11 @@ class DetectionTransitionEvent(_Envelope, tag="detection.transition", frozen=Tru
     payload: DetectionTransition
 
 
+class DetectionPurgedEvent(_Envelope, tag="detection.purged", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["detection.purged"]] = "detection.purged"
+    payload: DetectionPurged
+
+
 class ResponderEvent(_Envelope, tag="responder", frozen=True, kw_only=True):
     kind: ClassVar[Literal["responder"]] = "responder"
     payload: Responder
@@ -612,6 +626,7 @@ Event = (
     | StatusEvent
     | DetectionEvent
     | DetectionTransitionEvent
+    | DetectionPurgedEvent
     | ResponderEvent
     | ResponderCallEvent
     | WarningEvent
@@ -633,6 +648,7 @@ EventKind = Literal[
     "status",
     "detection",
     "detection.transition",
+    "detection.purged",
     "responder",
     "responder.call",
     "warning",

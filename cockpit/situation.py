@@ -29,6 +29,7 @@ from cockpit.events import (
     AlertEvent,
     ClockEvent,
     DetectionEvent,
+    DetectionPurgedEvent,
     DetectionTransitionEvent,
     EntityKind,
     EntityRegisteredEvent,
@@ -750,6 +751,19 @@ class Situation:
             deltas.extend(self._refresh_zones(t, seq))  # confirmed or closed: zones follow
         return deltas
 
+    def _on_detection_purged(self, ev: DetectionPurgedEvent, t: float, seq: int) -> list[Delta]:
+        """The retention of the personal part is over: it leaves the picture, nothing
+        else changes (not even `updated_at`: no one reported anything)."""
+        deltas = []
+        for det_id in ev.payload.ids:
+            old = self.detections.get(det_id)
+            if old is None or old.get("personal") is None:
+                continue
+            det = dict(old, personal=None)
+            self.detections[det_id] = det
+            deltas.append(Delta("detections", "upsert", det_id, seq, without_personal(det)))
+        return deltas
+
     def _detection_step(
         self, det: dict[str, Any], was: str, actor: str | None, note: str, t: float, seq: int
     ) -> Delta:
@@ -1384,6 +1398,7 @@ _HANDLERS: dict[type, _Handler] = {
     DetectionTransitionEvent: Situation._on_detection_transition,
     ResponderEvent: Situation._on_responder,
     ResponderCallEvent: Situation._on_responder_call,
+    DetectionPurgedEvent: Situation._on_detection_purged,
     WarningEvent: Situation._on_warning,
     HazardEvent: Situation._on_hazard,
     HazardRemovedEvent: Situation._on_hazard_removed,
