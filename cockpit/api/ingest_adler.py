@@ -22,6 +22,7 @@ from cockpit.api.services import services
 from cockpit.auth import Device
 from cockpit.detection_flow import CALL_NEXT, call_allowed
 from cockpit.events import InvalidInput, utcnow
+from cockpit.rules.responders import OPEN_STATES
 from feeds.adler import (
     AdlerDetection,
     answer_event,
@@ -147,6 +148,10 @@ async def ingest_answer(
         if answer.responder not in sit.responders:
             raise ApiError(404, "no such responder", "responder", f"{answer.responder!r}")
         current = (det.get("calls") or {}).get(answer.responder, {}).get("state")
+        if current != answer.answer and det["state"] not in OPEN_STATES:
+            raise ApiError(
+                409, "answer not allowed", "detection", f"the detection is {det['state']}"
+            )
         if current == answer.answer:
             # The same answer again (the platform retried, or its "arrived" came after the
             # cockpit saw the responder arrive): already in the picture, nothing to add.
