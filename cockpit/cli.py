@@ -402,18 +402,28 @@ def cmd_purge_personal(args: argparse.Namespace) -> int:
         if args.incident
         else sorted(folder.glob("*.sqlite"))
     )
+    failed = 0
     with AuditLog(settings.data_dir / AUDIT_FILE) as audit:
         for path in paths:
-            ids = purge_recording(
-                path,
-                settings,
-                older_than_s=hours * 3600,
-                now=time.time(),
-                audit=audit,
-                user=f"os:{_os_user()}",
-            )
+            try:
+                ids = purge_recording(
+                    path,
+                    settings,
+                    older_than_s=hours * 3600,
+                    now=time.time(),
+                    audit=audit,
+                    user=f"os:{_os_user()}",
+                )
+            except RecorderError as exc:
+                if args.incident:
+                    raise
+                # One recording being recorded (its server purges it) or unreadable must
+                # not leave every later one unpurged.
+                print(f"{path.stem}: not purged: {exc}", file=sys.stderr)
+                failed += 1
+                continue
             print(f"{path.stem}: personal data of {len(ids)} detections purged", file=sys.stderr)
-    return 0
+    return 2 if failed else 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -298,6 +298,9 @@ class DetectionPurged(_Model, frozen=True, kw_only=True):
     `cockpit.privacy`); everything operational about them stays."""
 
     ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=1000)]
+    # Reports up to this seq are purged; a detection reported again after it (the same
+    # person fell again while the purge ran) keeps its new personal data.
+    upto: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 # Qualified first responders (A.D.Le.R.): volunteers alerted to emergencies near them.

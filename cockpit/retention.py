@@ -41,7 +41,9 @@ SYSTEM_USER = "cockpit"
 _IDS_PER_EVENT = 1000  # DetectionPurged.ids holds at most this many
 
 
-def purged_events(incident: str, ids: Sequence[str], now: datetime) -> list[DetectionPurgedEvent]:
+def purged_events(
+    incident: str, ids: Sequence[str], now: datetime, upto: int | None = None
+) -> list[DetectionPurgedEvent]:
     return [
         checked(
             DetectionPurgedEvent(
@@ -50,7 +52,7 @@ def purged_events(incident: str, ids: Sequence[str], now: datetime) -> list[Dete
                 source=Source(feed="cockpit", device="retention"),
                 observed_at=now,
                 received_at=now,
-                payload=DetectionPurged(ids=list(ids[i : i + _IDS_PER_EVENT])),
+                payload=DetectionPurged(ids=list(ids[i : i + _IDS_PER_EVENT]), upto=upto),
             )
         )
         for i in range(0, len(ids), _IDS_PER_EVENT)
@@ -88,37 +90,44 @@ async def purge_live(
     if rec is None:
         return []
     sit = pipeline.situation
+    # Everything up to `upto` the picture has folded: the expired reports are all in it.
+    # A report after it (the same person again, while this runs) is a new retention and
+    # is left alone: by the rewrites below (they stop at `upto`) and by the fold.
+    upto = sit.seq
     ids = expired_personal(sit.detections, now - retention_s)
     if not ids:
         return []
-    files = person_files(sit.detections, ids)
+    files_of = {i: person_files(sit.detections, [i]) for i in ids}
     detail = f"retention {retention_s / 3600:g} h"
     await asyncio.to_thread(
         _audit, audit, pipeline.incident, ids, user=SYSTEM_USER, role="system", detail=detail
     )
     wanted = set(ids)
-    first = await asyncio.to_thread(scan_personal, rec.path, wanted)
+    first = await asyncio.to_thread(partial(scan_personal, rec.path, wanted, upto=upto))
     await rec.rewrite(first)
     when = datetime.fromtimestamp(now, UTC)
-    seqs = await pipeline.ingest(purged_events(pipeline.incident, ids, when))
+    seqs = await pipeline.ingest(purged_events(pipeline.incident, ids, when, upto))
     await pipeline.caught_up(5.0)
     await rec.flush()  # a snapshot taken before the event was folded is on disk now
+    # What the fold purged; snapshots taken meanwhile still hold those persons.
+    purged = {i for i in wanted if (sit.detections.get(i) or {}).get("personal") is None}
     second = await asyncio.to_thread(
         partial(
             scan_personal,
             rec.path,
-            wanted,
-            events_after=first.events_upto,
+            purged,
+            events_after=seqs[-1],  # the events after `upto` are new reports: kept
             snapshots_after=first.snapshots_upto,
             upto=seqs[-1],
         )
     )
     await rec.rewrite(second)
+    files = [f for i in sorted(purged) for f in files_of[i]]
     await asyncio.to_thread(
         _remove_files, incident_folder(pipeline.settings.data_dir, pipeline.incident), files
     )
-    log.info("personal data of %d detections purged (%s)", len(ids), detail)
-    return ids
+    log.info("personal data of %d detections purged (%s)", len(purged), detail)
+    return sorted(purged)
 
 
 @dataclass

@@ -710,6 +710,7 @@ class Situation:
         det["first_seen"] = old["first_seen"] if old else t
         det["updated_at"] = t
         det["reports"] = (old.get("reports", 1) + 1) if old else 1
+        det["reported_seq"] = seq
         det["history"] = old.get("history", []) if old else []
         if old is not None and det["personal"] is None:
             det["personal"] = old.get("personal")  # a short repeat does not forget the person
@@ -775,10 +776,13 @@ class Situation:
         """The retention of the personal part is over: it leaves the picture, nothing
         else changes (not even `updated_at`: no one reported anything)."""
         deltas = []
+        upto = ev.payload.upto
         for det_id in ev.payload.ids:
             old = self.detections.get(det_id)
             if old is None or old.get("personal") is None:
                 continue
+            if upto is not None and old.get("reported_seq", 0) > upto:
+                continue  # reported again since the purge began: a fresh retention
             det = dict(old, personal=None)
             self.detections[det_id] = det
             deltas.append(Delta("detections", "upsert", det_id, seq, without_personal(det)))

@@ -318,6 +318,33 @@ def test_the_fold_empties_only_the_personal_part_when_purged() -> None:
     assert sit.apply(with_seq(again, 3)) == []  # nothing left to purge
 
 
+def test_a_report_after_the_purge_began_keeps_its_person() -> None:
+    """The purge picks a detection, then the same person falls again before its event is
+    folded: the new report starts a new retention and its data stays."""
+    sit = situation_factory(load_settings(None), INCIDENT)(None)
+    t0 = datetime.now(UTC) - timedelta(hours=80)
+
+    def fall(seq: int, at: datetime) -> DetectionEvent:
+        return with_seq(
+            DetectionEvent(
+                **_env(at),
+                payload=Detection(
+                    id=DET, source="adler", category="fall", personal={"person": {"id": "p-1"}}
+                ),
+            ),
+            seq,
+        )
+
+    sit.apply(fall(1, t0))
+    picked_at = sit.seq  # the purge picks DET here ...
+    sit.apply(fall(2, datetime.now(UTC)))  # ... and the person falls again
+    purge = DetectionPurgedEvent(
+        **_env(datetime.now(UTC)), payload=DetectionPurged(ids=[DET], upto=picked_at)
+    )
+    assert sit.apply(with_seq(purge, 3)) == []
+    assert sit.detections[DET]["personal"] == {"person": {"id": "p-1"}}
+
+
 # -- export ---------------------------------------------------------------------------
 
 
