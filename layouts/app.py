@@ -103,6 +103,8 @@ def mount(server: FastAPI, settings: Settings) -> Dash:
         )
 
     app.layout = layout
+    # German first; each layout marks its own language on its root (lang="en" there).
+    app.index_string = app.index_string.replace("<html>", '<html lang="de">', 1)
     serve_pages(server, app)
     app._favicon = "favicon.svg"  # type: ignore[assignment]  # Dash looks for .ico only
     commander.register(app)
