@@ -102,7 +102,7 @@
     const rank = { critical: 0, warning: 1, info: 2 };
     active.sort((x, y) => (rank[x.severity] ?? 3) - (rank[y.severity] ?? 3) || y.raised_at - x.raised_at);
     if (!active.length) {
-      box.innerHTML = '<p class="wall-none">' + esc(t("alerts.none")) + "</p>";
+      setHtml(box, '<p class="wall-none">' + esc(t("alerts.none")) + "</p>");
       return;
     }
     const pages = Math.ceil(active.length / ALERT_SLOTS);
@@ -116,10 +116,15 @@
       '<span class="age">' + esc(t("age.ago", { age: C().age(now - a.raised_at) })) + "</span></div>"
     )).join("");
     if (pages > 1) html += '<p class="wall-page-no">' + esc(t("wall.alerts.page", { a: alertPage + 1, n: pages })) + "</p>";
-    box.innerHTML = html;
+    setHtml(box, html);
   }
 
   // --- weather: a wind rose and the latest readings ----------------------------------------
+
+  // Written only when it changed: most seconds change an age or nothing.
+  function setHtml(el, html) {
+    if (el.__html !== html) { el.innerHTML = html; el.__html = html; }
+  }
 
   function compass(deg) {
     const names = t("wall.compass").split(",");
@@ -215,12 +220,12 @@
     const caption = near && near.r.wind_dir
       ? '<p class="wall-wind">' + esc(t("wall.wind", { dir: compass(near.r.wind_dir.value), deg: String(Math.round(near.r.wind_dir.value)) })) + "</p>"
       : "";
-    box.innerHTML = '<div class="wall-rose-box">' + rose(list, now) + caption + "</div>" +
+    setHtml(box, '<div class="wall-rose-box">' + rose(list, now) + caption + "</div>" +
       '<div class="wall-readings">' + (rows.length
         ? '<table><thead><tr><th scope="col">' + esc(t("wall.col.station")) + '</th><th scope="col">' + esc(t("wall.col.wind")) + " (m/s)" +
           '</th><th scope="col">' + esc(t("wall.col.temperature")) + '</th><th scope="col">' + esc(t("wall.col.age")) + "</th></tr></thead><tbody>" +
           rows.join("") + "</tbody></table>"
-        : '<p class="wall-none">' + esc(t("wall.weather.none")) + "</p>") + "</div>";
+        : '<p class="wall-none">' + esc(t("wall.weather.none")) + "</p>") + "</div>");
   }
 
   // --- video tiles: all of them, a page at a time ----------------------------------------
@@ -263,8 +268,8 @@
     document.documentElement.classList.toggle("wall-offline", lost);
     if (!lost) return;
     const since = c.lastDataAt;
-    veil.innerHTML = '<p class="big">' + esc(t("wall.lost", { time: c.time(since) })) + "</p>" +
-      '<p class="small">' + esc(t("wall.lost.retry", { age: t("age.ago", { age: c.age(c.now() - since) }) })) + "</p>";
+    setHtml(veil, '<p class="big">' + esc(t("wall.lost", { time: c.time(since) })) + "</p>" +
+      '<p class="small">' + esc(t("wall.lost.retry", { age: t("age.ago", { age: c.age(c.now() - since) }) })) + "</p>");
   }
 
   function tick() {

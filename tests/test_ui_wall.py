@@ -97,12 +97,19 @@ def wall(browser: Any, cockpit: Cockpit) -> Iterator[Any]:
 
 
 def _px(page: Any, selector: str) -> float:
-    size: str = page.eval_on_selector(selector, "el => getComputedStyle(el).fontSize")
+    # One call: wall.js redraws the ticker and the weather each second (a handle goes stale).
+    size: str = page.evaluate(
+        "(s) => getComputedStyle(document.querySelector(s)).fontSize", selector
+    )
     return float(size.removesuffix("px"))
 
 
 def _visible(page: Any, selector: str) -> bool:
-    box = page.locator(selector).first.bounding_box()
+    box: dict[str, float] | None = page.evaluate(
+        "(s) => { const r = document.querySelector(s)?.getBoundingClientRect();"
+        " return r ? {width: r.width, height: r.height} : null; }",
+        selector,
+    )
     return bool(box and box["width"] > 0 and box["height"] > 0)
 
 
@@ -144,6 +151,8 @@ def test_the_wall_shows_map_ticker_wind_rose_and_clock_in_large_type(
     assert _px(wall, ".wall-alert .text") >= TICKER_PX_1920
     assert _px(wall, "#clock") >= CLOCK_PX_1920
     assert _px(wall, ".wall-readings td") >= 22  # the readings: second in line, still large
+    # The picture as the room sees it: the drones' video playing.
+    wall.locator(".wall-tiles .video-tile.live").first.wait_for(timeout=30000)
     wall.wait_for_timeout(500)
     wall.screenshot(path=str(ARTIFACTS / "wall-1920.png"))
     assert wall.errors == []
@@ -180,6 +189,7 @@ def test_the_same_wall_at_3840_scales_its_type(browser: Any, cockpit: Cockpit) -
             state="attached", timeout=10000
         )
         assert _visible(pg, "svg.wall-rose")
+        pg.locator(".wall-tiles .video-tile.live").first.wait_for(timeout=30000)
         pg.wait_for_timeout(1000)
         pg.screenshot(path=str(ARTIFACTS / "wall-3840.png"))
         assert _px(pg, ".wall-alert .text") >= 1.8 * TICKER_PX_1920  # twice the pixels, same look
