@@ -164,6 +164,38 @@ def test_the_wall_plays_the_drones_video(wall: Any) -> None:
     assert _visible(wall, ".wall-tiles .video-tile")
 
 
+def test_more_videos_than_fit_take_turns(wall: Any) -> None:
+    # Four more tiles beside the drones' two (whep.js keeps only its own players, so
+    # these stay): six tiles, four slots, the rest shown on the next turn.
+    wall.evaluate(
+        """() => { const box = document.getElementById('video-tiles');
+        for (let i = 1; i <= 4; i++) {
+          const f = document.createElement('figure');
+          f.className = 'video-tile extra'; f.dataset.stream = 'extra-' + i;
+          f.innerHTML = '<figcaption><span class="name">Extra ' + i + '</span></figcaption>';
+          box.append(f);
+        } }"""
+    )
+    shown = "Array.from(document.querySelectorAll('#video-tiles > figure')).filter(f => !f.hidden)"
+    pages = ("Video 1–4 von 6", "Video 5–6 von 6")
+    wall.wait_for_function(
+        "(pages) => pages.includes(document.getElementById('wall-video-note').textContent)",
+        arg=list(pages),
+        timeout=3000,
+    )
+    note = wall.locator("#wall-video-note")
+    now_page = note.inner_text()
+    first = wall.evaluate(f"{shown}.map(f => f.dataset.stream)")
+    assert len(first) == (4 if now_page == pages[0] else 2), (now_page, first)
+    other = pages[1] if now_page == pages[0] else pages[0]
+    note.filter(has_text=other).wait_for(timeout=12000)  # about 10 s per turn
+    second = wall.evaluate(f"{shown}.map(f => f.dataset.stream)")
+    assert len(first) + len(second) == 6 and not set(first) & set(second), (first, second)
+    wall.evaluate(
+        "() => document.querySelectorAll('#video-tiles > .extra').forEach(f => f.remove())"
+    )
+
+
 def test_nothing_on_the_wall_takes_input(wall: Any) -> None:
     controls = wall.eval_on_selector_all(
         CONTROLS,
