@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,19 @@ CLOCK_PX_1920 = 64.0
 CONTROLS = "button, input, select, textarea, [role=button], [contenteditable=true]"
 
 
+@dataclass
+class Demo(Cockpit):
+    passwords: dict[str, str] = field(default_factory=dict)  # user -> password
+
+
 @contextmanager
-def demo(work: Path) -> Iterator[Cockpit]:
+def demo(work: Path) -> Iterator[Demo]:
     """`cockpit demo` on free ports with users of every role (tests/serving.prepare)."""
     data_dir = work / "data"
     tokens, passwords = prepare(data_dir)
     procs = Procs(work / "procs")
-    app = Cockpit(
-        procs, data_dir, free_port(), tokens["robot"], passwords["el"], tokens, _free_udp()
-    )
+    app = Demo(procs, data_dir, free_port(), tokens["robot"], passwords["el"], tokens, _free_udp())
+    app.passwords = passwords
     try:
         app.start()
         yield app
@@ -62,7 +67,7 @@ def new_page(browser: Any, app: Cockpit, width: int, height: int, user: str = "e
     pg.on("request", lambda req: pg.requests.append(req.url))
     pg.goto(app.url + "/login")
     pg.fill("#u", user)
-    pg.fill("#p", app.password)
+    pg.fill("#p", app.passwords.get(user, app.password) if isinstance(app, Demo) else app.password)
     pg.click("button[type=submit]")
     pg.wait_for_url(app.url + "/")
     return pg
@@ -204,6 +209,11 @@ def test_nothing_on_the_wall_takes_input(wall: Any) -> None:
     assert controls == []
     for leaflet in (".leaflet-control-zoom", ".leaflet-control-layers", ".leaflet-interactive"):
         assert wall.locator(leaflet).count() == 0, leaflet
+    # The commander's log-in on the wall writes nothing and is offered nothing personal.
+    assert wall.evaluate("[window.cockpit.cfg.can_write, window.cockpit.cfg.personal_data]") == [
+        False,
+        False,
+    ]
     # No personal data: the wall never asks for it.
     assert not [u for u in wall.requests if "/personal" in u]
 
@@ -245,6 +255,18 @@ def test_the_wall_speaks_english_when_its_link_says_so(browser: Any, cockpit: Co
         assert pg.locator(".wall-weather h2").inner_text().upper() == "WEATHER"
         label = pg.locator("svg.wall-rose").get_attribute("aria-label") or ""
         assert label.startswith("Wind rose:"), label
+    finally:
+        pg.context.close()
+
+
+def test_a_viewer_sees_the_same_wall_and_it_writes_nothing(browser: Any, cockpit: Cockpit) -> None:
+    pg = new_page(browser, cockpit, 1920, 1080, user="viewer")
+    try:
+        pg.goto(cockpit.url + "/wall")
+        pg.locator(".wall-alert", has_text="Robo 7").first.wait_for(timeout=15000)
+        config = pg.evaluate("window.cockpit.cfg")
+        assert config["role"] == "viewer" and config["can_write"] is False
+        assert config["personal_data"] is False
     finally:
         pg.context.close()
 
