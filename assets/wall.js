@@ -275,6 +275,7 @@
   function tick() {
     const c = C();
     if (!c || !c.cfg) return;
+    document.documentElement.lang = c.cfg.lang; // the wall's language is its link's (?lang=)
     drawLost();
     if (!c.picture) return;
     const now = c.now();

@@ -253,6 +253,7 @@ def test_the_wall_speaks_english_when_its_link_says_so(browser: Any, cockpit: Co
             "INFO",
         )
         assert pg.locator(".wall-weather h2").inner_text().upper() == "WEATHER"
+        assert pg.evaluate("document.documentElement.lang") == "en"
         label = pg.locator("svg.wall-rose").get_attribute("aria-label") or ""
         assert label.startswith("Wind rose:"), label
     finally:
