@@ -198,4 +198,5 @@
 
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.cockpit = panels;
+  window.cockpitAlertText = alertText; // the wall's ticker words alerts the same way
 })();

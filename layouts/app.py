@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from dash import Dash, html
-from fastapi import FastAPI
+from dash.backends._fastapi import reset_current_request, set_current_request
+from fastapi import FastAPI, Request, Response
 
+from cockpit.api.pages import PAGES
 from cockpit.auth import PERSONAL_DATA_ROLES, User, can_write
 from cockpit.i18n import Lang, browser_strings, t
 from cockpit.settings import Settings
-from layouts import commander
+from layouts import commander, wall
 
 __all__ = ["ASSETS", "mount", "page_config"]
 
@@ -47,6 +49,23 @@ def page_config(settings: Settings, user: User, lang: Lang, incident: str) -> di
     }
 
 
+def serve_pages(server: FastAPI, app: Dash) -> None:
+    """Every page but `/` is Dash's same index at its own path (the layout tells them
+    apart); registered before the server's catch-all 404, which would answer them."""
+
+    async def index(request: Request) -> Response:
+        # Dash's middleware marks the current request for `/` and `/_dash-*` only.
+        token = set_current_request(request)
+        try:
+            return Response(content=app.index(), media_type="text/html")
+        finally:
+            reset_current_request(token)
+
+    for path in PAGES:
+        if path != "/":
+            server.add_api_route(path, index, methods=["GET"], include_in_schema=False)
+
+
 def mount(server: FastAPI, settings: Settings) -> Dash:
     app = Dash(
         __name__,
@@ -72,6 +91,10 @@ def mount(server: FastAPI, settings: Settings) -> Dash:
         except (AttributeError, RuntimeError, LookupError):
             # Dash may build the layout outside a request (validation): an empty page.
             return html.Div(id="ui-config")
+        if wall.is_wall(request):  # /wall: the control room's screen, no input
+            return wall.page(
+                request, lang, incident, lambda lg: page_config(settings, user, lg, incident)
+            )
         return commander.layout(
             lang=lang,
             user=user.name,
@@ -82,6 +105,9 @@ def mount(server: FastAPI, settings: Settings) -> Dash:
         )
 
     app.layout = layout
+    # German first; each layout marks its own language on its root (lang="en" there).
+    app.index_string = app.index_string.replace("<html>", '<html lang="de">', 1)
+    serve_pages(server, app)
     app._favicon = "favicon.svg"  # type: ignore[assignment]  # Dash looks for .ico only
     commander.register(app)
     return app

@@ -60,6 +60,11 @@ def _attrs(values: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+def _scrolls(label: str) -> dict[str, Any]:
+    """A list that scrolls on its own: reachable and scrollable from the keyboard too."""
+    return {"tabIndex": "0", "role": "region", "aria-label": label}
+
+
 def _section(title: str, body: list[Any], cls: str) -> html.Section:
     return html.Section(className=f"card {cls}", children=[html.H2(title), *body])
 
@@ -156,12 +161,24 @@ def layout(
                             # each item keeps its own buttons and their pending state.
                             _section(
                                 t("ui.adler.title", lang),
-                                [html.Div(id="adler-list", className="list")],
+                                [
+                                    html.Div(
+                                        id="adler-list",
+                                        className="list",
+                                        **_scrolls(t("ui.adler.title", lang)),
+                                    )
+                                ],
                                 "adler-card",
                             ),
                             _section(
                                 t("ui.responders", lang),
-                                [html.Div(id="responders-list", className="list")],
+                                [
+                                    html.Div(
+                                        id="responders-list",
+                                        className="list",
+                                        **_scrolls(t("ui.responders", lang)),
+                                    )
+                                ],
                                 "responders-card",
                             ),
                             _section(
