@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from cockpit.auth import PERSONAL_DATA_ROLES, User, can_write
 from cockpit.i18n import Lang, browser_strings, t
 from cockpit.settings import Settings
-from layouts import commander
+from layouts import commander, trainer
 
 __all__ = ["ASSETS", "mount", "page_config"]
 
@@ -70,6 +70,10 @@ def mount(server: FastAPI, settings: Settings) -> Dash:
         except (AttributeError, RuntimeError, LookupError):
             # Dash may build the layout outside a request (validation): an empty page.
             return html.Div(id="ui-config")
+        if trainer.is_trainer(request):  # /trainer: the replay, read-only
+            return trainer.layout(
+                request, user, incident, page_config(settings, user, lang, incident)
+            )
         return commander.layout(
             lang=lang,
             user=user.name,
@@ -82,4 +86,5 @@ def mount(server: FastAPI, settings: Settings) -> Dash:
     app.layout = layout
     app._favicon = "favicon.svg"  # type: ignore[assignment]  # Dash looks for .ico only
     commander.register(app)
+    trainer.register(app)
     return app

@@ -21,7 +21,7 @@ from cockpit.i18n import Lang
 __all__ = ["LANG_COOKIE", "PAGES", "PageGuard", "lang_of"]
 
 LANG_COOKIE = "cockpit_lang"
-PAGES = ("/",)  # the layouts; the wall and trainer views join here
+PAGES = ("/", "/trainer")  # the layouts; the wall view joins here
 # Paths with their own checks (or none by design: health, log-in).
 _OWN_AUTH = (
     "/api/",
