@@ -31,7 +31,7 @@
   window.cockpitTrainer = TR;
 
   const C = () => window.cockpit;
-  const t = (key, params) => C().t("trainer." + key, params);
+  const t = (key, params) => C().t(key, params);
   const $ = (id) => document.getElementById(id);
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   const locale = () => (C().cfg.lang === "de" ? "de-DE" : "en-GB");
@@ -70,7 +70,7 @@
 
   async function control(path, body) {
     const a = await C().request("POST", "/api/v1/replay/" + path, body);
-    if (!a.ok) say(t("failed", { reason: a.reason }));
+    if (!a.ok) say(t("trainer.failed", { reason: a.reason }));
     else { say(""); took(a.body); }
     return a;
   }
@@ -86,7 +86,15 @@
     const a = await C().request("GET", "/api/v1/replay");
     if (a.status === 409) { live(); return; }
     if (!a.ok) return;
-    if (TR.mode !== "replay") { TR.mode = "replay"; enable(); }
+    if (TR.mode !== "replay") {
+      TR.mode = "replay";
+      // The connection badge says "Wiedergabe", not "Live" (stream.js reads liveLabel).
+      C().liveLabel = "trainer.conn";
+      document.body.classList.add("tr-replay");
+      const badge = $("conn-state");
+      if (badge && C().connected) badge.textContent = t("trainer.conn");
+      enable();
+    }
     if (TR.seeking == null && !TR.drag) took(a.body);
   }
 
@@ -124,7 +132,7 @@
     seekBusy = true;
     const a = await C().request("POST", "/api/v1/replay/seek", { t: to });
     seekBusy = false;
-    if (!a.ok) say(t("failed", { reason: a.reason }));
+    if (!a.ok) say(t("trainer.failed", { reason: a.reason }));
     if (seekNext != null) { const next = seekNext; seekNext = null; seek(next); return; }
     TR.seeking = null;
     if (a.ok) {
@@ -139,8 +147,8 @@
     if (TR.mode === "live") return;
     TR.mode = "live";
     const note = $("tr-note");
-    if (note) { note.textContent = t("live_note"); note.hidden = false; }
-    say(t("live_note"));
+    if (note) { note.textContent = t("trainer.live_note"); note.hidden = false; }
+    say(t("trainer.live_note"));
     for (const id of ["tr-play", "tr-pause", "tr-speed", "tr-bm-add", "tr-bm-title", "tr-bm-note"]) {
       const el = $(id);
       if (el) el.disabled = true;
@@ -156,7 +164,7 @@
       const el = $(id);
       if (el) el.disabled = !drive;
     }
-    if (!drive) say(t("viewer_note"));
+    if (!drive) say(t("trainer.viewer_note"));
     readTimeline();
     readBookmarks();
   }
@@ -232,34 +240,34 @@
   function drawBookmarks() {
     const box = $("tr-bm-list");
     if (!box) return;
-    if (!TR.bookmarks.length) { box.innerHTML = `<p class="muted">${esc(t("bookmarks.none"))}</p>`; return; }
+    if (!TR.bookmarks.length) { box.innerHTML = `<p class="muted">${esc(t("trainer.bookmarks.none"))}</p>`; return; }
     const me = C().cfg.user;
     const admin = C().cfg.role === "admin";
     box.innerHTML = TR.bookmarks.map((b) => {
       const del = (b.author === me || admin) && C().cfg.can_drive
-        ? `<button class="btn tr-btn tr-bm-del" data-id="${esc(b.id)}">${esc(t("bookmark.delete"))}</button>` : "";
+        ? `<button class="btn tr-btn tr-bm-del" data-id="${esc(b.id)}">${esc(t("trainer.bookmark.delete"))}</button>` : "";
       return `<div class="tr-bm" data-id="${esc(b.id)}">` +
-        `<button class="btn tr-btn tr-bm-go" data-t="${b.t}"><span class="pin-bookmark">⚑</span> ${esc(clockText(b.t))} · ${esc(t("bookmark.goto"))}</button>` +
+        `<button class="btn tr-btn tr-bm-go" data-t="${b.t}"><span class="pin-bookmark">⚑</span> ${esc(clockText(b.t))} · ${esc(t("trainer.bookmark.goto"))}</button>` +
         `<div class="tr-bm-text"><strong>${esc(b.title)}</strong>` +
         (b.note ? `<div>${esc(b.note)}</div>` : "") +
-        `<div class="muted">${esc(t("bookmark.by", { author: b.author }))}</div></div>${del}</div>`;
+        `<div class="muted">${esc(t("trainer.bookmark.by", { author: b.author }))}</div></div>${del}</div>`;
     }).join("");
   }
 
   function drawLibrary(recordings) {
     const box = $("tr-library");
     if (!box) return;
-    if (!recordings.length) { box.innerHTML = `<p class="muted">${esc(t("library.none"))}</p>`; return; }
+    if (!recordings.length) { box.innerHTML = `<p class="muted">${esc(t("trainer.library.none"))}</p>`; return; }
     const num = (n) => Number(n || 0).toLocaleString(locale());
     box.innerHTML = recordings.map((r) => {
       if (r.error) return `<div class="tr-rec error"><strong>${esc(r.file)}</strong><div class="muted">${esc(r.error)}</div></div>`;
       const start = Date.parse(r.start_at) / 1000;
       return `<div class="tr-rec${r.current ? " current" : ""}">` +
         `<div class="tr-rec-head"><strong>${esc(r.incident || r.file)}</strong>` +
-        (r.current ? ` <span class="tr-badge">${esc(t("library.current"))}</span>` : "") + `</div>` +
+        (r.current ? ` <span class="tr-badge">${esc(t("trainer.library.current"))}</span>` : "") + `</div>` +
         `<div>${isFinite(start) ? esc(dateText(start)) + " " + esc(clockText(start)) : "–"} · ${esc(duration(r.duration_s || 0))}</div>` +
-        `<div class="muted">${esc(t("library.counts", { events: num(r.events), alerts: num(r.alerts), detections: num(r.detections), journal: num(r.journal) }))}` +
-        (r.bookmarks ? " · " + esc(t("library.marks", { n: num(r.bookmarks) })) : "") + `</div>` +
+        `<div class="muted">${esc(t("trainer.library.counts", { events: num(r.events), alerts: num(r.alerts), detections: num(r.detections), journal: num(r.journal) }))}` +
+        (r.bookmarks ? " · " + esc(t("trainer.library.marks", { n: num(r.bookmarks) })) : "") + `</div>` +
         `<div class="muted tr-file">${esc(r.file)}</div></div>`;
     }).join("");
   }
@@ -269,8 +277,8 @@
     const box = $("tr-mark");
     if (!box) return;
     box.innerHTML = `<span class="pin-${m.kind}">${SYMBOL[m.kind]}</span> ` +
-      `<strong>${esc(t("mark." + m.kind))} ${esc(clockText(m.t))}</strong> ${esc(m.text || "")} ` +
-      (C().cfg.can_drive ? `<button class="btn tr-btn tr-mark-go" data-t="${m.t}">${esc(t("mark.goto"))}</button>` : "");
+      `<strong>${esc(t("trainer.mark." + m.kind))} ${esc(clockText(m.t))}</strong> ${esc(m.text || "")} ` +
+      (C().cfg.can_drive ? `<button class="btn tr-btn tr-mark-go" data-t="${m.t}">${esc(t("trainer.mark.goto"))}</button>` : "");
   }
 
   // --- input --------------------------------------------------------------------------
@@ -355,7 +363,7 @@
     const a = await C().request("POST", "/api/v1/replay/bookmarks", {
       title: title.value.trim(), note: note.value.trim(), t: TR.position(),
     });
-    status.textContent = a.ok ? "" : t("failed", { reason: a.reason });
+    status.textContent = a.ok ? "" : t("trainer.failed", { reason: a.reason });
     if (a.ok) {
       // dcc.Input keeps its value in React: empty it there, not in the DOM.
       window.dash_clientside.set_props("tr-bm-title", { value: "" });
@@ -373,7 +381,7 @@
     else if (target.classList.contains("tr-bm-go") || target.classList.contains("tr-mark-go")) seek(Number(target.dataset.t));
     else if (target.classList.contains("tr-bm-del")) {
       C().request("DELETE", "/api/v1/replay/bookmarks/" + encodeURIComponent(target.dataset.id)).then((a) => {
-        $("tr-bm-status").textContent = a.ok ? "" : t("failed", { reason: a.reason });
+        $("tr-bm-status").textContent = a.ok ? "" : t("trainer.failed", { reason: a.reason });
         readBookmarks();
       });
     }

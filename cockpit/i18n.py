@@ -319,6 +319,7 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "ui.travel.car": {"de": "Auto", "en": "car"},
     # --- the trainer's replay (/trainer) ---
     "ui.trainer.title": {"de": "Einsatznachbereitung", "en": "Incident debrief"},
+    "ui.trainer.conn": {"de": "Wiedergabe", "en": "Replay"},
     "ui.trainer.clock": {"de": "Wiedergabezeit", "en": "Replay time"},
     "ui.trainer.play": {"de": "Abspielen", "en": "Play"},
     "ui.trainer.pause": {"de": "Anhalten", "en": "Pause"},

@@ -235,6 +235,39 @@ def test_a_tap_on_the_timeline_seeks_and_the_map_shows_that_moment(
     page.context.close()
 
 
+def test_a_drag_along_the_timeline_seeks_to_where_it_ends(setup: Setup, browser: Any) -> None:
+    s = setup.served or setup.replay("replay-1")
+    page = _page(browser, s)
+    _ready(page)
+    assert page.locator("#conn-state").inner_text() == "Wiedergabe"  # not "Live"
+    seeks: list[dict[str, Any]] = []
+    page.on(
+        "request",
+        lambda r: seeks.append(r.post_data_json) if r.url.endswith("/replay/seek") else None,
+    )
+    box = page.locator("#tr-timeline").bounding_box()
+    y = box["y"] + box["height"] - 15
+    page.mouse.move(box["x"] + box["width"] * 0.1, y)
+    page.mouse.down()
+    for i in range(1, 21):  # 20 steps over about a second
+        page.mouse.move(box["x"] + box["width"] * (0.1 + 0.035 * i), y)
+        page.wait_for_timeout(50)
+    page.mouse.up()
+    seek = _wait(
+        page,
+        "cockpitTrainer.seeking === null && cockpitTrainer.lastSeek && cockpit.connected"
+        " && cockpit.seq === cockpitTrainer.lastSeek.seq && cockpitTrainer.lastSeek",
+    ).json_value()
+    state = page.evaluate("cockpitTrainer.state")
+    span = state["end"] - state["start"]
+    assert abs(seek["position"] - (state["start"] + 0.8 * span)) < 0.05 * span
+    # Debounced: far fewer seeks than steps, the last one where the drag ended.
+    assert 1 <= len(seeks) <= 12, seeks
+    assert abs(seeks[-1]["t"] - seek["position"]) < 0.01
+    assert page.errors == []
+    page.context.close()
+
+
 def test_play_at_ten_times_runs_the_replay_clock_ten_times_as_fast(
     setup: Setup, browser: Any
 ) -> None:
