@@ -397,3 +397,25 @@ def test_a_commander_sees_the_detection_but_never_its_personal_data(
         assert secret not in html, secret
     assert page.errors == []
     page.context.close()
+
+
+def test_a_viewer_watches_without_driving_and_a_stranger_must_log_in(
+    setup: Setup, browser: Any
+) -> None:
+    s = setup.served or setup.replay("replay-1")
+    with httpx.Client(base_url=s.url) as anonymous:
+        r = anonymous.get("/trainer", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/trainer"
+    page = _page(browser, s, user="viewer")
+    _ready(page)
+    for control in ("#tr-play", "#tr-pause", "#tr-speed", "#tr-bm-add"):
+        assert page.locator(control).is_disabled(), control
+    assert "Nur ansehen" in page.locator("#tr-status").inner_text()
+    before = page.evaluate("cockpitTrainer.state.position")
+    box = page.locator("#tr-timeline").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] - 15)
+    page.wait_for_timeout(500)
+    assert page.evaluate("cockpitTrainer.lastSeek") is None  # no seek was even asked
+    assert page.evaluate("cockpitTrainer.state.position") == before
+    assert page.errors == []
+    page.context.close()
