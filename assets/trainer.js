@@ -226,10 +226,19 @@
       const h = n ? Math.max(2, (60 * n) / most) : 0;
       return `<rect x="${(i * w).toFixed(2)}" y="${(60 - h).toFixed(2)}" width="${Math.max(0.5, w - 0.6).toFixed(2)}" height="${h.toFixed(2)}"></rect>`;
     }).join("");
+    // One symbol per lane and 3 px: a busy incident's thousands of marks stay a few
+    // hundred elements (a tap still finds every mark, from the list, not the DOM).
+    const columns = Math.max(1, bar.clientWidth / 3);
+    const drawn = new Set();
     const pins = marks().map((m) => {
+      const key = m.kind + Math.round(frac(m.t) * columns);
+      if (drawn.has(key)) return "";
+      drawn.add(key);
       const left = (frac(m.t) * 100).toFixed(3);
       return `<span class="tr-pin pin-${m.kind}" style="left:${left}%;top:${LANES[m.kind] * 12}px" aria-hidden="true">${SYMBOL[m.kind]}</span>`;
     }).join("");
+    const range = $("tr-range");
+    if (range) range.textContent = dateText(tl.start) + " " + clockText(tl.start) + " – " + clockText(tl.end);
     bar.innerHTML =
       `<div class="tr-lanes">${pins}</div>` +
       `<svg class="tr-density" viewBox="0 0 1000 60" preserveAspectRatio="none" aria-hidden="true">${rects}</svg>` +
@@ -395,6 +404,20 @@
     if (ev.target && ev.target.id === "tr-bm-title" && ev.key === "Enter") addBookmark();
   });
 
+  // A recording may be from anywhere: the map goes to its units once, when the first
+  // picture with positions has come (after that the trainer's own zoom stays).
+  let fitted = false;
+  function fitOnce() {
+    const map = window.cockpitLive && window.cockpitLive.map;
+    const picture = C().picture;
+    if (fitted || !map || !picture || !window.L) return;
+    const points = [];
+    for (const e of picture.entities.values()) if (e.lat != null && e.lon != null) points.push([e.lat, e.lon]);
+    if (!points.length) return;
+    fitted = true;
+    map.fitBounds(L.latLngBounds(points).pad(0.2), { maxZoom: 17, animate: false });
+  }
+
   // --- start --------------------------------------------------------------------------
 
   function start() {
@@ -409,6 +432,7 @@
     readLibrary();
     setInterval(() => { if (TR.mode !== "live") readState(); }, POLL_MS);
     setInterval(drawPlayhead, 100);
+    const fitter = setInterval(() => { fitOnce(); if (fitted) clearInterval(fitter); }, 250);
     let width = bar.clientWidth;
     window.addEventListener("resize", () => {
       if (Math.abs(bar.clientWidth - width) > 40) { width = bar.clientWidth; if (TR.mode === "replay") readTimeline(); }

@@ -125,6 +125,7 @@ def _bar(lang: Lang) -> html.Section:
                     html.Span(
                         "⚑ " + t("ui.trainer.mark.bookmark", lang), className="lg lg-bookmark"
                     ),
+                    html.Span(id="tr-range", className="tr-range"),
                     html.Div(id="tr-mark", className="tr-mark", role="status"),
                 ],
             ),

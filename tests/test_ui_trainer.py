@@ -182,11 +182,21 @@ def _wait(page: Any, js: str, timeout_s: float = 15, arg: Any = None) -> Any:
 
 def _ready(page: Any) -> None:
     """The replay's state, timeline and the first picture are on the page."""
-    _wait(
-        page,
-        "window.cockpitTrainer && cockpitTrainer.mode === 'replay' && cockpitTrainer.timeline"
-        " && window.cockpit && cockpit.connected && document.querySelector('#tr-head')",
-    )
+    try:
+        _wait(
+            page,
+            "window.cockpitTrainer && cockpitTrainer.mode === 'replay' && cockpitTrainer.timeline"
+            " && window.cockpit && cockpit.connected && document.querySelector('#tr-head')",
+            30,
+        )
+    except sync_api.TimeoutError as exc:
+        seen = page.evaluate(
+            "JSON.stringify({mode: window.cockpitTrainer && cockpitTrainer.mode,"
+            " timeline: !!(window.cockpitTrainer && cockpitTrainer.timeline),"
+            " connected: window.cockpit && cockpit.connected,"
+            " head: !!document.querySelector('#tr-head')})"
+        )
+        raise AssertionError(f"the trainer page is not ready: {seen} {page.errors}") from exc
 
 
 # --- live: what there is to replay ----------------------------------------------------
