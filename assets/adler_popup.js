@@ -217,9 +217,16 @@
   }
 
   function candidatesHtml(d) {
-    const list = d.candidates || [];
     if (!OPEN_STATES.includes(d.state) || d.state === "on_scene") return "";
     const stale = C().staleAfter("person");
+    // A Helfer's last report comes with its position (entity), which the stream keeps
+    // fresh; the offer's own time is that of the last re-ranking. Too old: not offered.
+    const seen = (c) => {
+      const e = C().picture.entities.get(c.responder);
+      return Math.max((e && e.observed_at) || 0, c.position_at || 0);
+    };
+    const maxAge = C().cfg.responder_max_age_s || 600;
+    const list = (d.candidates || []).filter((c) => C().now() - seen(c) <= maxAge);
     // One more Helfer at a time (after one said no): once the detection is confirmed.
     const more = C().cfg.can_write && (d.state === "confirmed" || d.state === "dispatched");
     const alertCell = (c) => (more
@@ -232,7 +239,7 @@
         // Who (and what they are), how far (and how old that position is), how soon.
         list.map((c) => '<tr data-responder="' + esc(c.responder) + '"><td><b>' + esc(c.callsign) + '</b><br><span class="small">' +
           esc(quals(c.qualifications)) + '</span></td><td>' + esc(distance(c.distance_m)) + '<br><span class="small">' +
-          esc(t("adler.position_age")) + " " + ageHtml(c.position_at, stale) + "</span></td><td>" + esc(eta(c.eta_s)) + "</td>" +
+          esc(t("adler.position_age")) + " " + ageHtml(seen(c), stale) + "</span></td><td>" + esc(eta(c.eta_s)) + "</td>" +
           alertCell(c) + "</tr>").join("") +
         "</tbody></table>"
       : '<p class="muted">' + esc(t("adler.no_candidates")) + "</p>";

@@ -60,11 +60,12 @@ __all__ = [
     "device_may_post",
 ]
 
-Role = Literal["admin", "commander", "operator", "viewer", "trainer"]
+# wall: a control-room wall display, read-only and never shown personal data.
+Role = Literal["admin", "commander", "operator", "viewer", "trainer", "wall"]
 ROLES: tuple[Role, ...] = get_args(Role)
 # May write journal entries, acknowledge alerts, draw hazards.
 WRITE_ROLES: frozenset[Role] = frozenset({"admin", "commander", "operator"})
-# May see personal fields of A.D.Le.R. detections.
+# May ask for personal fields of A.D.Le.R. detections (need to know: each time, audited).
 PERSONAL_DATA_ROLES: frozenset[Role] = frozenset({"admin", "commander", "operator"})
 # What a device token may post to (a subset of `cockpit.events.FEEDS`: the
 # others are produced inside the server, not posted by devices).

@@ -1,4 +1,5 @@
-"""The `cockpit` command: demo, serve, replay, user add, token add, export, import."""
+"""The `cockpit` command: demo, serve, replay, user add, token add, export, import,
+purge-personal."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import functools
 import gc
 import getpass
 import logging
+import os
 import secrets
 import socket
 import sys
 import tempfile
+import time
 import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,8 +25,16 @@ import redis
 import uvicorn
 from pydantic import SecretStr
 
+from cockpit.audit import AUDIT_FILE, AuditError, AuditLog
 from cockpit.auth import ROLES, AuthError, AuthStore
-from cockpit.recorder import RecorderError, export_incident, import_incident, incident_path
+from cockpit.recorder import (
+    RecorderError,
+    export_incident,
+    import_incident,
+    incident_path,
+    recorded_personal,
+)
+from cockpit.retention import purge_recording
 from cockpit.server import build_services, create_app, resolve_incident
 from cockpit.settings import Settings, SettingsError, load_settings
 
@@ -347,11 +358,72 @@ def cmd_tlog_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return f"uid:{os.getuid()}"
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    """The recording without personal data, unless the admin asks for it (audited)."""
     settings = _settings(args)
-    count = export_incident(incident_path(settings.data_dir, args.incident), Path(args.file))
-    print(f"exported incident {args.incident}: {count} events to {args.file}", file=sys.stderr)
+    src = incident_path(settings.data_dir, args.incident)
+    if args.include_personal:
+        ids = recorded_personal(src) if src.is_file() else []
+        if ids:  # on record before the file exists
+            with AuditLog(settings.data_dir / AUDIT_FILE) as audit:
+                audit.record(
+                    user=f"os:{_os_user()}",
+                    role="cli",
+                    action="export",
+                    incident=args.incident,
+                    records=ids,
+                    detail=f"--include-personal to {args.file}",
+                )
+    count = export_incident(src, Path(args.file), include_personal=args.include_personal)
+    what = "with" if args.include_personal else "without"
+    print(
+        f"exported incident {args.incident}: {count} events to {args.file} ({what} personal data)",
+        file=sys.stderr,
+    )
     return 0
+
+
+def cmd_purge_personal(args: argparse.Namespace) -> int:
+    """Purge personal data past the retention from recordings no process is recording."""
+    settings = _settings(args)
+    hours = settings.personal_retention_h if args.older_than_h is None else args.older_than_h
+    if not 0 <= hours <= 24 * 365:
+        raise SettingsError(f"--older-than-h = {hours}: must be between 0 and 8760")
+    folder = settings.data_dir / "incidents"
+    paths = (
+        [incident_path(settings.data_dir, args.incident)]
+        if args.incident
+        else sorted(folder.glob("*.sqlite"))
+    )
+    failed = 0
+    with AuditLog(settings.data_dir / AUDIT_FILE) as audit:
+        for path in paths:
+            try:
+                ids = purge_recording(
+                    path,
+                    settings,
+                    older_than_s=hours * 3600,
+                    now=time.time(),
+                    audit=audit,
+                    user=f"os:{_os_user()}",
+                )
+            except RecorderError as exc:
+                if args.incident:
+                    raise
+                # One recording being recorded (its server purges it) or unreadable must
+                # not leave every later one unpurged.
+                print(f"{path.stem}: not purged: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            print(f"{path.stem}: personal data of {len(ids)} detections purged", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -410,11 +482,31 @@ def _parser() -> argparse.ArgumentParser:
     common(ta)
     ta.set_defaults(func=cmd_token_add)
 
-    ex = sub.add_parser("export", help="copy an incident's recording to a file")
+    ex = sub.add_parser(
+        "export", help="copy an incident's recording to a file (personal data emptied)"
+    )
     ex.add_argument("incident")
     ex.add_argument("file")
+    ex.add_argument(
+        "--include-personal",
+        action="store_true",
+        help="keep detections' personal data (written to the audit log with your OS user)",
+    )
     common(ex)
     ex.set_defaults(func=cmd_export)
+
+    pp = sub.add_parser(
+        "purge-personal",
+        help="purge detections' personal data past the retention (with the server stopped)",
+    )
+    pp.add_argument(
+        "--older-than-h",
+        type=float,
+        help="hours since the last report or step (default: personal_retention_h)",
+    )
+    pp.add_argument("--incident", help="only this incident (default: every one in the data dir)")
+    common(pp)
+    pp.set_defaults(func=cmd_purge_personal)
 
     im = sub.add_parser("import", help="add a recording file to the data dir")
     im.add_argument("file")
@@ -444,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (SettingsError, AuthError, RecorderError) as exc:
+    except (SettingsError, AuthError, RecorderError, AuditError) as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -35,6 +35,8 @@ __all__ = [
     "Context",
     "Detection",
     "DetectionEvent",
+    "DetectionPurged",
+    "DetectionPurgedEvent",
     "DetectionState",
     "DetectionTransition",
     "DetectionTransitionEvent",
@@ -291,6 +293,16 @@ class DetectionTransition(_Model, frozen=True, kw_only=True):
     note: _Text = ""
 
 
+class DetectionPurged(_Model, frozen=True, kw_only=True):
+    """The personal part of these detections is erased (retention over, see
+    `cockpit.privacy`); everything operational about them stays."""
+
+    ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=1000)]
+    # Reports up to this seq are purged; a detection reported again after it (the same
+    # person fell again while the purge ran) keeps its new personal data.
+    upto: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
 # Qualified first responders (A.D.Le.R.): volunteers alerted to emergencies near them.
 Qualification = Literal[
     "first_aid", "paramedic", "emergency_paramedic", "doctor", "nurse", "firefighter"
@@ -544,6 +556,11 @@ class DetectionTransitionEvent(_Envelope, tag="detection.transition", frozen=Tru
     payload: DetectionTransition
 
 
+class DetectionPurgedEvent(_Envelope, tag="detection.purged", frozen=True, kw_only=True):
+    kind: ClassVar[Literal["detection.purged"]] = "detection.purged"
+    payload: DetectionPurged
+
+
 class ResponderEvent(_Envelope, tag="responder", frozen=True, kw_only=True):
     kind: ClassVar[Literal["responder"]] = "responder"
     payload: Responder
@@ -612,6 +629,7 @@ Event = (
     | StatusEvent
     | DetectionEvent
     | DetectionTransitionEvent
+    | DetectionPurgedEvent
     | ResponderEvent
     | ResponderCallEvent
     | WarningEvent
@@ -633,6 +651,7 @@ EventKind = Literal[
     "status",
     "detection",
     "detection.transition",
+    "detection.purged",
     "responder",
     "responder.call",
     "warning",

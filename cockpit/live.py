@@ -7,6 +7,7 @@ module; this one connects them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -36,6 +37,7 @@ from cockpit.media.recording import SegmentInfo, SegmentRecorder
 from cockpit.media.streams import MediaHub, Stream
 from cockpit.pipeline import CommitTimeout, Pipeline
 from cockpit.recorder import incident_folder, incident_path
+from cockpit.retention import PurgeStats, purge_loop
 from cockpit.rules.footprint import camera_pose
 from cockpit.settings import Settings, SettingsError
 from feeds.adler_out import AlertSender
@@ -52,6 +54,9 @@ if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost ev
 __all__ = ["live_services", "resolve_incident"]
 
 log = logging.getLogger("cockpit.live")
+
+
+_PURGE_FINISH_S = 30.0  # how long shutting down waits for a purge under way
 
 
 def resolve_incident(settings: Settings) -> str:
@@ -96,9 +101,21 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
         await _cot(settings, svc, pipeline) if settings.cot_listen or settings.cot_send_to else None
     )
     alerts = _adler_alerts(settings, svc, pipeline) if settings.adler_alert_url else None
+    # Personal data past its retention leaves the picture and the log (cockpit.retention);
+    # the audit log is read when due: the composition root attaches it after this yields.
+    purge_stop = asyncio.Event()
+    purge_stats = PurgeStats(settings.personal_retention_h)
+    svc.extra_stats["personal_purge"] = purge_stats.view
+    purge = asyncio.create_task(
+        purge_loop(pipeline, settings, lambda: svc.audit, purge_stop, purge_stats),
+        name="personal-purge",
+    )
     try:
         yield svc
     finally:
+        purge_stop.set()  # a purge under way finishes first (bounded: then it is cancelled)
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(purge, _PURGE_FINISH_S)
         if alerts is not None:
             await alerts.aclose()
         if ttn is not None:

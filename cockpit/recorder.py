@@ -9,6 +9,7 @@ fast; they are never needed for correctness.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import fcntl
 import logging
@@ -19,7 +20,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import orjson
 
 from cockpit.events import Event, event_to_json, parse_event
+from cockpit.privacy import PERSONAL_MARK, redact_event_body, redact_snapshot
 from cockpit.situation import encode_snapshot
 
 __all__ = [
@@ -35,11 +37,18 @@ __all__ = [
     "LogRow",
     "Recorder",
     "RecorderError",
+    "Rewrites",
+    "apply_rewrites",
     "export_incident",
     "import_incident",
     "incident_folder",
     "incident_path",
+    "lock_incident",
     "log_row",
+    "personal_rewrites",
+    "recorded_personal",
+    "redact_file",
+    "scan_personal",
 ]
 
 FORMAT_VERSION = "1"
@@ -111,6 +120,136 @@ class _Snapshot:
     data: dict[str, Any]
 
 
+@dataclass
+class Rewrites:
+    """Rows of a log to be replaced in place (the personal part emptied): new bodies by
+    seq, and the highest seq looked at in each table (where a later pass goes on)."""
+
+    events: list[tuple[bytes, int]]
+    snapshots: list[tuple[bytes, int]]
+    events_upto: int = 0
+    snapshots_upto: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.snapshots)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rewrite:
+    rewrites: Rewrites
+    done: concurrent.futures.Future[None]
+
+
+def lock_incident(path: Path, incident: str) -> int:
+    """Hold the incident's recording lock (a file descriptor; closing it releases the
+    lock), or raise RecorderError when another process records it."""
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RecorderError(
+            f"{path}: incident {incident!r} is already being recorded by another process; "
+            "run several processes with COCKPIT_REDIS_URL, or stop the other one"
+        ) from None
+    return fd
+
+
+def personal_rewrites(
+    conn: sqlite3.Connection,
+    ids: Collection[str] | None,
+    *,
+    events_after: int = 0,
+    snapshots_after: int = 0,
+    upto: int | None = None,
+) -> Rewrites:
+    """What to replace so that the log holds no personal data of the detections `ids`
+    (None: of any) in events and snapshots after the given seqs, up to `upto`."""
+    hi = upto if upto is not None else 2**62
+    out = Rewrites([], [], events_after, snapshots_after)
+    rows = conn.execute(
+        "SELECT seq, body FROM events WHERE seq > ? AND seq <= ? AND kind = 'detection'",
+        (events_after, hi),
+    ).fetchall()
+    for seq, body in rows:
+        out.events_upto = max(out.events_upto, int(seq))
+        new = redact_event_body(bytes(body), ids)
+        if new is not None:
+            out.events.append((new, int(seq)))
+    for seq, blob in conn.execute(
+        "SELECT seq, body FROM snapshots WHERE seq > ? AND seq <= ?", (snapshots_after, hi)
+    ).fetchall():
+        out.snapshots_upto = max(out.snapshots_upto, int(seq))
+        raw = zlib.decompress(blob)
+        if PERSONAL_MARK not in raw:
+            continue
+        data = orjson.loads(raw)
+        if redact_snapshot(data, ids):
+            out.snapshots.append((zlib.compress(encode_snapshot(data), 1), int(seq)))
+    return out
+
+
+def apply_rewrites(conn: sqlite3.Connection, rewrites: Rewrites) -> None:
+    """Replace the rows (inside the caller's transaction). The connection should have
+    secure_delete on, so that the old bodies do not linger in free pages."""
+    conn.executemany("UPDATE events SET body = ? WHERE seq = ?", rewrites.events)
+    conn.executemany("UPDATE snapshots SET body = ? WHERE seq = ?", rewrites.snapshots)
+
+
+def scan_personal(
+    path: Path,
+    ids: Collection[str] | None,
+    *,
+    events_after: int = 0,
+    snapshots_after: int = 0,
+    upto: int | None = None,
+) -> Rewrites:
+    """`personal_rewrites` on a read-only connection of its own (beside the writer)."""
+    conn = _connect(path, readonly=True)
+    try:
+        return personal_rewrites(
+            conn, ids, events_after=events_after, snapshots_after=snapshots_after, upto=upto
+        )
+    finally:
+        conn.close()
+
+
+def redact_file(path: Path, ids: Collection[str] | None) -> Rewrites:
+    """Empty the personal data of `ids` (None: all) in a log nobody records (hold
+    `lock_incident`); the old bodies are overwritten, not left in free pages."""
+    conn = _connect(path)
+    try:
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rewrites = personal_rewrites(conn, ids)
+            apply_rewrites(conn, rewrites)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error as exc:
+        raise RecorderError(f"{path}: personal data not purged: {exc}") from exc
+    finally:
+        conn.close()
+    return rewrites
+
+
+def recorded_personal(path: Path) -> list[str]:
+    """The ids of the detections whose personal data a recording holds (in its events)."""
+    conn = _connect(path, readonly=True)
+    try:
+        rows = conn.execute("SELECT body FROM events WHERE kind = 'detection'").fetchall()
+    finally:
+        conn.close()
+    ids = set()
+    for (body,) in rows:
+        if redact_event_body(bytes(body)) is not None:  # it holds personal data
+            ids.add(str(orjson.loads(body)["payload"]["id"]))
+    return sorted(ids)
+
+
 class Recorder:
     """Single writer of one incident's log. `append` is called from the event loop."""
 
@@ -138,7 +277,7 @@ class Recorder:
         self._synchronous = synchronous
         self._backlog_max = backlog_max
         self._on_commit = on_commit
-        self._queue: queue.Queue[list[Event] | _Snapshot | None] = queue.Queue()
+        self._queue: queue.Queue[list[Event] | _Snapshot | _Rewrite | None] = queue.Queue()
         self._backlog = 0  # events queued but not yet committed (both threads change it)
         self._backlog_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -161,6 +300,8 @@ class Recorder:
             conn = _connect(self.path)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # A purge of personal data overwrites what it removes (free pages zeroed).
+            conn.execute("PRAGMA secure_delete = ON")
             conn.executescript(_SCHEMA)
             stored = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.Error as exc:
@@ -196,16 +337,7 @@ class Recorder:
         return self.committed_seq
 
     def _take_lock(self) -> None:
-        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RecorderError(
-                f"{self.path}: incident {self.incident!r} is already being recorded by another "
-                "process; run several processes with COCKPIT_REDIS_URL, or stop the other one"
-            ) from None
-        self._lock_fd = fd
+        self._lock_fd = lock_incident(self.path, self.incident)
 
     async def close(self) -> None:
         """Write everything queued, then stop the writer (staged shutdown)."""
@@ -241,13 +373,30 @@ class Recorder:
     def save_snapshot(self, seq: int, received_at: float, data: dict[str, Any]) -> None:
         self._queue.put(_Snapshot(seq, received_at, data))
 
+    async def rewrite(self, rewrites: Rewrites) -> None:
+        """Replace rows in place (the purge of personal data), by the writer thread in
+        its next transaction: after whatever was queued before. Raises RecorderError."""
+        if rewrites:
+            await self._through_writer(rewrites)
+
+    async def flush(self) -> None:
+        """Return once everything queued before this call is written (snapshots too)."""
+        await self._through_writer(Rewrites([], []))
+
+    async def _through_writer(self, rewrites: Rewrites) -> None:
+        if self.error is not None or self._thread is None:
+            raise RecorderError(self.error or f"{self.path}: not open")
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._queue.put(_Rewrite(rewrites, done))
+        await asyncio.wrap_future(done)
+
     def _writer(self) -> None:
         assert self._conn is not None
         conn = self._conn
         stop = False
         while not stop:
             item = self._queue.get()
-            batch: list[list[Event] | _Snapshot] = []
+            batch: list[list[Event] | _Snapshot | _Rewrite] = []
             if item is None:
                 stop = True
             else:
@@ -265,11 +414,17 @@ class Recorder:
             if batch:
                 self._write(conn, batch)
 
-    def _write(self, conn: sqlite3.Connection, batch: list[list[Event] | _Snapshot]) -> None:
+    def _write(
+        self, conn: sqlite3.Connection, batch: list[list[Event] | _Snapshot | _Rewrite]
+    ) -> None:
         started = time.perf_counter()
         rows: list[LogRow] = []
         snaps: list[tuple[int, float, bytes]] = []
+        rewrites: list[_Rewrite] = []
         for item in batch:
+            if isinstance(item, _Rewrite):
+                rewrites.append(item)
+                continue
             if isinstance(item, _Snapshot):
                 body = zlib.compress(encode_snapshot(item.data), 1)
                 snaps.append((item.seq, item.received_at, body))
@@ -283,13 +438,23 @@ class Recorder:
             if conn.total_changes - before < len(rows):
                 self._check_redelivered(conn, rows)
             conn.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", snaps)
+            for rw in rewrites:  # after the inserts: a snapshot queued before is covered
+                apply_rewrites(conn, rw.rewrites)
             conn.execute("COMMIT")
         except (sqlite3.Error, RecorderError) as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self.error = f"{self.path}: write failed: {exc}"
             log.error("%s", self.error)
+            for rw in rewrites:
+                rw.done.set_exception(RecorderError(self.error))
             return
+        if any(rw.rewrites for rw in rewrites):
+            # The old bodies also sit in the write-ahead log until it is checkpointed.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for rw in rewrites:
+            rw.done.set_result(None)
         self.commits += 1
         self.events_written += len(rows)
         self.snapshots_written += len(snaps)
@@ -462,21 +627,39 @@ class LogReader:
             after = batch[-1].seq or upto
 
 
-def export_incident(src: Path, dest: Path) -> int:
-    """Copy a live or closed incident log consistently (SQLite backup); returns events."""
+def export_incident(src: Path, dest: Path, *, include_personal: bool = False) -> int:
+    """Copy a live or closed incident log consistently (SQLite backup); returns events.
+
+    Every detection's personal part is emptied in the copy (events and snapshots, the
+    file vacuumed so that nothing of it is left in free pages) unless `include_personal`.
+    """
     if not src.is_file():
         raise RecorderError(f"{src}: no such incident log")
     if dest.exists():
         raise RecorderError(f"{dest}: exists; refusing to overwrite")
+    part = dest.with_name(dest.name + ".part")  # never a half-redacted file under its name
+    part.unlink(missing_ok=True)
     source = _connect(src, readonly=True)
-    target = sqlite3.connect(dest)
+    target = sqlite3.connect(part, isolation_level=None)
     try:
         source.backup(target)
         target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+        if not include_personal:
+            target.execute("PRAGMA secure_delete = ON")
+            rewrites = personal_rewrites(target, None)
+            target.execute("BEGIN")
+            apply_rewrites(target, rewrites)
+            target.execute("COMMIT")
+            target.execute("VACUUM")
         count = int(target.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-    finally:
+    except BaseException:
         target.close()
+        part.unlink(missing_ok=True)
+        raise
+    finally:
         source.close()
+    target.close()
+    os.replace(part, dest)
     return count
 
 

@@ -21,6 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from cockpit.api import (
+    audit,
     detections,
     ingest,
     ingest_adler,
@@ -41,6 +42,7 @@ from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.pages import PageGuard
 from cockpit.api.services import Services, services
 from cockpit.api.tiles import MBTiles
+from cockpit.audit import AUDIT_FILE, AuditLog
 from cockpit.auth import AuthStore, User
 from cockpit.live import live_services, resolve_incident
 from cockpit.looplag import LoopLag
@@ -84,8 +86,14 @@ async def build_services(settings: Settings, replay: Path | None = None) -> Asyn
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     auth = AuthStore(settings.data_dir / "auth.sqlite", session_ttl_s=settings.session_ttl_s)
     try:
+        audit_log = AuditLog(settings.data_dir / AUDIT_FILE)
+    except BaseException:
+        auth.close()
+        raise
+    try:
         ctx = _replay(settings, auth, replay) if replay else live_services(settings, auth)
         async with ctx as svc:
+            svc.audit = audit_log
             if settings.map_mbtiles is not None:
                 svc.tiles = MBTiles(settings.map_mbtiles)
             lag = LoopLag()
@@ -97,6 +105,7 @@ async def build_services(settings: Settings, replay: Path | None = None) -> Asyn
             finally:
                 await lag.stop()
     finally:
+        audit_log.close()
         auth.close()
 
 
@@ -134,6 +143,7 @@ def create_app(
         app.include_router(router)
     for module in (ingest_adler, detections, responders):  # issue 6: A.D.Le.R.
         app.include_router(module.router)
+    app.include_router(audit.router)  # issue 6: who saw which personal data
     app.include_router(replay_routes.router)  # issue 7: the trainer's replay
     _install_meta_routes(app)
     # The browser pages: Dash on this same app, behind the log-in (the guard runs first).

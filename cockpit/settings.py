@@ -356,6 +356,18 @@ class Settings(BaseSettings):
     adler_alert_token: SecretStr | None = Field(
         None, description="Bearer token for adler_alert_url (set both, or neither)."
     )
+    personal_retention_h: float = Field(
+        72.0,
+        gt=0,
+        le=24 * 365,
+        description="Hours after a detection's last report or step until its person is purged.",
+    )
+    personal_purge_every_s: float = Field(
+        300.0,
+        ge=0.1,
+        le=86_400,
+        description="How often the recording process looks for personal data to purge.",
+    )
 
     @field_validator("cot_trusted_networks")
     @classmethod

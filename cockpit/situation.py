@@ -29,6 +29,7 @@ from cockpit.events import (
     AlertEvent,
     ClockEvent,
     DetectionEvent,
+    DetectionPurgedEvent,
     DetectionTransitionEvent,
     EntityKind,
     EntityRegisteredEvent,
@@ -216,6 +217,8 @@ class Situation:
     _zones: list[dict[str, Any]] = field(default_factory=list)
     # Each entity as its last delta carried it: the next delta sends what differs.
     _sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Ids of review steps the fold refused lately (the alerts sent with them are refused).
+    _refused: deque[str] = field(default_factory=lambda: deque(maxlen=256))
 
     # --- the fold -----------------------------------------------------------------
 
@@ -707,6 +710,7 @@ class Situation:
         det["first_seen"] = old["first_seen"] if old else t
         det["updated_at"] = t
         det["reports"] = (old.get("reports", 1) + 1) if old else 1
+        det["reported_seq"] = seq
         det["history"] = old.get("history", []) if old else []
         if old is not None and det["personal"] is None:
             det["personal"] = old.get("personal")  # a short repeat does not forget the person
@@ -737,17 +741,51 @@ class Situation:
         p = ev.payload
         old = self.detections.get(p.id)
         if old is None or not allowed(old["state"], p.to):
+            # The alerts sent with a refused dispatch must not ring anyone either.
+            self._refused.append(ev.id)
             return []
         det = dict(old, state=p.to, updated_at=t)
         actor = ev.context.actor or ev.source.device
         journal = self._detection_step(det, old["state"], actor, p.note, t, seq)
+        released: list[str] = []
+        if p.to in ("closed", "dismissed"):  # whoever was called is stood down
+            calls = dict(det.get("calls") or {})
+            for rid, call in calls.items():
+                if call["state"] in responders.ENGAGED:
+                    calls[rid] = dict(call, state="released", at=t, by=actor, seq=seq)
+                    released.append(rid)
+            det["calls"] = calls
         self.detections[p.id] = det
         others = self._reoffer(t, seq, p.id)  # closed or dismissed: its responders are free
         det = self.detections[p.id]
         deltas = [Delta("detections", "upsert", p.id, seq, without_personal(det)), journal]
+        if released:
+            names = ", ".join(
+                self.responders[r]["callsign"] for r in released if r in self.responders
+            )
+            deltas.append(
+                self._journal(seq, t, actor, "responder", f"Helfer entlassen: {names}", None, p.id)
+            )
+            deltas.extend(self._responder_delta(r, seq) for r in released if r in self.responders)
         deltas.extend(others)
         if det.get("category") in self.rules.fire_categories:
             deltas.extend(self._refresh_zones(t, seq))  # confirmed or closed: zones follow
+        return deltas
+
+    def _on_detection_purged(self, ev: DetectionPurgedEvent, t: float, seq: int) -> list[Delta]:
+        """The retention of the personal part is over: it leaves the picture, nothing
+        else changes (not even `updated_at`: no one reported anything)."""
+        deltas = []
+        upto = ev.payload.upto
+        for det_id in ev.payload.ids:
+            old = self.detections.get(det_id)
+            if old is None or old.get("personal") is None:
+                continue
+            if upto is not None and old.get("reported_seq", 0) > upto:
+                continue  # reported again since the purge began: a fresh retention
+            det = dict(old, personal=None)
+            self.detections[det_id] = det
+            deltas.append(Delta("detections", "upsert", det_id, seq, without_personal(det)))
         return deltas
 
     def _detection_step(
@@ -785,7 +823,7 @@ class Situation:
             "registered_at": old["registered_at"] if old else t,
             "updated_at": t,
         }
-        return [self._responder_delta(p.id, seq), *self._reoffer(t, seq)]
+        return [self._responder_delta(p.id, seq), *self._reoffer(t, seq, only=p.id)]
 
     def _on_responder_call(self, ev: ResponderCallEvent, t: float, seq: int) -> list[Delta]:
         """One step of a responder's call. Steps out of order (an answer to no alert, an
@@ -800,6 +838,8 @@ class Situation:
         if not call_allowed(current, p.state):
             return []
         if p.state == "alerted":
+            if ev.context.parent is not None and ev.context.parent in self._refused:
+                return []  # sent with a dispatch that was refused
             engaged = responders.busy_of(self.detections.values()).get(p.responder)
             if not r["available"] or engaged not in (None, p.detection):
                 return []
@@ -817,7 +857,11 @@ class Situation:
         seq: int,
     ) -> list[Delta]:
         calls = dict(det.get("calls") or {})
-        calls[r["id"]] = {"state": state, "at": t, "by": by}
+        before = calls.get(r["id"]) or {}
+        # The seq of each step, and of the alert that began the call: the outgoing alert
+        # goes to the platform only for the alert event the fold took.
+        alerted_seq = seq if state == "alerted" else before.get("alerted_seq")
+        calls[r["id"]] = {"state": state, "at": t, "by": by, "seq": seq, "alerted_seq": alerted_seq}
         det = dict(det, calls=calls, updated_at=t)
         quals = ", ".join(QUALIFICATION_DE.get(q, q) for q in r["qualifications"])
         text = f"{r['callsign']} ({quals}) {CALL_LABEL_DE[state]} – Meldung {det['category']}"
@@ -853,17 +897,24 @@ class Situation:
                 and distance_m(here, (det["lat"], det["lon"])) <= self.rules.responder_arrival_m
             ):
                 return self._call_step(det, self.responders[rid], "arrived", rid, "", t, seq)
-        return [self._responder_delta(rid, seq), *self._reoffer(t, seq)]
+        return [self._responder_delta(rid, seq), *self._reoffer(t, seq, only=rid)]
 
-    def _reoffer(self, t: float, seq: int, skip: str | None = None) -> list[Delta]:
+    def _reoffer(
+        self, t: float, seq: int, skip: str | None = None, only: str | None = None
+    ) -> list[Delta]:
         """Recompute the responders offered to every A.D.Le.R. detection; deltas for those
-        whose offer changed (except `skip`, whose caller sends its own)."""
+        whose offer changed (except `skip`, whose caller sends its own). With `only` (one
+        responder moved or changed) a detection is re-ranked only where that responder is
+        offered or could now be: hundreds of phones reporting every few seconds must not
+        each re-rank every offer."""
         if not self.responders:
             return []
         busy = responders.busy_of(self.detections.values())
         out: list[Delta] = []
         for det_id, det in self.detections.items():
             if det.get("source") != "adler":
+                continue
+            if only is not None and not self._may_change_offer(det, only):
                 continue
             new = responders.candidates(det, self.responders, self.entities, busy, t, self.rules)
             old = det.get("candidates") or []
@@ -875,6 +926,20 @@ class Situation:
             if changed and det_id != skip:
                 out.append(Delta("detections", "upsert", det_id, seq, without_personal(det)))
         return out
+
+    def _may_change_offer(self, det: Mapping[str, Any], rid: str) -> bool:
+        if det["state"] not in responders.OFFER_STATES or det.get("lat") is None:
+            return bool(det.get("candidates"))  # an old offer to clear
+        offer = det.get("candidates") or []
+        if len(offer) < self.rules.responder_candidates:
+            return True
+        if any(c["responder"] == rid for c in offer):
+            return True
+        ent = self.entities.get(rid)
+        if ent is None or ent["lat"] is None:
+            return False
+        d = distance_m((det["lat"], det["lon"]), (ent["lat"], ent["lon"]))
+        return bool(d <= offer[-1]["distance_m"] + 10.0)  # it may now rank among the offered
 
     def _responder_delta(self, rid: str, seq: int) -> Delta:
         r = self.responders[rid]
@@ -1042,7 +1107,7 @@ class Situation:
             if a["active"] or a["acknowledged_by"] is None
         ]
         alerts.sort(key=lambda a: (a["severity"] != "critical", a["raised_at"]))
-        detections = [_detection_view(d, now) for d in self.detections.values()]
+        detections = [self._detection_view(d, now) for d in self.detections.values()]
         busy = responders.busy_of(self.detections.values())
         person_stale = self.stale_after.get("person", 60.0)
         return {
@@ -1102,6 +1167,31 @@ class Situation:
             out["track"] = [[lat, lon] for _, lat, lon in self.tracks.get(e["id"], ())]
         return out
 
+    def fresh_candidates(self, det: Mapping[str, Any], now: float) -> list[dict[str, Any]]:
+        """The offered responders whose phone reported within the limit by `now` (the
+        offer is ranked when someone moves; a phone gone quiet drops out here)."""
+        limit = self.rules.responder_position_max_age_s
+        out = []
+        for c in det.get("candidates") or []:
+            ent = self.entities.get(c["responder"])
+            seen = max(c["position_at"], (ent or {}).get("observed_at") or 0.0)
+            if now - seen <= limit:
+                out.append(dict(c, position_at=seen))
+        return out
+
+    def _detection_view(self, d: Mapping[str, Any], now: float) -> dict[str, Any]:
+        out = _timed(d, now, d["updated_at"], ("first_seen", "updated_at"))
+        out["calls"] = {k: dict(c, at=iso(c["at"])) for k, c in (d.get("calls") or {}).items()}
+        out["candidates"] = [
+            dict(
+                c,
+                position_at=iso(c["position_at"]),
+                age_s=round(max(0.0, now - c["position_at"]), 3),
+            )
+            for c in self.fresh_candidates(d, now)
+        ]
+        return out
+
     def _responders_live(self) -> list[dict[str, Any]]:
         busy = responders.busy_of(self.detections.values())
         return [
@@ -1135,6 +1225,7 @@ class Situation:
             "cleared": [[r, e, a] for e, rules in self._cleared.items() for r, a in rules.items()],
             "wind_history": {k: list(v) for k, v in self.wind_history.items()},
             "feeds_last": dict(self.feeds_last),
+            "refused": list(self._refused),
         }
 
     @classmethod
@@ -1185,6 +1276,7 @@ class Situation:
             for k, v in data.get("wind_history", {}).items()
         }
         sit.feeds_last = dict(data.get("feeds_last", {}))
+        sit._refused.extend(data.get("refused", []))
         sit._zones = _zone_index(sit.hazards)
         return sit
 
@@ -1299,16 +1391,6 @@ def _hazard_view(h: Mapping[str, Any], now: float, wind_stale_s: float) -> dict[
     return out
 
 
-def _detection_view(d: Mapping[str, Any], now: float) -> dict[str, Any]:
-    out = _timed(d, now, d["updated_at"], ("first_seen", "updated_at"))
-    out["calls"] = {k: dict(c, at=iso(c["at"])) for k, c in (d.get("calls") or {}).items()}
-    out["candidates"] = [
-        dict(c, position_at=iso(c["position_at"]), age_s=round(max(0.0, now - c["position_at"]), 3))
-        for c in d.get("candidates") or []
-    ]
-    return out
-
-
 def _offer_key(offer: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
     return [(c["responder"], c["distance_m"], c["eta_s"]) for c in offer]
 
@@ -1384,6 +1466,7 @@ _HANDLERS: dict[type, _Handler] = {
     DetectionTransitionEvent: Situation._on_detection_transition,
     ResponderEvent: Situation._on_responder,
     ResponderCallEvent: Situation._on_responder_call,
+    DetectionPurgedEvent: Situation._on_detection_purged,
     WarningEvent: Situation._on_warning,
     HazardEvent: Situation._on_hazard,
     HazardRemovedEvent: Situation._on_hazard_removed,

@@ -1,7 +1,8 @@
 """Responder alerts out to the A.D.Le.R. platform, which rings the responders' phones.
 
-Each `responder.call` with state `alerted` that this process folds becomes one POST to
-the configured URL (bearer token), retried with backoff until it is delivered or the
+Each `responder.call` with state `alerted` that the fold took becomes one POST to the
+configured URL (bearer token), and each call a closing or dismissal released one POST
+with state `released` (stand down), retried with backoff until it is delivered or the
 alert is too old to matter. Only what a responder needs to find and help is sent: the
 kind of emergency, the place, the floor, the access notes; never the `personal` part.
 
@@ -17,11 +18,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from cockpit.events import Event, ResponderCallEvent
+from cockpit.events import DetectionTransitionEvent, Event, ResponderCallEvent
 from cockpit.health import FeedHealth
 
 __all__ = ["MAX_AGE_S", "AlertSender", "alert_body"]
@@ -34,13 +36,33 @@ _QUEUE = 1000
 _OPERATIONAL = ("id", "category", "lat", "lon", "address", "floor", "access", "summary")
 
 
-def alert_body(ev: ResponderCallEvent, det: Mapping[str, Any]) -> dict[str, Any]:
+def alert_body(state: str, responder: str, at: datetime, det: Mapping[str, Any]) -> dict[str, Any]:
+    """What the platform gets: `alerted` (ring the phone) or `released` (stand down: the
+    detection was closed or dismissed). No free text: a person's note may hold anything."""
     return {
+        "state": state,
         "detection": {k: det.get(k) for k in _OPERATIONAL},
-        "responder": ev.payload.responder,
-        "alerted_at": ev.observed_at.isoformat().replace("+00:00", "Z"),
-        "note": ev.payload.note,
+        "responder": responder,
+        "at": at.isoformat().replace("+00:00", "Z"),
     }
+
+
+_STAND_DOWN = ("closed", "dismissed")
+
+
+def _taken(ev: Event, det: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(responder, state) for what the fold took of `ev`: an alert the fold refused (two
+    people alerting at once, a refused dispatch) rings no one; a closing stands down the
+    calls it released."""
+    calls: Mapping[str, Mapping[str, Any]] = det.get("calls") or {}
+    if isinstance(ev, ResponderCallEvent):
+        call = calls.get(ev.payload.responder) or {}
+        return [(ev.payload.responder, "alerted")] if call.get("alerted_seq") == ev.seq else []
+    return [
+        (rid, "released")
+        for rid, call in calls.items()
+        if call.get("state") == "released" and call.get("seq") == ev.seq
+    ]
 
 
 class AlertSender:
@@ -70,19 +92,24 @@ class AlertSender:
     def on_fold(self, batch: Sequence[Event], detections: Mapping[str, Mapping[str, Any]]) -> None:
         now = self.clock()
         for ev in batch:
-            if not isinstance(ev, ResponderCallEvent) or ev.payload.state != "alerted":
+            if isinstance(ev, ResponderCallEvent) and ev.payload.state == "alerted":
+                det_id = ev.payload.detection
+            elif isinstance(ev, DetectionTransitionEvent) and ev.payload.to in _STAND_DOWN:
+                det_id = ev.payload.id
+            else:
                 continue
             received = ev.received_at.timestamp()
             if now - received > MAX_AGE_S:
                 continue  # history being folded at start-up: rung long ago
-            det = detections.get(ev.payload.detection)
-            calls = (det or {}).get("calls") or {}
-            if det is None or ev.payload.responder not in calls:
-                continue  # the fold refused it (someone else's alert came first)
-            try:
-                self._queue.put_nowait((ev.id, alert_body(ev, det), received))
-            except asyncio.QueueFull:
-                self.health.reject("queue full", now)
+            det = detections.get(det_id)
+            if det is None:
+                continue
+            for responder, state in _taken(ev, det):
+                body = alert_body(state, responder, ev.observed_at, det)
+                try:
+                    self._queue.put_nowait((f"{ev.id}:{responder}", body, received))
+                except asyncio.QueueFull:
+                    self.health.reject("queue full", now)
 
     async def _run(self) -> None:
         while True:

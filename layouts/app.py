@@ -38,6 +38,8 @@ def page_config(settings: Settings, user: User, lang: Lang, incident: str) -> di
         "strings": browser_strings(lang),
         "symbols": json.loads(_SYMBOLS.read_text(encoding="utf-8")),
         "stale_after": dict(settings.stale_after_s),
+        # How old a Helfer's position may be to be offered (the server's own rule).
+        "responder_max_age_s": settings.rules.config().responder_position_max_age_s,
         "center": list(settings.map_center),
         "zoom": settings.map_zoom,
         "tiles": tiles,

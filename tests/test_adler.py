@@ -80,8 +80,8 @@ async def _post(c: httpx.AsyncClient, s: Served, body: Any) -> httpx.Response:
     return await c.post("/api/v1/ingest/adler", json=body, headers=s.device("adler"))
 
 
-async def _detections(c: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
-    r = await c.get("/api/v1/situation")
+async def _detections(c: httpx.AsyncClient, **params: Any) -> dict[str, dict[str, Any]]:
+    r = await c.get("/api/v1/situation", params=params)
     assert r.status_code == 200, r.text
     return {d["id"]: d for d in r.json()["detections"]}
 
@@ -99,7 +99,7 @@ async def test_a_detection_arrives_keeping_the_person_apart(served: Served) -> N
         r = await _post(c, served, report())
         assert r.status_code == 202, r.text
         assert r.json()["id"] == "adler-4711" and len(r.json()["seq"]) == 1
-        det = (await _detections(c))["adler-4711"]
+        det = (await _detections(c, personal="true"))["adler-4711"]  # need to know
         health = (await c.get("/healthz")).json()["feeds"]["adler"]
         journal = await _journal(c, "adler-4711")
     assert len(journal) == 1 and "Marcumar" not in json.dumps(journal)  # nothing personal
@@ -167,7 +167,7 @@ async def test_a_devices_repeat_never_undoes_a_persons_step(served: Served) -> N
         assert (await _step(c, "adler-4711", "dispatched")).status_code == 201
         r = await _post(c, served, report(confidence=0.99, person=None))
         assert r.status_code == 202
-        det = (await _detections(c))["adler-4711"]
+        det = (await _detections(c, personal="true"))["adler-4711"]
     assert det["state"] == "dispatched" and det["confidence"] == 0.99 and det["reports"] == 2
     assert det["personal"]["person"]["id"] == "p-8c1f"  # a report without the person keeps it
     assert len(det["history"]) == 2
@@ -475,12 +475,15 @@ async def test_an_address_alone_is_a_place_and_a_clock_ahead_is_capped(served: S
 
 
 async def test_personal_data_only_for_the_roles_that_need_it(served: Served) -> None:
-    """Until the full privacy work: the person's data never rides the push stream, and
-    only commander, operator and admin get it — from the picture or its own route."""
+    """The person's data never rides the push stream, and only commander, operator and
+    admin get it, when they ask — from the picture or its own route (tests/test_privacy.py
+    has every role on every route)."""
     async with httpx.AsyncClient(base_url=served.url, timeout=10) as c:
         await served.login(c, "el")  # a commander
         assert (await _post(c, served, report())).status_code == 202
         det = (await _detections(c))["adler-4711"]
+        assert det["personal"] is None and det["personal_held"] is True  # not asked for
+        det = (await _detections(c, personal="true"))["adler-4711"]
         assert det["personal"]["person"]["medical"]
         r = await c.get("/api/v1/detections/adler-4711/personal")
         assert r.status_code == 200 and r.json()["personal"]["person"]["id"]

@@ -112,7 +112,7 @@ def test_database_files_are_private(db: Path, clock: Clock) -> None:
     [
         (
             {"role": "chief"},
-            "role: 'chief' is not one of admin, commander, operator, viewer, trainer",
+            "role: 'chief' is not one of admin, commander, operator, viewer, trainer, wall",
         ),
         ({"password": "short"}, "password: must be at least 10 characters (got 5)"),
         ({"name": ""}, "name: ''"),
@@ -184,7 +184,7 @@ def test_hash_is_upgraded_when_argon2_parameters_change(db: Path, clock: Clock) 
 
 
 def test_roles() -> None:
-    assert set(ROLES) == {"admin", "commander", "operator", "viewer", "trainer"}
+    assert set(ROLES) == {"admin", "commander", "operator", "viewer", "trainer", "wall"}
     writers = {role for role in ROLES if can_write(User("x", role))}
     assert writers == {"admin", "commander", "operator"}
     assert {"admin", "commander", "operator"} == set(PERSONAL_DATA_ROLES)

@@ -620,7 +620,10 @@ async def test_export_import_and_replay_keep_the_events(procs: Procs, tmp_path: 
     imported = start_serve(procs, other, "serve-other", COCKPIT_INCIDENT=incident)
     await wait_healthy(imported, START_TIMEOUT_S)
     async with logged_in(imported, "el", other_password) as c:
-        assert await all_events(c) == original
+        # The imported incident goes on live: a robot silent past its limit makes it keep
+        # time (a `clock` event) once it has started, on a slow machine before we read.
+        back = [e for e in await all_events(c) if e["kind"] != "clock"]
+        assert back == original
     imported.stop()
 
     replay = procs.start(

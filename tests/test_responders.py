@@ -139,11 +139,8 @@ def test_alert_answer_arrival_moves_the_detection_on_scene_and_frees_at_close() 
     assert log.det()["calls"]["a"]["state"] == "accepted"
     assert log.det()["state"] == "dispatched"
     log.move("a", 20)  # within 30 m: there
-    assert log.det()["calls"]["a"] == {
-        "state": "arrived",
-        "at": log.det()["calls"]["a"]["at"],
-        "by": "a",
-    }
+    call = log.det()["calls"]["a"]
+    assert (call["state"], call["by"]) == ("arrived", "a")  # seen arriving by its position
     assert log.det()["state"] == "on_scene"
     journal = [j["text"] for j in log.sit.journal]
     assert any("EH a (Rettungssanitäter) alarmiert" in t for t in journal)
@@ -418,17 +415,24 @@ async def test_alerts_reach_the_platform_without_personal_data(tmp_path: Path) -
                     if len(platform.got) == 2:
                         break
                     await asyncio.sleep(0.1)
+                assert (await _step_to(c, "closed")).status_code == 201  # stand down
+                for _ in range(100):
+                    if len(platform.got) == 4:
+                        break
+                    await asyncio.sleep(0.1)
                 health = (await c.get("/healthz")).json()["feeds"]["adler_out"]
     finally:
         platform.close()
-    assert sorted(b["responder"] for _, b in platform.got) == ["eh-02", "eh-03"]
+    sent = [(b["state"], b["responder"]) for _, b in platform.got]
+    assert sorted(sent[:2]) == [("alerted", "eh-02"), ("alerted", "eh-03")]
+    assert sorted(sent[2:]) == [("released", "eh-02"), ("released", "eh-03")]
     headers, body = platform.got[0]
     assert headers["Authorization"] == f"Bearer {secret}" and headers["Idempotency-Key"]
     assert body["detection"]["address"] == "Kampstraße 12, 44137 Dortmund"
     assert body["detection"]["access"].startswith("Schlüsseltresor")
     text = json.dumps(platform.got)
     assert "Marcumar" not in text and "p-8c1f" not in text and "personal" not in text
-    assert health["accepted"] == 2 and health["rejected"] == 1
+    assert health["accepted"] == 4 and health["rejected"] == 1
     assert health["reject_reasons"] == {"HTTP 503": 1} and health["state"] == "connected"
 
 
@@ -439,3 +443,100 @@ def test_an_alert_url_without_a_token_is_refused(tmp_path: Path) -> None:
     settings = load_settings(None, data_dir=tmp_path, adler_alert_url="http://127.0.0.1:9/x")
     with pytest.raises(SettingsError, match="COCKPIT_ADLER_ALERT_TOKEN"):
         _adler_alerts(settings, None, None)  # type: ignore[arg-type]
+
+
+def test_the_alerts_of_a_refused_dispatch_ring_no_one() -> None:
+    """Two commanders dispatch at once, each with the nearest responder: the second
+    dispatch is refused in the fold, and so are the alerts it carried."""
+    log = Log()
+    log.responder("a", 300)
+    log.responder("b", 600)
+    log.detection()
+    log.step("confirmed")
+    first = DetectionTransition(id="d1", to="dispatched")
+    log.add(first, DetectionTransitionEvent)
+    log.call("a", "alerted")
+    refused = log.add(DetectionTransition(id="d1", to="dispatched"), DetectionTransitionEvent)
+    assert refused == []
+    # The refused step's own alert names it as its parent.
+    log.n += 1
+    at = T0 + timedelta(seconds=log.n)
+    step_id = log.sit._refused[-1]
+    ev = ResponderCallEvent(
+        incident="t",
+        source=Source(feed="ui", device="el2"),
+        observed_at=at,
+        received_at=at,
+        context=Context(actor="el2", parent=step_id),
+        payload=ResponderCall(detection="d1", responder="b", state="alerted"),
+    )
+    log.sit.apply(with_seq(ev, log.n))
+    assert set(log.det()["calls"]) == {"a"}
+    again = Situation.restore(log.sit.snapshot())  # the refusal survives a snapshot
+    assert list(again._refused) == list(log.sit._refused)
+
+
+def test_closing_stands_down_whoever_was_called() -> None:
+    log = Log()
+    log.responder("a", 300)
+    log.responder("b", 600)
+    log.detection()
+    log.step("confirmed")
+    log.step("dispatched")
+    log.call("a", "alerted")
+    log.call("b", "alerted")
+    log.call("b", "accepted")
+    log.step("closed")
+    calls = log.det()["calls"]
+    assert {k: c["state"] for k, c in calls.items()} == {"a": "released", "b": "released"}
+    assert any("Helfer entlassen: EH a, EH b" in j["text"] for j in log.sit.journal)
+    view = log.sit.view(T0.timestamp() + 100)
+    assert all(r["busy"] is None for r in view["responders"])
+
+
+def test_a_phone_gone_quiet_is_no_longer_offered() -> None:
+    log = Log()
+    log.responder("quiet", 200)
+    log.responder("loud", 800)
+    log.detection()
+    assert [c["responder"] for c in log.det()["candidates"]] == ["quiet", "loud"]
+    log.move("loud", 800, dt=1200)  # 20 min on: only "loud" still reports
+    view = log.sit.view(T0.timestamp() + 1201)
+    (det,) = view["detections"]
+    assert [c["responder"] for c in det["candidates"]] == ["loud"]
+    assert det["candidates"][0]["age_s"] < 5  # its age is its last report's
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 7), st.floats(0, 3000), st.booleans()), min_size=1, max_size=40
+    )
+)
+def test_re_ranking_one_mover_gives_the_offer_a_full_re_ranking_would(
+    moves: list[tuple[int, float, bool]],
+) -> None:
+    """Only detections a moving responder could enter or leave are re-ranked: the offers
+    are still exactly those of ranking everyone again."""
+    log = Log()
+    for i in range(8):
+        log.responder(f"r{i}", 200.0 * (i + 1))
+    log.detection()
+    log.detection("d2")
+    for i, north, available in moves:
+        if not available:
+            log.add(
+                Responder(
+                    id=f"r{i}", callsign=f"EH r{i}", qualifications=("nurse",), available=False
+                ),
+                ResponderEvent,
+            )
+        else:
+            log.move(f"r{i}", north)
+    t = T0.timestamp() + log.n
+    full = Situation.restore(log.sit.snapshot())
+    full._reoffer(t, log.n + 1)  # everyone re-ranked
+    for d in ("d1", "d2"):
+        got = [(c["responder"], c["distance_m"]) for c in log.sit.detections[d]["candidates"]]
+        want = [(c["responder"], c["distance_m"]) for c in full.detections[d]["candidates"]]
+        assert got == want

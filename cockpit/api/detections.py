@@ -4,7 +4,6 @@ that the fold writes into the Einsatztagebuch."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -84,7 +83,8 @@ async def transition(
         raise ApiError(422, "invalid transition", "responders", "only with to: dispatched")
     alert: list[str] = []
     if step.to == "dispatched":
-        alert = _to_alert(svc.settings.responders_per_dispatch, det, step.responders)
+        offered = svc.picture.situation.fresh_candidates(det, svc.now())
+        alert = _to_alert(svc.settings.responders_per_dispatch, offered, step.responders)
         if alert:
             check_alertable(svc, det, alert, state="dispatched")
     event = checked(
@@ -95,7 +95,8 @@ async def transition(
     )
     pipeline = svc.pipeline_or_409()
     # One batch: the dispatch and its alerts are folded together or not at all.
-    seqs = await commit(svc, [event, *alert_events(svc, user, detection_id, alert)])
+    alerts = alert_events(svc, user, detection_id, alert, parent=event.id)
+    seqs = await commit(svc, [event, *alerts])
     # Someone else's step may have been folded between the check above and this one (two
     # people at once): the fold then ignored this one, and the person must hear so.
     if await pipeline.caught_up(_FOLD_WAIT_S):
@@ -113,8 +114,10 @@ async def transition(
     return JsonResponse(answer, status_code=201)
 
 
-def _to_alert(per_dispatch: int, det: Mapping[str, Any], named: list[str] | None) -> list[str]:
+def _to_alert(
+    per_dispatch: int, offered: list[dict[str, Any]], named: list[str] | None
+) -> list[str]:
     """The responders a dispatch alerts: those named, else the nearest offered ones."""
     if named is not None:
         return named
-    return [c["responder"] for c in (det.get("candidates") or [])[:per_dispatch]]
+    return [c["responder"] for c in offered[:per_dispatch]]

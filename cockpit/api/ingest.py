@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -26,7 +27,7 @@ from cockpit.health import FeedHealth
 from cockpit.pipeline import CommitTimeout
 from feeds.telemetry import TelemetryMessage, parse_body, schema_components, to_events
 
-__all__ = ["OPENAPI_SCHEMAS", "commit", "read_body", "router"]
+__all__ = ["OPENAPI_SCHEMAS", "commit", "read_body", "rejects_counted", "router"]
 
 router = APIRouter(tags=["ingest"])
 log = logging.getLogger("cockpit.ingest")
@@ -50,6 +51,17 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ApiError(413, "body too large", "body", f"more than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@contextlib.contextmanager
+def rejects_counted(svc: Services, health: FeedHealth) -> Iterator[None]:
+    """A refusal raised inside (ApiError: 4xx naming the field) is counted as the feed's
+    reject, with its reason, on /healthz before it is answered."""
+    try:
+        yield
+    except ApiError as exc:
+        health.reject(exc.summary(), svc.clock())
+        raise
 
 
 async def commit(
@@ -129,12 +141,9 @@ async def ingest_telemetry(
 ) -> Response:
     svc = services(request)
     health = svc.health.feed(FEED)
-    try:
+    with rejects_counted(svc, health):
         body = await read_body(request, svc.settings.max_body_bytes)
         messages = _parse(svc, body)
-    except ApiError as exc:
-        health.reject(exc.summary(), svc.clock())
-        raise
     # Stamped and published in one step (no await between): see _stamped.
     seqs = await commit(svc, health, _stamped(svc, device, messages))
     return JsonResponse({"seq": seqs}, status_code=202)

@@ -16,12 +16,13 @@ from starlette.responses import Response
 
 from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError, describe_decode_error
-from cockpit.api.ingest import commit, read_body
+from cockpit.api.ingest import commit, read_body, rejects_counted
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import services
 from cockpit.auth import Device
 from cockpit.detection_flow import CALL_NEXT, call_allowed
 from cockpit.events import InvalidInput, utcnow
+from cockpit.rules.responders import OPEN_STATES
 from feeds.adler import (
     AdlerDetection,
     answer_event,
@@ -82,12 +83,9 @@ async def ingest_adler(
 ) -> Response:
     svc = services(request)
     health = svc.health.feed(FEED)
-    try:
+    with rejects_counted(svc, health):
         body = await read_body(request, svc.settings.max_body_bytes)
         detection = _parse(body)
-    except ApiError as exc:
-        health.reject(exc.summary(), svc.clock())
-        raise
     event = to_event(detection, incident=svc.incident, device=device.name, received_at=utcnow())
     seqs = await commit(svc, health, [event])
     return JsonResponse({"seq": seqs, "id": detection.id}, status_code=202)
@@ -110,12 +108,9 @@ async def ingest_responders(
 ) -> Response:
     svc = services(request)
     health = svc.health.feed(FEED)
-    try:
+    with rejects_counted(svc, health):
         body = await read_body(request, svc.settings.max_body_bytes)
         entries = _decoded(parse_responders, body, "invalid responder")
-    except ApiError as exc:
-        health.reject(exc.summary(), svc.clock())
-        raise
     events = registry_events(
         entries, incident=svc.incident, device=device.name, received_at=utcnow()
     )
@@ -142,7 +137,7 @@ async def ingest_answer(
 ) -> Response:
     svc = services(request)
     health = svc.health.feed(FEED)
-    try:
+    with rejects_counted(svc, health):
         body = await read_body(request, svc.settings.max_body_bytes)
         answer = _decoded(parse_answer, body, "invalid answer")
         await svc.picture.caught_up()
@@ -153,6 +148,10 @@ async def ingest_answer(
         if answer.responder not in sit.responders:
             raise ApiError(404, "no such responder", "responder", f"{answer.responder!r}")
         current = (det.get("calls") or {}).get(answer.responder, {}).get("state")
+        if current != answer.answer and det["state"] not in OPEN_STATES:
+            raise ApiError(
+                409, "answer not allowed", "detection", f"the detection is {det['state']}"
+            )
         if current == answer.answer:
             # The same answer again (the platform retried, or its "arrived" came after the
             # cockpit saw the responder arrive): already in the picture, nothing to add.
@@ -169,9 +168,6 @@ async def ingest_answer(
             )
             err.errors[0].update(state=current or "none", allowed=nxt)  # type: ignore[call-overload]
             raise err
-    except ApiError as exc:
-        health.reject(exc.summary(), svc.clock())
-        raise
     event = answer_event(answer, incident=svc.incident, device=device.name, received_at=utcnow())
     seqs = await commit(svc, health, [event])
     return JsonResponse({"seq": seqs, "state": answer.answer}, status_code=202)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError
-from cockpit.api.ingest import commit, read_body
+from cockpit.api.ingest import commit, read_body, rejects_counted
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import services
 from cockpit.auth import Device
@@ -64,7 +64,7 @@ async def ingest_cap(
 ) -> Response:
     svc = services(request)
     health = svc.health.feed(FEED)
-    try:
+    with rejects_counted(svc, health):
         _content_type(request)
         body = await read_body(request, svc.settings.max_body_bytes)
         try:
@@ -72,9 +72,6 @@ async def ingest_cap(
         except CapError as exc:
             status = 400 if exc.malformed else 422
             raise ApiError(status, "invalid CAP", exc.path, exc.reason) from exc
-    except ApiError as exc:
-        health.reject(exc.summary(), svc.clock())
-        raise
     event = to_event(
         warning,
         incident=svc.incident,

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError
-from cockpit.api.ingest import commit, read_body
+from cockpit.api.ingest import commit, read_body, rejects_counted
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import Services, services
 from cockpit.auth import Device
@@ -73,7 +73,7 @@ async def ingest_cot(
 ) -> Response:
     svc = services(request)
     health = svc.health.feed(FEED)
-    try:
+    with rejects_counted(svc, health):
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in CONTENT_TYPES:
             raise ApiError(
@@ -81,8 +81,5 @@ async def ingest_cot(
             )
         body = await read_body(request, svc.settings.max_body_bytes)
         events, count = _events(svc, device, body)
-    except ApiError as exc:
-        health.reject(exc.summary(), svc.clock())
-        raise
     seqs = await commit(svc, health, events, counted=count)
     return JsonResponse({"seq": seqs}, status_code=202)

@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError, describe_decode_error
-from cockpit.api.ingest import commit, read_body
+from cockpit.api.ingest import commit, read_body, rejects_counted
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import Services, services
 from cockpit.auth import Device
@@ -92,16 +92,13 @@ async def ingest_ttn(
     svc = services(request)
     health = svc.health.feed(FEED)
     svc.pipeline_or_409()  # a replay takes no uplinks: refused before the body is read
-    try:
+    with rejects_counted(svc, health):
         body = await read_body(request, svc.settings.max_body_bytes)
         try:
             events, kind = uplink_events(svc, body)
         except InvalidInput as exc:
             field, reason = _reason(exc)
             raise ApiError(422, "invalid uplink", field, reason) from exc
-    except ApiError as exc:
-        health.reject(exc.summary(), svc.clock())
-        raise
     if kind != "uplink_message":
         return JsonResponse({"seq": [], "ignored": kind}, status_code=202)
     if not events:

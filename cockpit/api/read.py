@@ -1,8 +1,15 @@
-"""Reading the picture: situation (now or at a past time), the log, the live stream."""
+"""Reading the picture: situation (now or at a past time), the log, the live stream.
+
+Need to know: no read route carries a detection's personal data unless a role that may
+see it asks for it (`?personal=true`, or the detection's own route), and every time it is
+sent, an audit entry is committed first (`cockpit.audit`); no entry, no data (503).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -13,28 +20,82 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from cockpit.api.deps import require_user
 from cockpit.api.errors import ApiError
 from cockpit.api.jsonresponse import JsonResponse
-from cockpit.api.services import services
+from cockpit.api.services import Services, services
+from cockpit.audit import AuditError
 from cockpit.auth import PERSONAL_DATA_ROLES, User
+from cockpit.privacy import PERSONAL_MARK, personal_ids, redact_event_body
 from cockpit.push import sse_stream
 from cockpit.recorder import LogReader, incident_folder
 from cockpit.replay import situation_at
 from cockpit.situation import reading_entity, reading_values, without_personal
 
-__all__ = ["router"]
+__all__ = ["audited", "parse_time", "router"]
+
+log = logging.getLogger("cockpit.api.read")
 
 router = APIRouter(tags=["situation"])
+
+_PERSONAL_QUERY = Query(
+    description="include detections' personal data: admin, commander, operator only; "
+    "each inclusion is written to the audit log first"
+)
 
 _MAX_EVENTS_PAGE = 5000
 
 
-def _parse_at(value: str) -> float:
+def parse_time(value: str, field: str = "at") -> float:
+    """An ISO 8601 time with zone as epoch seconds, or 422 naming `field`."""
+    shown = repr(value if len(value) <= 80 else value[:77] + "...")
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(422, "invalid time", "at", f"{value!r} is not ISO 8601") from exc
-    if at.tzinfo is None:
-        raise ApiError(422, "invalid time", "at", f"{value!r} has no time zone (add Z)")
-    return at.timestamp()
+        if at.tzinfo is None:
+            raise ApiError(422, "invalid time", field, f"{shown} has no time zone (add Z)")
+        return at.timestamp()
+    except (ValueError, OverflowError) as exc:
+        raise ApiError(422, "invalid time", field, f"{shown} is not ISO 8601") from exc
+
+
+def _may_ask(user: User, personal: bool) -> None:
+    if personal and user.role not in PERSONAL_DATA_ROLES:
+        raise ApiError(403, "personal data", "personal", f"role {user.role!r} may not see it")
+
+
+async def audited(
+    svc: Services, user: User, action: str, records: Sequence[str], detail: str = ""
+) -> None:
+    """Commit an audit entry for personal data about to be sent (nothing when `records`
+    is empty); 503 if it cannot be written, so that the caller sends nothing."""
+    if not records:
+        return
+    why = "personal data is not sent without an audit entry"
+    if svc.audit is None:
+        raise ApiError(503, "audit unavailable", "audit", f"no audit log here: {why}")
+    try:
+        await asyncio.to_thread(
+            svc.audit.record,
+            user=user.name,
+            role=user.role,
+            action=action,
+            incident=svc.incident,
+            records=records,
+            detail=detail,
+        )
+    except AuditError as exc:
+        log.error("%s", exc)
+        raise ApiError(503, "audit unavailable", "audit", why) from exc
+
+
+async def _for_role(
+    svc: Services, view: dict[str, Any], user: User, personal: bool, detail: str
+) -> dict[str, Any]:
+    """The view without detections' personal data, unless asked for (then audited)."""
+    if not personal:
+        view["detections"] = [without_personal(d) for d in view["detections"]]
+        return view
+    for d in view["detections"]:
+        d["personal_held"] = bool(d.get("personal"))
+    await audited(svc, user, "situation", personal_ids(view["detections"]), detail)
+    return view
 
 
 @router.get("/api/v1/situation", summary="The situation picture, now or at a past time")
@@ -42,17 +103,20 @@ async def situation(
     request: Request,
     at: Annotated[str | None, Query(description="ISO 8601 time with zone")] = None,
     tracks: Annotated[bool, Query(description="include track history")] = True,
+    personal: Annotated[bool, _PERSONAL_QUERY] = False,
     user: User = Depends(require_user),  # noqa: B008
 ) -> Response:
     svc = services(request)
+    _may_ask(user, personal)
     if at is None:
         await svc.picture.caught_up()
         # No await between reading the clock and the view: the picture cannot change.
         # The time is cut to what the answer's `at` can say (microseconds), so that
         # asking again with ?at= gives exactly the same ages.
         now = datetime.fromtimestamp(svc.now(), UTC).timestamp()
-        return JsonResponse(_for_role(svc.picture.situation.view(now, tracks=tracks), user))
-    t = _parse_at(at)
+        view = svc.picture.situation.view(now, tracks=tracks)
+        return JsonResponse(await _for_role(svc, view, user, personal, "now"))
+    t = parse_time(at)
     reader = svc.reader()
     if reader is None:
         raise ApiError(
@@ -61,24 +125,19 @@ async def situation(
     pipeline = svc.pipeline
     factory = pipeline.new_situation if pipeline else svc.replay.factory  # type: ignore[union-attr]
     sit = await asyncio.to_thread(situation_at, reader, t, factory)
-    return JsonResponse(_for_role(sit.view(t, tracks=tracks), user))
+    view = sit.view(t, tracks=tracks)
+    return JsonResponse(await _for_role(svc, view, user, personal, f"at={at[:64]}"))
 
 
-def _for_role(view: dict[str, Any], user: User) -> dict[str, Any]:
-    """The view without detections' personal data for roles that may not see it."""
-    if user.role not in PERSONAL_DATA_ROLES:
-        view["detections"] = [without_personal(d) for d in view["detections"]]
-    return view
-
-
-def _event_for_role(body: bytes, user: User) -> bytes:
-    """A recorded event as `user` may read it: a detection's personal part emptied."""
-    if user.role in PERSONAL_DATA_ROLES or b'"personal":{' not in body:
-        return body
-    event = orjson.loads(body)
-    if event.get("kind") == "detection" and event.get("payload", {}).get("personal"):
-        event["payload"]["personal"] = None
-    return orjson.dumps(event)
+def _personal_in(bodies: Sequence[bytes]) -> list[str]:
+    """The detections whose personal data these recorded events carry."""
+    ids: set[str] = set()
+    for body in bodies:
+        if PERSONAL_MARK in body:
+            event = orjson.loads(body)
+            if event.get("kind") == "detection" and event["payload"].get("personal"):
+                ids.add(str(event["payload"]["id"]))
+    return sorted(ids)
 
 
 _HISTORY_SCAN = 50_000  # seqs looked back for one entity's readings (no index: bounded)
@@ -125,9 +184,11 @@ async def events(
     request: Request,
     since: Annotated[int, Query(ge=0, description="return events with seq > since")] = 0,
     limit: Annotated[int, Query(ge=1, le=_MAX_EVENTS_PAGE)] = 1000,
+    personal: Annotated[bool, _PERSONAL_QUERY] = False,
     user: User = Depends(require_user),  # noqa: B008
 ) -> Response:
     svc = services(request)
+    _may_ask(user, personal)
     reader = svc.reader()
     if reader is None:
         raise ApiError(409, "no recording here", "since", "this process has no incident log")
@@ -135,7 +196,10 @@ async def events(
     nxt = since
     if bodies:
         nxt = int(orjson.loads(bodies[-1])["seq"])
-    bodies = [_event_for_role(b, user) for b in bodies]
+    if personal:
+        await audited(svc, user, "events", _personal_in(bodies), f"since={since} limit={limit}")
+    else:
+        bodies = [redact_event_body(b) or b for b in bodies]
     payload = b'{"incident":"%s","next":%d,"events":[' % (svc.incident.encode(), nxt)
     return Response(payload + b",".join(bodies) + b"]}", media_type="application/json")
 
@@ -150,13 +214,16 @@ async def detection_personal(
     user: User = Depends(require_user),  # noqa: B008
 ) -> Response:
     """Kept off the push stream and the picture: asked for one detection at a time, by a
-    role that needs it."""
+    role that needs it (audited)."""
     if user.role not in PERSONAL_DATA_ROLES:
         raise ApiError(403, "personal data", "role", f"role {user.role!r} may not see it")
-    det = services(request).picture.situation.detections.get(detection_id)
+    svc = services(request)
+    det = svc.picture.situation.detections.get(detection_id)
     if det is None:
         raise ApiError(404, "no such detection", "detection_id", detection_id)
-    return JsonResponse({"id": detection_id, "personal": det.get("personal")})
+    personal = det.get("personal")
+    await audited(svc, user, "detection_personal", [detection_id] if personal else [])
+    return JsonResponse({"id": detection_id, "personal": personal})
 
 
 @router.get(
@@ -200,5 +267,9 @@ async def incident_file(
     path = incident_folder(svc.settings.data_dir, svc.incident) / kind / stream / name
     if not path.is_file():
         raise ApiError(404, "no such file", "name", f"{kind}/{stream}/{name}")
+    if kind == "snapshots" and "-person-" in name:
+        # The file is `<detection id>-<ms>.jpg` (cockpit.media.vision).
+        detection = name.rsplit("-", 1)[0]
+        await audited(svc, user, "snapshot", [detection], f"{kind}/{stream}/{name}")
     media = {".jpg": "image/jpeg", ".webm": "video/webm", ".ts": "video/mp2t"}
     return FileResponse(path, media_type=media.get(path.suffix, "application/octet-stream"))

@@ -17,6 +17,7 @@ from cockpit.api.services import Services, services
 from cockpit.api.write import commit, envelope, read_validated
 from cockpit.auth import User
 from cockpit.events import (
+    Context,
     Qualification,
     Responder,
     ResponderCall,
@@ -111,12 +112,20 @@ def check_alertable(
 
 
 def alert_events(
-    svc: Services, user: User, det_id: str, ids: Sequence[str], note: str = ""
+    svc: Services,
+    user: User,
+    det_id: str,
+    ids: Sequence[str],
+    note: str = "",
+    parent: str | None = None,
 ) -> list[ResponderCallEvent]:
+    """The alerts; `parent`: the dispatch step they go with (refused, it takes them along)."""
+    env = envelope(svc, user)
+    env["context"] = Context(actor=user.name, parent=parent)
     return [
         checked(
             ResponderCallEvent(
-                **envelope(svc, user),
+                **env,
                 payload=ResponderCall(detection=det_id, responder=rid, state="alerted", note=note),
             )
         )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import HTTPConnection
 
 from cockpit.api.errors import ApiError
+from cockpit.audit import AuditLog
 from cockpit.auth import AuthStore
 from cockpit.health import Health
 from cockpit.pipeline import Pipeline
@@ -48,6 +49,7 @@ class Services:
     replay: ReplaySession | None = None  # replay mode (read-only)
     health: Health = field(default_factory=Health)
     tiles: MBTiles | None = None  # map tiles from a local file, if configured
+    audit: AuditLog | None = None  # who saw which personal data (cockpit.audit)
     media: MediaHub | None = None  # video streams (live mode)
     # More counters for /healthz, by name (feeds that listen on their own sockets).
     extra_stats: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)

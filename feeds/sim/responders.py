@@ -280,6 +280,16 @@ class ResponderSim:
             return 400, {"error": "detection.lat/lon: must be numbers on the earth, or null"}
         t = self.sim_time()
         call = person.call
+        if body.get("state") == "released":  # stood down: the detection was closed
+            if call is None or call.detection != det["id"]:
+                return 202, {"status": "not on that call"}
+            person.call = None
+            here = person.track.at(t).position
+            person.calls += 1
+            walk_on = self._walk(person.spec, here, t, self._rng(rid, person.calls))
+            person.track = Track(iter(walk_on))
+            log.info("%s stood down from %s", person.spec.callsign, det["id"])
+            return 202, {"status": "released"}
         if call is not None and call.detection == det["id"]:
             return 202, {"status": "already alerted"}  # a retried delivery
         if call is not None or person.spec.declines or not person.spec.available_at(t):
