@@ -620,7 +620,7 @@
     const map = document.querySelector(".map-wrap");
     if (state) {
       state.className = "conn " + (C.connected ? "live" : C.everConnected ? "lost" : "connecting");
-      state.textContent = C.connected ? C.t("conn.live") : C.everConnected ? C.t("conn.lost", { time: C.time(C.lastDataAt) }) : C.t("conn.connecting");
+      state.textContent = C.connected ? (C.liveLabel ? C.t(C.liveLabel) : C.t("conn.live")) : C.everConnected ? C.t("conn.lost", { time: C.time(C.lastDataAt) }) : C.t("conn.connecting");
     }
     if (banner) {
       banner.hidden = C.connected;

@@ -345,6 +345,48 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "ui.travel.foot": {"de": "zu Fuß", "en": "on foot"},
     "ui.travel.bike": {"de": "Fahrrad", "en": "bike"},
     "ui.travel.car": {"de": "Auto", "en": "car"},
+    # --- the trainer's replay (/trainer) ---
+    "ui.trainer.title": {"de": "Einsatznachbereitung", "en": "Incident debrief"},
+    "ui.trainer.conn": {"de": "Wiedergabe", "en": "Replay"},
+    "ui.trainer.clock": {"de": "Wiedergabezeit", "en": "Replay time"},
+    "ui.trainer.play": {"de": "Abspielen", "en": "Play"},
+    "ui.trainer.pause": {"de": "Anhalten", "en": "Pause"},
+    "ui.trainer.speed": {"de": "Tempo", "en": "Speed"},
+    "ui.trainer.timeline": {"de": "Zeitleiste", "en": "Timeline"},
+    "ui.trainer.timeline.hint": {
+        "de": "Tippen oder ziehen, um zu springen",
+        "en": "Tap or drag to jump",
+    },
+    "ui.trainer.mark.alert": {"de": "Alarm", "en": "Alert"},
+    "ui.trainer.mark.detection": {"de": "Meldung", "en": "Detection"},
+    "ui.trainer.mark.journal": {"de": "Tagebuch", "en": "Journal"},
+    "ui.trainer.mark.bookmark": {"de": "Lesezeichen", "en": "Bookmark"},
+    "ui.trainer.mark.goto": {"de": "Hierher springen", "en": "Jump here"},
+    "ui.trainer.bookmarks": {"de": "Lesezeichen", "en": "Bookmarks"},
+    "ui.trainer.bookmarks.none": {"de": "Noch keine Lesezeichen", "en": "No bookmarks yet"},
+    "ui.trainer.bookmark.title": {"de": "Titel", "en": "Title"},
+    "ui.trainer.bookmark.note": {"de": "Notiz", "en": "Note"},
+    "ui.trainer.bookmark.add": {"de": "Lesezeichen setzen", "en": "Add bookmark"},
+    "ui.trainer.bookmark.goto": {"de": "Springen", "en": "Jump"},
+    "ui.trainer.bookmark.delete": {"de": "Löschen", "en": "Delete"},
+    "ui.trainer.bookmark.by": {"de": "von {author}", "en": "by {author}"},
+    "ui.trainer.library": {"de": "Einsatzarchiv", "en": "Incident library"},
+    "ui.trainer.library.none": {"de": "Keine Aufzeichnungen", "en": "No recordings"},
+    "ui.trainer.library.counts": {
+        "de": "{events} Ereignisse · {alerts} Alarme · {detections} Meldungen · {journal} Tagebuch",
+        "en": "{events} events · {alerts} alerts · {detections} detections · {journal} journal",
+    },
+    "ui.trainer.library.current": {"de": "läuft", "en": "current"},
+    "ui.trainer.library.marks": {"de": "{n} Lesezeichen", "en": "{n} bookmarks"},
+    "ui.trainer.live_note": {
+        "de": "Live-Betrieb. Wiedergabe: cockpit replay RECORDING",
+        "en": "Live operation. To replay: cockpit replay RECORDING",
+    },
+    "ui.trainer.viewer_note": {
+        "de": "Nur ansehen: steuern dürfen Ausbilder und Einsatzleitung",
+        "en": "View only: trainers and commanders drive the replay",
+    },
+    "ui.trainer.failed": {"de": "Nicht ausgeführt: {reason}", "en": "Not done: {reason}"},
 }
 
 # The quick entries a commander can tap, in this order; the text is written in the

@@ -18,7 +18,7 @@ from cockpit.api.pages import PAGES
 from cockpit.auth import PERSONAL_DATA_ROLES, User, can_write
 from cockpit.i18n import Lang, browser_strings, t
 from cockpit.settings import Settings
-from layouts import commander, wall
+from layouts import commander, trainer, wall
 
 __all__ = ["ASSETS", "mount", "page_config"]
 
@@ -57,6 +57,8 @@ def serve_pages(server: FastAPI, app: Dash) -> None:
         # Dash's middleware marks the current request for `/` and `/_dash-*` only.
         token = set_current_request(request)
         try:
+            # Dash collects its assets on its first request; this page may be the first.
+            app._setup_server()
             return Response(content=app.index(), media_type="text/html")
         finally:
             reset_current_request(token)
@@ -94,6 +96,10 @@ def mount(server: FastAPI, settings: Settings) -> Dash:
         if wall.is_wall(request):  # /wall: the control room's screen, no input
             return wall.page(
                 request, lang, incident, lambda lg: page_config(settings, user, lg, incident)
+            )
+        if trainer.is_trainer(request):  # /trainer: the replay, read-only
+            return trainer.layout(
+                request, user, incident, page_config(settings, user, lang, incident)
             )
         return commander.layout(
             lang=lang,

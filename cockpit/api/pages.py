@@ -21,7 +21,7 @@ from cockpit.i18n import Lang
 __all__ = ["LANG_COOKIE", "PAGES", "PageGuard", "lang_of"]
 
 LANG_COOKIE = "cockpit_lang"
-PAGES = ("/", "/wall")  # the layouts; the trainer view joins here
+PAGES = ("/", "/wall", "/trainer")  # the layouts (the one Dash app at three paths)
 # Paths with their own checks (or none by design: health, log-in).
 _OWN_AUTH = (
     "/api/",
