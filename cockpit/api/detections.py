@@ -71,11 +71,7 @@ async def transition(
 ) -> Response:
     svc = services(request)
     step = await read_validated(request, TransitionIn, "transition", 16_384)
-    det = svc.picture.situation.detections.get(detection_id)
-    if det is None:
-        raise ApiError(
-            404, "no such detection", "detection_id", f"{detection_id!r} is not in the picture"
-        )
+    det = svc.detection_or_404(detection_id)
     current = det["state"]
     if not allowed(current, step.to):
         raise _not_allowed(current, step.to)

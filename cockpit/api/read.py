@@ -218,9 +218,7 @@ async def detection_personal(
     if user.role not in PERSONAL_DATA_ROLES:
         raise ApiError(403, "personal data", "role", f"role {user.role!r} may not see it")
     svc = services(request)
-    det = svc.picture.situation.detections.get(detection_id)
-    if det is None:
-        raise ApiError(404, "no such detection", "detection_id", detection_id)
+    det = svc.detection_or_404(detection_id)
     personal = det.get("personal")
     await audited(svc, user, "detection_personal", [detection_id] if personal else [])
     return JsonResponse({"id": detection_id, "personal": personal})

@@ -15,14 +15,14 @@ from datetime import datetime
 from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
 from cockpit.api.deps import require_trainer, require_user
-from cockpit.api.errors import ApiError, describe_validation
-from cockpit.api.ingest import read_body
+from cockpit.api.errors import ApiError
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.services import Services, services
+from cockpit.api.write import read_validated
 from cockpit.auth import User
 from cockpit.bookmarks import BookmarkError, BookmarkStore
 from cockpit.library import MAX_BUCKETS, list_recordings, timeline
@@ -112,17 +112,8 @@ def _refuse(svc: Services, what: str, field: str, reason: str) -> ApiError:
 
 
 async def _validated(request: Request, model: type[_M], what: str) -> _M:
-    """The body as `model`; an empty body is `{}` (play without a speed). 422 naming the
-    field otherwise, counted on /healthz."""
-    svc = services(request)
-    body = await read_body(request, _BODY_LIMIT)
-    try:
-        return model.model_validate_json(body or b"{}")
-    except ValidationError as exc:
-        errors = describe_validation(exc)
-        err = _refuse(svc, what, errors[0]["field"], errors[0]["reason"])
-        err.errors = errors
-        raise err from exc
+    """The body as `model`; an empty body is `{}` (play without a speed)."""
+    return await read_validated(request, model, what, _BODY_LIMIT, empty_is_object=True)
 
 
 def _replay(svc: Services) -> ReplaySession:

@@ -150,11 +150,7 @@ async def alert(
     svc = services(request)
     body = await read_validated(request, AlertIn, "alert", 16_384)
     await svc.picture.caught_up()
-    det = svc.picture.situation.detections.get(detection_id)
-    if det is None:
-        raise ApiError(
-            404, "no such detection", "detection_id", f"{detection_id!r} is not in the picture"
-        )
+    det = svc.detection_or_404(detection_id)
     check_alertable(svc, det, body.responders)
     svc.pipeline_or_409()
     seqs = await commit(

@@ -71,6 +71,15 @@ class Services:
             raise ApiError(409, "read-only", "mode", "a replay cannot be written to")
         return self.pipeline
 
+    def detection_or_404(self, detection_id: str) -> dict[str, Any]:
+        """A detection of the picture, or 404 naming it."""
+        det = self.picture.situation.detections.get(detection_id)
+        if det is None:
+            raise ApiError(
+                404, "no such detection", "detection_id", f"{detection_id!r} is not in the picture"
+            )
+        return det
+
     def reader(self) -> LogReader | None:
         """A read-only view of this incident's log, if this machine has it."""
         if self.replay is not None:

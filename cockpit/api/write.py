@@ -97,10 +97,15 @@ class HazardIn(BaseModel):
 _M = TypeVar("_M", bound=BaseModel)
 
 
-async def read_validated(request: Request, model: type[_M], what: str, limit: int) -> _M:
-    """The body as `model`, or 422 `invalid <what>` naming the field, counted on /healthz."""
+async def read_validated(
+    request: Request, model: type[_M], what: str, limit: int, *, empty_is_object: bool = False
+) -> _M:
+    """The body as `model`, or 422 `invalid <what>` naming the field, counted on /healthz.
+    `empty_is_object`: no body at all reads as `{}` (a control without options)."""
     svc = services(request)
     body = await read_body(request, limit)
+    if empty_is_object and not body:
+        body = b"{}"
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
