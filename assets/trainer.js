@@ -146,9 +146,11 @@
   function live() {
     if (TR.mode === "live") return;
     TR.mode = "live";
+    // An exercise server is live too; its own card (assets/exercise.js) drives it.
+    const why = C().cfg.exercise ? t("trainer.exercise_note") : t("trainer.live_note");
     const note = $("tr-note");
-    if (note) { note.textContent = t("trainer.live_note"); note.hidden = false; }
-    say(t("trainer.live_note"));
+    if (note) { note.textContent = why; note.hidden = false; }
+    say(why);
     for (const id of ["tr-play", "tr-pause", "tr-speed", "tr-bm-add", "tr-bm-title", "tr-bm-note"]) {
       const el = $(id);
       if (el) el.disabled = true;

@@ -18,6 +18,7 @@ import tempfile
 import time
 import webbrowser
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from pydantic import SecretStr
 
 from cockpit.audit import AUDIT_FILE, AuditError, AuditLog
 from cockpit.auth import ROLES, AuthError, AuthStore
+from cockpit.exercise import ExerciseOptions
 from cockpit.recorder import (
     RecorderError,
     export_incident,
@@ -58,14 +60,22 @@ def _auth(settings: Settings) -> AuthStore:
     return AuthStore(settings.data_dir / "auth.sqlite", session_ttl_s=settings.session_ttl_s)
 
 
-async def _serve(settings: Settings, *, replay: Path | None = None, on_start: Any = None) -> None:
+async def _serve(
+    settings: Settings,
+    *,
+    replay: Path | None = None,
+    exercise: ExerciseOptions | None = None,
+    on_start: Any = None,
+) -> None:
     # Bind and start everything before serving, so that a taken port, an unreachable
     # Redis or a recording that isn't one end the command with one clear line.
     sock = _bind(settings)
     try:
-        async with build_services(settings, replay) as svc:
+        if exercise is not None:
+            settings = exercise.settings(settings)
+        async with build_services(settings, replay, exercise) as svc:
             tune_gc()
-            app = create_app(settings, replay=replay, services=svc)
+            app = create_app(settings, replay=replay, exercise=exercise, services=svc)
             config = uvicorn.Config(
                 app,
                 log_level="info",
@@ -300,8 +310,29 @@ async def _with_ros_robots(settings: Settings, on_start: Any) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     settings = _settings(args)
     recording = Path(args.recording)
-    asyncio.run(_serve(settings, replay=recording))
+    if not args.as_live:
+        if args.start is not None or args.paused:
+            raise SettingsError("--from and --paused belong to an exercise (--as-live)")
+        asyncio.run(_serve(settings, replay=recording))
+        return 0
+    start = None
+    if args.start is not None:
+        start = _epoch_arg(args.start, "--from")
+    # Never the configured incident: an exercise must not write into a real one's log.
+    exercise = ExerciseOptions.of(recording, start=start, paused=args.paused)
+    print(f"exercise {exercise.incident} from {recording}", file=sys.stderr)
+    asyncio.run(_serve(settings, exercise=exercise))
     return 0
+
+
+def _epoch_arg(value: str, flag: str) -> float:
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise SettingsError(f"{flag} {value!r}: not an ISO 8601 time") from exc
+    if at.tzinfo is None:
+        raise SettingsError(f"{flag} {value!r}: give a time zone (e.g. Z)")
+    return at.timestamp()
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
@@ -463,6 +494,15 @@ def _parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="serve a recorded incident for replay")
     replay.add_argument("recording", help="an incident file (.sqlite)")
+    replay.add_argument(
+        "--as-live",
+        action="store_true",
+        help="exercise mode: play the recording into a live server, times shifted to now",
+    )
+    replay.add_argument(
+        "--from", dest="start", help="exercise: begin at this recording time (ISO 8601)"
+    )
+    replay.add_argument("--paused", action="store_true", help="exercise: wait for the trainer")
     common(replay, net=True)
     replay.set_defaults(func=cmd_replay)
 

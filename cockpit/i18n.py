@@ -387,6 +387,32 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "en": "View only: trainers and commanders drive the replay",
     },
     "ui.trainer.failed": {"de": "Nicht ausgeführt: {reason}", "en": "Not done: {reason}"},
+    # Exercise mode (`cockpit replay RECORDING --as-live`): marked on every page.
+    "ui.exercise.tag": {"de": "ÜBUNG", "en": "EXERCISE"},
+    "ui.exercise.of": {"de": "Aufzeichnung {incident}", "en": "Recording {incident}"},
+    "ui.exercise.running": {"de": "läuft", "en": "running"},
+    "ui.exercise.paused": {"de": "angehalten", "en": "paused"},
+    "ui.exercise.ended": {"de": "Aufzeichnung zu Ende", "en": "recording ended"},
+    "ui.exercise.title": {"de": "Übungssteuerung", "en": "Exercise control"},
+    "ui.exercise.position": {"de": "Stand der Aufzeichnung", "en": "Recording at"},
+    "ui.exercise.pause": {"de": "Anhalten", "en": "Pause"},
+    "ui.exercise.play": {"de": "Weiter", "en": "Go on"},
+    "ui.exercise.skip": {"de": "5 min überspringen", "en": "Skip 5 min"},
+    "ui.exercise.inject": {"de": "Einspielen", "en": "Inject"},
+    "ui.exercise.kind": {"de": "Art", "en": "Kind"},
+    "ui.exercise.kind.journal": {"de": "Tagebucheintrag", "en": "Journal entry"},
+    "ui.exercise.kind.alert": {"de": "Alarm", "en": "Alert"},
+    "ui.exercise.severity": {"de": "Stufe", "en": "Severity"},
+    "ui.exercise.text": {"de": "Text der Einspielung", "en": "Text to inject"},
+    "ui.exercise.injected": {"de": "Eingespielt: {text}", "en": "Injected: {text}"},
+    "ui.exercise.played": {
+        "de": "{n} Meldungen der Geräte abgespielt",
+        "en": "{n} device reports played",
+    },
+    "ui.trainer.exercise_note": {
+        "de": "Übung: Steuerung und Einspielungen in der Übungssteuerung",
+        "en": "Exercise: control and injections in the exercise card",
+    },
 }
 
 # The quick entries a commander can tap, in this order; the text is written in the

@@ -35,6 +35,7 @@ from cockpit.api import (
     tiles,
     write,
 )
+from cockpit.api import exercise as exercise_routes
 from cockpit.api import replay as replay_routes
 from cockpit.api.deps import require_user
 from cockpit.api.errors import ApiError, error_response
@@ -44,10 +45,11 @@ from cockpit.api.services import Services, services
 from cockpit.api.tiles import MBTiles
 from cockpit.audit import AUDIT_FILE, AuditLog
 from cockpit.auth import AuthStore, User
+from cockpit.exercise import Exercise, ExerciseOptions
 from cockpit.live import live_services, resolve_incident
 from cockpit.looplag import LoopLag
 from cockpit.pipeline import situation_factory
-from cockpit.recorder import LogReader
+from cockpit.recorder import LogReader, incident_folder
 from cockpit.replay import ReplaySession
 from cockpit.settings import Settings
 
@@ -81,7 +83,36 @@ async def _replay(settings: Settings, auth: AuthStore, recording: Path) -> Async
 
 
 @asynccontextmanager
-async def build_services(settings: Settings, replay: Path | None = None) -> AsyncIterator[Services]:
+async def _exercise(
+    settings: Settings, auth: AuthStore, opts: ExerciseOptions
+) -> AsyncIterator[Services]:
+    """A live server on the exercise's own incident, with the recording played into it."""
+    reader = LogReader(opts.recording)
+    try:
+        async with live_services(opts.settings(settings), auth) as svc:
+            assert svc.pipeline is not None
+            player = Exercise(
+                reader,
+                svc.pipeline.ingest,
+                svc.incident,
+                folder=opts.recording.with_suffix(""),
+                target_folder=incident_folder(svc.settings.data_dir, svc.incident),
+                start=opts.start,
+            )
+            await player.start(paused=opts.paused)
+            svc.exercise = player
+            try:
+                yield svc
+            finally:
+                await player.close()
+    finally:
+        reader.close()
+
+
+@asynccontextmanager
+async def build_services(
+    settings: Settings, replay: Path | None = None, exercise: ExerciseOptions | None = None
+) -> AsyncIterator[Services]:
     """Everything the routes need, started; torn down in reverse on exit."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     auth = AuthStore(settings.data_dir / "auth.sqlite", session_ttl_s=settings.session_ttl_s)
@@ -91,7 +122,12 @@ async def build_services(settings: Settings, replay: Path | None = None) -> Asyn
         auth.close()
         raise
     try:
-        ctx = _replay(settings, auth, replay) if replay else live_services(settings, auth)
+        if exercise is not None:
+            ctx = _exercise(settings, auth, exercise)
+        elif replay is not None:
+            ctx = _replay(settings, auth, replay)
+        else:
+            ctx = live_services(settings, auth)
         async with ctx as svc:
             svc.audit = audit_log
             if settings.map_mbtiles is not None:
@@ -110,10 +146,16 @@ async def build_services(settings: Settings, replay: Path | None = None) -> Asyn
 
 
 def create_app(
-    settings: Settings, *, replay: Path | None = None, services: Services | None = None
+    settings: Settings,
+    *,
+    replay: Path | None = None,
+    exercise: ExerciseOptions | None = None,
+    services: Services | None = None,
 ) -> FastAPI:
     """The ASGI app. With `services` (already started by the caller, as the CLI does so
     that start-up errors surface before serving) the lifespan only attaches them."""
+    if exercise is not None:  # its incident and the recording's rules, for the pages too
+        settings = exercise.settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -123,7 +165,7 @@ def create_app(
             yield
             app.state.stopping.set()
             return
-        async with build_services(settings, replay) as svc:
+        async with build_services(settings, replay, exercise) as svc:
             app.state.services = svc
             yield
             app.state.stopping.set()
@@ -145,11 +187,12 @@ def create_app(
         app.include_router(module.router)
     app.include_router(audit.router)  # issue 6: who saw which personal data
     app.include_router(replay_routes.router)  # issue 7: the trainer's replay
+    app.include_router(exercise_routes.router)  # issue 7: exercise mode (--as-live)
     _install_meta_routes(app)
     # The browser pages: Dash on this same app, behind the log-in (the guard runs first).
     from layouts.app import mount  # composition only: layouts never import the server
 
-    mount(app, settings)
+    mount(app, settings, exercise=exercise is not None)
     app.add_middleware(PageGuard)
     _install_not_found(app)
     return app
@@ -191,7 +234,7 @@ def _install_meta_routes(app: FastAPI) -> None:
         body: dict[str, Any] = {
             "status": "ok",
             "incident": svc.incident,
-            "mode": "replay" if svc.replay else "live",
+            "mode": "replay" if svc.replay else "exercise" if svc.exercise else "live",
             "uptime_s": round(now - svc.started_at, 1),
             "feeds": svc.health.view(now),
         }
@@ -203,6 +246,8 @@ def _install_meta_routes(app: FastAPI) -> None:
                 body["status"] = "degraded"
         if svc.replay is not None:
             body["replay"] = svc.replay.state()
+        if svc.exercise is not None:
+            body["exercise"] = svc.exercise.state()
         if svc.media is not None:
             body["video"] = svc.media.stats()
         for name, counters in svc.extra_stats.items():

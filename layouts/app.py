@@ -26,7 +26,9 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 _SYMBOLS = ASSETS / "symbols" / "index.json"
 
 
-def page_config(settings: Settings, user: User, lang: Lang, incident: str) -> dict[str, Any]:
+def page_config(
+    settings: Settings, user: User, lang: Lang, incident: str, *, exercise: bool = False
+) -> dict[str, Any]:
     """What the page scripts need to know, handed over in the layout (no extra request)."""
     tiles = "/tiles/{z}/{x}/{y}" if settings.map_mbtiles else settings.map_tiles
     return {
@@ -37,6 +39,8 @@ def page_config(settings: Settings, user: User, lang: Lang, incident: str) -> di
         # Whether the page offers a detection's personal data (asked for per tap, audited).
         "personal_data": user.role in PERSONAL_DATA_ROLES,
         "incident": incident,
+        # An exercise (`cockpit replay --as-live`): every page says so, all the time.
+        "exercise": exercise,
         "strings": browser_strings(lang),
         "symbols": json.loads(_SYMBOLS.read_text(encoding="utf-8")),
         "stale_after": dict(settings.stale_after_s),
@@ -68,7 +72,7 @@ def serve_pages(server: FastAPI, app: Dash) -> None:
             server.add_api_route(path, index, methods=["GET"], include_in_schema=False)
 
 
-def mount(server: FastAPI, settings: Settings) -> Dash:
+def mount(server: FastAPI, settings: Settings, *, exercise: bool = False) -> Dash:
     app = Dash(
         __name__,
         server=server,  # type: ignore[arg-type]  # Dash 4 takes a FastAPI app; its hints lag
@@ -95,11 +99,17 @@ def mount(server: FastAPI, settings: Settings) -> Dash:
             return html.Div(id="ui-config")
         if wall.is_wall(request):  # /wall: the control room's screen, no input
             return wall.page(
-                request, lang, incident, lambda lg: page_config(settings, user, lg, incident)
+                request,
+                lang,
+                incident,
+                lambda lg: page_config(settings, user, lg, incident, exercise=exercise),
             )
         if trainer.is_trainer(request):  # /trainer: the replay, read-only
             return trainer.layout(
-                request, user, incident, page_config(settings, user, lang, incident)
+                request,
+                user,
+                incident,
+                page_config(settings, user, lang, incident, exercise=exercise),
             )
         return commander.layout(
             lang=lang,
@@ -107,7 +117,7 @@ def mount(server: FastAPI, settings: Settings) -> Dash:
             role=user.role,
             can_write=can_write(user),
             incident=incident,
-            config=page_config(settings, user, lang, incident),
+            config=page_config(settings, user, lang, incident, exercise=exercise),
         )
 
     app.layout = layout

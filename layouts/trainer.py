@@ -179,6 +179,51 @@ def _library(lang: Lang) -> html.Section:
     )
 
 
+def _exercise(lang: Lang) -> html.Section:
+    """The trainer's card in an exercise (`--as-live`); assets/exercise.js shows and drives
+    it (hidden on a replay or a live server)."""
+    sev = ("warning", "critical", "info")
+    return html.Section(
+        id="ex-card",
+        className="card ex-card",
+        hidden=True,
+        children=[
+            html.H2(t("ui.exercise.title", lang)),
+            html.P(id="ex-state", className="ex-state", role="status"),
+            html.Div(
+                className="ex-row",
+                children=[
+                    html.Button(t("ui.exercise.pause", lang), id="ex-pause", className="btn"),
+                    html.Button(t("ui.exercise.play", lang), id="ex-play", className="btn"),
+                    html.Button(t("ui.exercise.skip", lang), id="ex-skip", className="btn"),
+                ],
+            ),
+            html.Div(
+                className="ex-inject",
+                children=[
+                    html.Label(t("ui.exercise.kind", lang), htmlFor="ex-kind"),
+                    html.Select(
+                        id="ex-kind",
+                        children=[
+                            html.Option(t(f"ui.exercise.kind.{k}", lang), value=k)
+                            for k in ("journal", "alert")
+                        ],
+                    ),
+                    html.Label(t("ui.exercise.severity", lang), htmlFor="ex-severity"),
+                    html.Select(
+                        id="ex-severity",
+                        children=[html.Option(t(f"ui.severity.{k}", lang), value=k) for k in sev],
+                    ),
+                    html.Label(t("ui.exercise.text", lang), htmlFor="ex-text"),
+                    dcc.Input(id="ex-text", type="text", maxLength=500, className="entry"),
+                    html.Button(t("ui.exercise.inject", lang), id="ex-send", className="btn"),
+                ],
+            ),
+            html.P(id="ex-said", className="muted", role="status"),
+        ],
+    )
+
+
 def layout(request: Any, user: User, incident: str, config: dict[str, Any]) -> html.Div:
     lang = _lang(request, config["lang"])
     # Read-only whatever the role: a trainer watches what was, and never sees the
@@ -205,7 +250,12 @@ def layout(request: Any, user: User, incident: str, config: dict[str, Any]) -> h
             ]
         if isinstance(child, html.Main):
             aside = child.children[1]
-            aside.children = [_bookmarks(lang), _library(lang), *aside.children]
+            aside.children = [
+                _exercise(lang),
+                _bookmarks(lang),
+                _library(lang),
+                *aside.children,
+            ]
     at = next(i for i, c in enumerate(children) if isinstance(c, html.Main))
     children.insert(at + 1, _bar(lang))
     page.children = children

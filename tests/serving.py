@@ -62,7 +62,7 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 @contextlib.asynccontextmanager
 async def serve(
-    data_dir: Path, replay: Path | None = None, **overrides: Any
+    data_dir: Path, replay: Path | None = None, exercise: Any = None, **overrides: Any
 ) -> AsyncIterator[Served]:
     tokens, passwords = prepare(data_dir)
     settings = load_settings(
@@ -72,7 +72,7 @@ async def serve(
         incident=overrides.pop("incident", "test-incident"),
         **overrides,
     )
-    app = create_app(settings, replay=replay)
+    app = create_app(settings, replay=replay, exercise=exercise)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

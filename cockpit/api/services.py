@@ -24,6 +24,7 @@ from cockpit.situation import Situation
 
 if TYPE_CHECKING:
     from cockpit.api.tiles import MBTiles
+    from cockpit.exercise import Exercise
     from cockpit.media.streams import MediaHub
 
 __all__ = ["Picture", "Services", "services"]
@@ -47,6 +48,7 @@ class Services:
     log_path: Path
     pipeline: Pipeline | None = None  # live mode
     replay: ReplaySession | None = None  # replay mode (read-only)
+    exercise: Exercise | None = None  # exercise mode: live, a recording played into it
     health: Health = field(default_factory=Health)
     tiles: MBTiles | None = None  # map tiles from a local file, if configured
     audit: AuditLog | None = None  # who saw which personal data (cockpit.audit)
