@@ -44,7 +44,8 @@
     if (!tag) return;
     const s = EX.state;
     const parts = [t("exercise.tag")];
-    if (s) parts.push(t("exercise.of", { incident: s.recorded_incident }), stateWord(s));
+    // The state before the name: a narrow header cuts the end, never "angehalten".
+    if (s) parts.push(stateWord(s), t("exercise.of", { incident: s.recorded_incident }));
     const text = parts.join(" · ");
     if (tag.textContent !== text) tag.textContent = text;
     tag.classList.toggle("paused", !!(s && !s.playing));

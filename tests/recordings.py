@@ -34,7 +34,7 @@ T0 = datetime(2025, 3, 14, 9, 0, 0, tzinfo=UTC)  # long ago: the exercise must s
 UNITS = ("hlf-1", "hlf-2", "dlk-1")
 STEP_S = 0.5
 LON0 = 7.44
-LON_STEP = 2e-5  # per report: the units drive east
+LON_STEP = 1e-4  # per report (0.5 s): the units drive east at about 50 km/h
 PERSONAL = "Marcumar"
 JOURNAL_THEN = "Lage 2025: zwei Trupps unter PA vorgehend"
 
