@@ -54,6 +54,22 @@ PLAYED_KINDS = frozenset(
     }
 )
 
+# An exercise is cut off from the real world both ways: no real drone, sensor, robot,
+# TAK user or warning service feeds into it (the recording is its world), and nothing of
+# it goes out (a TAK server would show exercise units to real crews; A.D.Le.R. would ring
+# real volunteers' phones). The ingest routes stay open to the trainer's own devices.
+_REAL_WORLD_OFF: dict[str, Any] = {
+    "mavlink_listen": None,
+    "cap_folder": None,
+    "cap_url": None,
+    "cot_listen": None,
+    "cot_send_to": None,
+    "rosbridge": {},
+    "mqtt_url": None,
+    "adler_alert_url": None,
+    "adler_alert_token": None,
+}
+
 _TICK_S = 0.05  # how often the player publishes what has become due
 _BATCH = 500  # events per publish (one group commit each)
 
@@ -96,7 +112,7 @@ class ExerciseOptions:
             meta = reader.meta
         finally:
             reader.close()
-        update: dict[str, Any] = {"incident": self.incident}
+        update: dict[str, Any] = {"incident": self.incident, **_REAL_WORLD_OFF}
         if "rules" in meta:
             update["rules"] = RulesSettings.model_validate_json(meta["rules"])
         if "stale_after_s" in meta:

@@ -32,6 +32,7 @@ from cockpit.events import (
 )
 from cockpit.exercise import PLAYED_KINDS, ExerciseOptions, shifted
 from cockpit.recorder import LogReader, incident_path
+from cockpit.settings import load_settings
 from tests import recordings
 from tests.serving import serve
 
@@ -90,6 +91,26 @@ def test_shifting_moves_every_time_by_the_same_amount_and_drops_personal_data(
         assert out.seq is None and out.id != ev.id and out.incident == "now"
     assert shifted(fall, delta, "now").payload.personal is None  # type: ignore[union-attr]
     assert fall.payload.personal is not None  # the recorded event itself is untouched
+
+
+async def test_an_exercise_is_cut_off_from_the_real_world(tmp_path: Path) -> None:
+    recording = await recordings.write_recording(tmp_path / "b.sqlite", seconds=5)
+    duty = load_settings(
+        None,
+        data_dir=tmp_path / "d",
+        incident="real-incident",
+        mavlink_listen="udp:127.0.0.1:14550",
+        cot_send_to="tcp:10.0.0.5:8087",
+        mqtt_url="mqtt://127.0.0.1:1883",
+        adler_alert_url="https://adler.example/alerts",
+        adler_alert_token="secret-token",
+        cap_url="https://warnings.example/cap.zip",
+    )
+    ex = ExerciseOptions.of(recording).settings(duty)
+    assert ex.incident != "real-incident" and ex.incident.startswith("uebung-")
+    off = (ex.mavlink_listen, ex.cot_send_to, ex.mqtt_url, ex.adler_alert_url, ex.cap_url)
+    assert off == (None, None, None, None, None)  # nothing in from, nothing out to, reality
+    assert ex.rosbridge == {} and ex.data_dir == duty.data_dir
 
 
 def test_only_what_devices_reported_is_played() -> None:
