@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from cockpit.events import DetectionEvent, Event, new_event_id
+from cockpit.events import DetectionEvent, Event, new_event_id, utcnow
 from cockpit.recorder import LogReader
 from cockpit.settings import RulesSettings, Settings
 
@@ -143,10 +143,18 @@ def _shift(value: Any, delta: timedelta) -> Any:
     return value
 
 
-def shifted(ev: Event, delta: timedelta, incident: str) -> Event:
+def shifted(ev: Event, delta: timedelta, incident: str, received: datetime | None = None) -> Event:
     """A recorded event as the exercise publishes it: every time moved by `delta`, a new
-    id (ULIDs carry their time), no seq (the live bus gives one), and no personal data."""
+    id (ULIDs carry their time), no seq (the live bus gives one), and no personal data.
+
+    `received`: when this server got it. The exercise's own log must have receive times
+    that rise with seq like any live log (its replay seeks by them), also where a skip
+    publishes minutes of reports at once; what they say happened keeps its shifted time."""
     out: Event = _shift(ev, delta)
+    if received is not None:
+        out = msgspec.structs.replace(
+            out, received_at=received, observed_at=min(out.observed_at, received)
+        )
     if isinstance(out, DetectionEvent) and out.payload.personal is not None:
         out = msgspec.structs.replace(
             out, payload=msgspec.structs.replace(out.payload, personal=None)
@@ -272,6 +280,7 @@ class Exercise:
         upto = await asyncio.to_thread(self.reader.seq_at, t)
         delta = timedelta(seconds=self.offset)
         sent = 0
+        received = utcnow()
         while self._after < upto:
             batch = await asyncio.to_thread(self.reader.events, self._after, upto, _BATCH)
             if not batch:
@@ -279,7 +288,7 @@ class Exercise:
             out = []
             for ev in batch:
                 if ev.kind in PLAYED_KINDS:
-                    out.append(shifted(ev, delta, self.incident))
+                    out.append(shifted(ev, delta, self.incident, received))
                     if isinstance(ev, DetectionEvent) and ev.payload.snapshot:
                         await asyncio.to_thread(self._copy_picture, ev)
                 else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,6 +91,11 @@ def test_shifting_moves_every_time_by_the_same_amount_and_drops_personal_data(
             assert _epoch(after[where]) - _epoch(then) == pytest.approx(seconds, abs=1e-3), where
         assert out.seq is None and out.id != ev.id and out.incident == "now"
     assert shifted(fall, delta, "now").payload.personal is None  # type: ignore[union-attr]
+    # Published now: received now; observed when it happened, never after it arrived.
+    arrived = _WHEN + timedelta(seconds=30)
+    out = shifted(fall, delta, "now", arrived)
+    assert out.received_at == arrived
+    assert out.observed_at == min(_WHEN + delta, arrived)
     assert fall.payload.personal is not None  # the recorded event itself is untouched
 
 
@@ -260,6 +266,15 @@ async def test_skip_runs_forward_only(exercise: Any) -> None:
         r = await c.post("/api/v1/exercise/skip", json={"t": state["start"] + 10})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "t", r.text
         assert "only runs forward" in r.json()["errors"][0]["reason"]
+    # The exercise's own log can be replayed: its receive times rise with seq, also
+    # across the skip (the skipped minute was received at once, now).
+    reader = LogReader(incident_path(s.settings.data_dir, _opts.incident))
+    try:
+        received = [ev.received_at.timestamp() for ev in reader.events(0, None, 100_000)]
+    finally:
+        reader.close()
+    assert len(received) > 300
+    assert all(b >= a - 0.5 for a, b in itertools.pairwise(received))
 
 
 async def test_the_trainer_injects_and_nobody_else_may(exercise: Any) -> None:
