@@ -13,26 +13,34 @@ __all__ = ["Fmt"]
 @dataclass(frozen=True, slots=True)
 class Fmt:
     lang: Lang
-    tz: tzinfo
+    tz: tzinfo | None  # None: this machine's local time, with its summer time rules
     start: float  # the recording's first event: relative times count from here
     span_s: float = 0.0  # how long the recording is
 
+    def at(self, t: float) -> datetime:
+        return (
+            datetime.fromtimestamp(t, self.tz)
+            if self.tz
+            else datetime.fromtimestamp(t).astimezone()
+        )
+
     def clock(self, t: float) -> str:
         """10:01:05"""
-        return datetime.fromtimestamp(t, self.tz).strftime("%H:%M:%S")
+        return self.at(t).strftime("%H:%M:%S")
 
     def short(self, t: float) -> str:
         """10:01 (axis ticks); with seconds when the whole is shorter than 10 minutes."""
         pattern = "%H:%M:%S" if self.span_s < 600 else "%H:%M"
-        return datetime.fromtimestamp(t, self.tz).strftime(pattern)
+        return self.at(t).strftime(pattern)
 
     def date_time(self, t: float) -> str:
-        at = datetime.fromtimestamp(t, self.tz)
-        return at.strftime("%d.%m.%Y %H:%M:%S" if self.lang == "de" else "%Y-%m-%d %H:%M:%S")
+        return self.at(t).strftime(
+            "%d.%m.%Y %H:%M:%S" if self.lang == "de" else "%Y-%m-%d %H:%M:%S"
+        )
 
     def zone(self) -> str:
         """The zone the times are in, e.g. `CET (UTC+01:00)`."""
-        at = datetime.fromtimestamp(self.start, self.tz)
+        at = self.at(self.start)
         offset = at.strftime("%z")
         return f"{at.tzname()} (UTC{offset[:3]}:{offset[3:]})" if offset else str(at.tzname())
 

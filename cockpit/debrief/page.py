@@ -503,11 +503,9 @@ def _build(
     tz: tzinfo | None,
 ) -> str:
     count, first, last = reader.bounds()
-    zone = tz or datetime.now().astimezone().tzinfo
-    assert zone is not None
     f = Fmt(
         lang,
-        zone,
+        tz,
         first if first is not None else now,
         (last - first) if first is not None and last is not None else 0.0,
     )
