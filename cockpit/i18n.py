@@ -474,10 +474,13 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "debrief.reading.gust": {"de": "Böen", "en": "Gusts"},
     "debrief.reading.wind_dir": {"de": "Windrichtung (aus)", "en": "Wind direction (from)"},
     "debrief.snapshots": {"de": "Lagebilder", "en": "Situation snapshots"},
-    "debrief.snapshots.none": {
-        "de": "Keine Lesezeichen, Alarme oder Meldungen",
-        "en": "No bookmarks, alerts or detections",
+    "debrief.snapshots.few": {
+        "de": "{n} Alarme und Meldungen: Lagebilder gibt es dazu nur bis {max}; "
+        "Lesezeichen setzen, um weitere Zeitpunkte festzuhalten.",
+        "en": "{n} alerts and detections: they get snapshots only up to {max}; "
+        "set bookmarks to keep more moments.",
     },
+    "debrief.snapshot.end": {"de": "Lage bei Ende der Aufzeichnung", "en": "Situation at the end"},
     "debrief.snapshot.at": {
         "de": "Lage um {time} ({since})",
         "en": "Situation at {time} ({since})",

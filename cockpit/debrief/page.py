@@ -56,6 +56,7 @@ class _Moment:
     note: str = ""
     author: str = ""
     bookmark: bool = False
+    end: bool = False  # the picture at the end of the recording (already at hand)
 
 
 def _e(value: Any) -> str:
@@ -371,8 +372,11 @@ def _plots(found: SeriesSet, cfg: RuleConfig, first: float, last: float, f: Fmt)
     return "".join(parts)
 
 
-def _moments(bookmarks: Sequence[Mapping[str, Any]], sit: Situation, lang: Lang) -> list[_Moment]:
-    """Bookmarks, and the alert and detection marks when there are few of them."""
+def _moments(
+    bookmarks: Sequence[Mapping[str, Any]], sit: Situation, last: float, lang: Lang
+) -> tuple[list[_Moment], int]:
+    """Bookmarks, the alert and detection marks when there are few of them, and the end;
+    and how many marks were left out (too many for a map each)."""
     out = [
         _Moment(
             float(b["t"]),
@@ -395,36 +399,50 @@ def _moments(bookmarks: Sequence[Mapping[str, Any]], sit: Situation, lang: Lang)
         )
         for d in sit.detections.values()
     ]
+    left_out = 0
     if len(marks) <= FEW_MARKS:
         out += marks
-    return sorted(out, key=lambda m: m.t)
+    else:
+        left_out = len(marks)
+    out.sort(key=lambda m: m.t)
+    out.append(_Moment(last, t("debrief.snapshot.end", lang), end=True))
+    return out, left_out
 
 
 def _snapshots(
     reader: LogReader,
     factory: Callable[[dict[str, Any] | None], Situation],
     moments: Sequence[_Moment],
+    left_out: int,
+    final: Situation,
     f: Fmt,
 ) -> str:
+    """A map per moment (at most MAX_SNAPSHOTS rebuilt pictures; the end's is at hand);
+    bookmarks beyond that keep their note, without a map."""
     lang = f.lang
     parts = [f'<section class="page" id="snapshots"><h2>{_e(t("debrief.snapshots", lang))}</h2>']
-    if not moments:
-        parts.append(f"<p>{_e(t('debrief.snapshots.none', lang))}</p>")
+    if left_out:
+        note = t("debrief.snapshots.few", lang, n=str(left_out), max=str(FEW_MARKS))
+        parts.append(f'<p class="note">{_e(note)}</p>')
 
     def cat(c: str) -> str:
         return _label("ui.adler.cat.", c, lang)
 
-    for m in moments[:MAX_SNAPSHOTS]:
-        sit = situation_at(reader, m.t, factory)
-        items = map_items(
-            sit.entities.values(),
-            sit.responders,
-            sit.hazards.values(),
-            _operational(sit).values(),
-            cat,
-        )
+    rebuilt = 0
+    for m in moments:
         head = t("debrief.snapshot.at", lang, time=f.clock(m.t), since=f.since(m.t))
-        svg = map_svg(items, f"{m.title} – {head}", t("debrief.map.empty", lang))
+        svg = ""
+        if m.end or rebuilt < MAX_SNAPSHOTS:
+            sit = final if m.end else situation_at(reader, m.t, factory)
+            rebuilt += 0 if m.end else 1
+            items = map_items(
+                sit.entities.values(),
+                sit.responders,
+                sit.hazards.values(),
+                _operational(sit).values(),
+                cat,
+            )
+            svg = map_svg(items, f"{m.title} – {head}", t("debrief.map.empty", lang))
         note = f'<p class="bm-note">{_e(m.note)}</p>' if m.note else ""
         by = (
             f'<p class="note">{_e(t("debrief.snapshot.by", lang, author=m.author))}</p>'
@@ -435,11 +453,11 @@ def _snapshots(
             f'<figure class="snapshot" data-t="{m.t!r}"><figcaption><strong>{_e(m.title)}</strong>'
             f"<br>{_e(head)}</figcaption>{note}{by}{svg}</figure>"
         )
-    if len(moments) > MAX_SNAPSHOTS:
+    if len(moments) - 1 > MAX_SNAPSHOTS:
         more = t(
             "debrief.snapshot.more",
             lang,
-            n=str(len(moments) - MAX_SNAPSHOTS),
+            n=str(len(moments) - 1 - MAX_SNAPSHOTS),
             max=str(MAX_SNAPSHOTS),
         )
         parts.append(f'<p class="note">{_e(more)}</p>')
@@ -530,14 +548,14 @@ def _build(
     if first is None or last is None:
         body.append(f"<p>{_e(t('debrief.empty', lang))}</p>")
     else:
-        moments = _moments(bookmarks, sit, lang)
+        moments, left_out = _moments(bookmarks, sit, last, lang)
         body += [
             _timeline(path, settings, [m for m in moments if m.bookmark], f),
             _journal(sit, f),
             _alerts(sit, f),
             _detections(dets, f),
             _plots(read_series(path, sit.rules, first, last), sit.rules, first, last, f),
-            _snapshots(reader, factory, moments, f),
+            _snapshots(reader, factory, moments, left_out, sit, f),
             _images(path.with_suffix(""), dets, f),
         ]
     title = f"{t('debrief.title', lang)} – {reader.incident}"
