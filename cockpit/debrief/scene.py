@@ -20,6 +20,7 @@ __all__ = ["MAX_IMAGES", "MAX_IMAGE_BYTES", "detection_image", "map_items"]
 MAX_IMAGES = 24
 MAX_IMAGE_BYTES = 1_000_000
 _DRAWN = frozenset({"unit", "drone", "robot", "sensor"})
+_DONE = frozenset({"closed", "dismissed"})
 _IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 
@@ -55,7 +56,8 @@ def map_items(
         label = str(e.get("callsign") or e["id"])
         items.append(MapItem(str(e["kind"]), label, float(e["lat"]), float(e["lon"])))
     for d in detections:
-        if d.get("lat") is None or d.get("lon") is None:
+        # What is closed or dismissed no longer stands on the map (the table keeps it).
+        if d.get("lat") is None or d.get("lon") is None or d.get("state") in _DONE:
             continue
         items.append(
             MapItem(
