@@ -38,9 +38,9 @@ from cockpit.settings import load_settings
 from cockpit.situation import Situation
 from tests.factories import T0, ack, journal, numbered, position, readings
 from tests.procs import clean_env, cockpit_command
-from tests.serving import Served, serve
+from tests.serving import Served, serve, serve_in_thread
 from tests.test_trainer_api import PERSON, record
-from tests.test_ui_trainer import CHROMIUM
+from tests.test_ui_trainer import CHROMIUM, _page, _ready
 
 SECONDS = 120.0
 CO_PEAK, CO_DIP = 250.0, 0.25  # the highest and the lowest CO reading
@@ -410,6 +410,47 @@ def test_it_prints_to_a_pdf_of_several_pages(tmp_path: Path, recording: Path) ->
     pages = len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf))
     assert pages > 1, pages
     (tmp_path / "debrief.pdf").write_bytes(pdf)
+
+
+def test_the_trainer_page_offers_the_debrief_to_those_who_may_have_it(
+    tmp_path: Path, recording: Path
+) -> None:
+    from playwright import sync_api
+
+    with (
+        serve_in_thread(tmp_path / "ui", replay=recording) as s,
+        sync_api.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = _page(browser, s, "trainer")
+            _ready(page)
+            link = page.locator("#tr-debrief")
+            assert link.inner_text() == "Nachbesprechung exportieren"
+            with page.expect_download() as info:
+                link.click()
+            download = info.value
+            assert re.fullmatch(
+                r"nachbesprechung-test-\d{8}-\d{4}\.html", download.suggested_filename
+            )
+            text = Path(download.path()).read_text(encoding="utf-8")
+            assert "Einsatztagebuch" in text and JOURNAL_TEXTS[2] in text
+            _no_personal_data(text)
+            assert page.errors == [] and page.outside == []
+            page.context.close()
+
+            page = _page(browser, s, "trainer", lang="en")
+            _ready(page)
+            assert page.locator("#tr-debrief").inner_text() == "Export debrief"
+            assert page.locator("#tr-debrief").get_attribute("href").endswith("lang=en")
+            page.context.close()
+
+            page = _page(browser, s, "viewer")  # watches; the export is not theirs
+            _ready(page)
+            assert page.locator("#tr-debrief").count() == 0
+            page.context.close()
+        finally:
+            browser.close()
 
 
 # --- large recordings -----------------------------------------------------------
