@@ -479,3 +479,12 @@ async def test_ten_times_the_events_do_not_take_ten_times_the_memory(tmp_path: P
     [fig] = parse(text).find("figure", data_entity="gas-1", data_reading="co")
     vs = [float(v) for v in fig.find("polyline", "series")[0].attrs["data-v"].split(",")]
     assert max(vs) == CO_PEAK and min(vs) == CO_DIP
+
+
+async def test_an_empty_recording_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite"
+    assert await record(path, []) == 0
+    settings = load_settings(None, data_dir=tmp_path / "data", port=0, incident="x")
+    text = build_debrief(path, settings, lang="de", user="trainer")
+    assert "Die Aufzeichnung ist leer." in text
+    parse(text)  # still a well-formed page

@@ -30,6 +30,7 @@ from cockpit.privacy import redact_snapshot
 from cockpit.recorder import LogReader
 from cockpit.replay import situation_at
 from cockpit.rules.config import RuleConfig
+from cockpit.rules.thresholds import _unit_ok
 from cockpit.settings import Settings
 from cockpit.situation import Situation
 
@@ -278,13 +279,8 @@ def _thresholds(s: Series, cfg: RuleConfig, f: Fmt) -> tuple[list[Threshold], st
     lang = f.lang
     if s.category == "gas":
         limit = cfg.gas[s.name]
-        unit = s.unit.replace(" ", "").lower()
-        if (
-            unit
-            and unit != limit.unit.replace(" ", "").lower()
-            and not (limit.unit == "% UEG" and unit in ("%lel", "%ueg", "ueg%", "lel%"))
-            and not (limit.unit == "Vol-%" and unit in ("vol%", "%vol", "%", "%v/v"))
-        ):
+        # The rule's own test: a limit is compared only with readings in its unit.
+        if not _unit_ok(limit, s.unit):
             note = t("debrief.plot.unit_mismatch", lang, expected=limit.unit, unit=s.unit)
             return [], note
         return [
@@ -409,6 +405,23 @@ def _moments(
     return out, left_out
 
 
+def _legend(lang: Lang) -> str:
+    """What the map symbols mean (the colours and shapes of `svg.map_svg`)."""
+    keys = (
+        ("unit", "■", "ui.layer.units"),
+        ("drone", "▲", "ui.layer.drones"),
+        ("robot", "◆", "ui.layer.robots"),
+        ("sensor", "●", "ui.layer.sensors"),
+        ("detection", "★", "ui.layer.detections"),
+        ("danger_area", "▰", "ui.hazard.area"),
+        ("downwind_sector", "▱", "ui.hazard.sector"),
+    )
+    spans = "".join(
+        f'<span class="lg lg-{k}">{sym} {_e(t(key, lang))}</span>' for k, sym, key in keys
+    )
+    return f'<p class="legend">{spans}</p>'
+
+
 def _snapshots(
     reader: LogReader,
     factory: Callable[[dict[str, Any] | None], Situation],
@@ -421,6 +434,7 @@ def _snapshots(
     bookmarks beyond that keep their note, without a map."""
     lang = f.lang
     parts = [f'<section class="page" id="snapshots"><h2>{_e(t("debrief.snapshots", lang))}</h2>']
+    parts.append(_legend(lang))
     if left_out:
         note = t("debrief.snapshots.few", lang, n=str(left_out), max=str(FEW_MARKS))
         parts.append(f'<p class="note">{_e(note)}</p>')

@@ -62,6 +62,10 @@ svg .label { font-size: 9px; fill: #111; paint-order: stroke; stroke: #fff; stro
 svg .scale { stroke: #111; stroke-width: 2; }
 .bm-note { white-space: pre-wrap; border-left: 2pt solid #2e7d32; padding-left: 2mm;
   margin: 1mm 0; }
+.legend { font-size: 9pt; display: flex; flex-wrap: wrap; gap: 1mm 4mm; }
+.lg-unit { color: #c62828; } .lg-drone { color: #1565c0; } .lg-robot { color: #6a1b9a; }
+.lg-sensor { color: #2e7d32; } .lg-detection { color: #e68a00; }
+.lg-danger_area { color: #c00000; } .lg-downwind_sector { color: #d08000; }
 .det-image img { max-width: 100%; max-height: 90mm; border: 0.5pt solid #999; }
 @media print { body { padding: 0; max-width: none; } }
 """
