@@ -14,9 +14,8 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import orjson
+import msgspec
 
 from cockpit.rules.config import RuleConfig
 
@@ -117,23 +116,44 @@ def _connect(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def _values(
-    kind: str, payload: Mapping[str, Any]
-) -> tuple[str | None, list[tuple[str, float, str]]]:
+class _Reading(msgspec.Struct):
+    value: float
+    unit: str | None = None
+
+
+class _Payload(msgspec.Struct):
+    """Only what the plots read; everything else in a body is skipped while decoding."""
+
+    entity: str | None = None
+    station: str | None = None
+    callsign: str | None = None
+    values: dict[str, _Reading] = {}
+    battery_pct: float | None = None
+    wind_speed_mps: float | None = None
+    gust_mps: float | None = None
+    wind_dir_deg: float | None = None
+    temperature_c: float | None = None
+
+
+class _Body(msgspec.Struct):
+    payload: _Payload
+
+
+_decode = msgspec.json.Decoder(_Body).decode
+
+
+def _values(kind: str, p: _Payload) -> tuple[str | None, list[tuple[str, float, str]]]:
     """(entity, [(reading, value, unit)]) of one event's payload."""
     if kind == "readings":
-        vals = payload.get("values") or {}
-        return payload.get("entity"), [
-            (n, float(r["value"]), str(r.get("unit") or "")) for n, r in vals.items()
-        ]
+        return p.entity, [(n, r.value, r.unit or "") for n, r in p.values.items()]
     if kind == "weather":
-        return payload.get("station"), [
-            (name, float(payload[key]), unit)
+        return p.station, [
+            (name, float(v), unit)
             for key, name, unit in _WEATHER
-            if payload.get(key) is not None
+            if (v := getattr(p, key)) is not None
         ]
-    battery = payload.get("battery_pct")  # status
-    return payload.get("entity"), ([] if battery is None else [("battery", float(battery), "%")])
+    battery = p.battery_pct  # status
+    return p.entity, ([] if battery is None else [("battery", float(battery), "%")])
 
 
 def read_series(
@@ -150,7 +170,7 @@ def read_series(
         )
         for kind, received, observed, body in cursor:
             out.rows += 1
-            payload = orjson.loads(body).get("payload") or {}
+            payload = _decode(body).payload
             entity, values = _values(kind, payload)
             if not entity:
                 continue
@@ -170,7 +190,7 @@ def read_series(
                     kept[category] += 1
                     s = out.series[key] = Series(entity, name, category)
                 s.unit = unit or s.unit
-                if payload.get("callsign"):
-                    s.callsign = str(payload["callsign"])
+                if payload.callsign:
+                    s.callsign = payload.callsign
                 s.add(bucket, t, value)
     return out
