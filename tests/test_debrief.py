@@ -153,6 +153,12 @@ def _clock(t: float) -> str:
     return datetime.fromtimestamp(t).astimezone().strftime("%H:%M:%S")
 
 
+def _since(t: float) -> str:
+    """Whole seconds since the first event (at T0), as +h:mm:ss."""
+    s = math.floor(t - T0.timestamp())
+    return f"+{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 # --- a small DOM from the stdlib parser -------------------------------------------
 
 
@@ -267,11 +273,11 @@ def _check_debrief(text: str, lang: str) -> Node:
     # The Einsatztagebuch: every entry, in order, with its time and author.
     sit = Situation(incident="test")
     sit.apply_all(_events())
-    expected = [(_clock(j["t"]), j["author"] or "", j["text"]) for j in sit.journal]
-    assert all(any(line in e[2] for e in expected) for line in JOURNAL_TEXTS)
+    expected = [(_clock(j["t"]), _since(j["t"]), j["author"] or "", j["text"]) for j in sit.journal]
+    assert all(any(line in e[3] for e in expected) for line in JOURNAL_TEXTS)
     [table] = dom.find("table", "journal")
     rows = [[td.all_text() for td in tr.find("td")] for tr in table.find("tbody")[0].find("tr")]
-    assert [(r[0], r[2], r[4]) for r in rows] == expected
+    assert [(r[0], r[1], r[2], r[4]) for r in rows] == expected
     assert table.find("thead")  # repeated on every printed page
     # The CO plot: every point a recorded reading; the peak and the dip kept.
     [fig] = dom.find("figure", data_entity="gas-1", data_reading="co")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
@@ -47,7 +48,7 @@ class Fmt:
     @staticmethod
     def duration(seconds: float) -> str:
         """h:mm:ss"""
-        s = max(0, round(seconds))
+        s = max(0, math.floor(seconds))  # as the clock shows it: whole seconds passed
         return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
     def since(self, t: float) -> str:
