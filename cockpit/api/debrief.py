@@ -29,6 +29,17 @@ router = APIRouter(tags=["replay"])
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
+def _one_at_a_time(request: Request) -> asyncio.Lock:
+    """One export at a time per server: each scans the whole log (seconds on a long
+    incident); a second click waits here, holding no worker thread, instead of doubling
+    the load on a busy server."""
+    state = request.app.state
+    lock: asyncio.Lock | None = getattr(state, "debrief_lock", None)
+    if lock is None:
+        lock = state.debrief_lock = asyncio.Lock()
+    return lock
+
+
 @router.get(
     "/api/v1/replay/debrief",
     summary="The debrief of this recording: one printable HTML file, without personal data",
@@ -43,9 +54,10 @@ async def debrief(
         raise ApiError(409, "no recording", "mode", "this server has not recorded anything yet")
     chosen: Lang = lang or lang_of(request)
     try:
-        text = await asyncio.to_thread(
-            build_debrief, svc.log_path, svc.settings, lang=chosen, user=user.name
-        )
+        async with _one_at_a_time(request):
+            text = await asyncio.to_thread(
+                build_debrief, svc.log_path, svc.settings, lang=chosen, user=user.name
+            )
     except RecorderError as exc:
         raise ApiError(
             503, "recording unreadable", "recording", str(exc).replace(str(svc.log_path), "…")
