@@ -1,5 +1,5 @@
 """The `cockpit` command: demo, serve, replay, user add, token add, export, import,
-purge-personal."""
+purge-personal, debrief."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from pydantic import SecretStr
 
 from cockpit.audit import AUDIT_FILE, AuditError, AuditLog
 from cockpit.auth import ROLES, AuthError, AuthStore
+from cockpit.debrief import build_debrief, debrief_filename
 from cockpit.exercise import ExerciseOptions
 from cockpit.recorder import (
     RecorderError,
@@ -421,6 +422,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_debrief(args: argparse.Namespace) -> int:
+    """Write the debrief of a recording (one HTML file, without personal data)."""
+    settings = _settings(args)
+    recording = Path(args.recording)
+    text = build_debrief(recording, settings, lang=args.lang, user=f"os:{_os_user()}")
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output or debrief_filename(recording.stem, args.lang, time.time()))
+    part = out.with_name(out.name + ".part")  # never a half-written file under its name
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, out)
+    print(f"debrief of {recording.name} written to {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_purge_personal(args: argparse.Namespace) -> int:
     """Purge personal data past the retention from recordings no process is recording."""
     settings = _settings(args)
@@ -547,6 +564,17 @@ def _parser() -> argparse.ArgumentParser:
     pp.add_argument("--incident", help="only this incident (default: every one in the data dir)")
     common(pp)
     pp.set_defaults(func=cmd_purge_personal)
+
+    db = sub.add_parser(
+        "debrief", help="write a recording's debrief: one printable HTML file, no personal data"
+    )
+    db.add_argument("recording", help="an incident file (.sqlite)")
+    db.add_argument(
+        "-o", "--output", help="the HTML file (default: nachbesprechung-…html here; - for stdout)"
+    )
+    db.add_argument("--lang", choices=("de", "en"), default="de", help="language (default de)")
+    common(db)
+    db.set_defaults(func=cmd_debrief)
 
     im = sub.add_parser("import", help="add a recording file to the data dir")
     im.add_argument("file")

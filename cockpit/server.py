@@ -35,6 +35,7 @@ from cockpit.api import (
     tiles,
     write,
 )
+from cockpit.api import debrief as debrief_routes
 from cockpit.api import exercise as exercise_routes
 from cockpit.api import replay as replay_routes
 from cockpit.api.deps import require_user
@@ -188,6 +189,7 @@ def create_app(
     app.include_router(audit.router)  # issue 6: who saw which personal data
     app.include_router(replay_routes.router)  # issue 7: the trainer's replay
     app.include_router(exercise_routes.router)  # issue 7: exercise mode (--as-live)
+    app.include_router(debrief_routes.router)  # issue 7: the debrief export
     _install_meta_routes(app)
     # The browser pages: Dash on this same app, behind the log-in (the guard runs first).
     from layouts.app import mount  # composition only: layouts never import the server

@@ -168,11 +168,22 @@ def _bookmarks(lang: Lang) -> html.Section:
     )
 
 
-def _library(lang: Lang) -> html.Section:
+def _debrief(lang: Lang) -> html.A:
+    """The debrief of the recording served (a plain link: the file is a download)."""
+    return html.A(
+        t("ui.trainer.debrief", lang),
+        id="tr-debrief",
+        href=f"/api/v1/replay/debrief?lang={lang}",
+        className="btn tr-btn tr-debrief",
+    )
+
+
+def _library(lang: Lang, can_drive: bool) -> html.Section:
     return html.Section(
         className="card tr-library",
         children=[
             html.H2(t("ui.trainer.library", lang)),
+            *([_debrief(lang)] if can_drive else []),
             html.P(id="tr-note", className="muted tr-note", hidden=True),
             html.Div(id="tr-library", className="list"),
         ],
@@ -253,7 +264,7 @@ def layout(request: Any, user: User, incident: str, config: dict[str, Any]) -> h
             aside.children = [
                 _exercise(lang),
                 _bookmarks(lang),
-                _library(lang),
+                _library(lang, config["can_drive"]),
                 *aside.children,
             ]
     at = next(i for i, c in enumerate(children) if isinstance(c, html.Main))
