@@ -36,6 +36,7 @@ from cockpit.api import (
     write,
 )
 from cockpit.api import replay as replay_routes
+from cockpit.api import replay_video as replay_video_routes
 from cockpit.api.deps import require_user
 from cockpit.api.errors import ApiError, error_response
 from cockpit.api.jsonresponse import JsonResponse
@@ -145,6 +146,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(audit.router)  # issue 6: who saw which personal data
     app.include_router(replay_routes.router)  # issue 7: the trainer's replay
+    app.include_router(replay_video_routes.router)  # issue 7: its recorded video
     _install_meta_routes(app)
     # The browser pages: Dash on this same app, behind the log-in (the guard runs first).
     from layouts.app import mount  # composition only: layouts never import the server
