@@ -59,9 +59,11 @@ class VideoIndex:
         return next((s for s in self.segments if s.path == path), None)
 
     def streams(self) -> dict[str, list[Segment]]:
+        """Per stream, its segments in time order: those whose file is there to serve."""
         out: dict[str, list[Segment]] = {}
         for seg in sorted(self.segments, key=lambda s: (s.stream, s.start)):
-            out.setdefault(seg.stream, []).append(seg)
+            if self.file(seg.path) is not None:
+                out.setdefault(seg.stream, []).append(seg)
         return out
 
     def file(self, path: str) -> tuple[Segment, Path] | None:
