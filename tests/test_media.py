@@ -54,10 +54,10 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 
 @contextlib.asynccontextmanager
 async def publisher(
-    served: Served, stream: str = "uav-1"
+    served: Served, stream: str = "uav-1", track: MediaStreamTrack | None = None
 ) -> AsyncIterator[tuple[RTCPeerConnection, str]]:
     pc = RTCPeerConnection(NO_STUN)
-    pc.addTrack(Pattern())
+    pc.addTrack(track or Pattern())
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(base_url=served.url, timeout=20) as c:
         r = await c.post(
