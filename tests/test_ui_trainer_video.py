@@ -35,6 +35,7 @@ __all__ = ["browser"]  # the Chromium fixture, shared with the trainer page's te
 
 INCIDENT = "uebung-drohne"
 STREAM = "uav-1"
+H264_STREAM = "uav-2"
 EPOCH = time.time()  # the frames carry milliseconds since this
 W, H, BITS, BLOCK_W, BLOCK_H = 320, 240, 32, 20, 30  # 16 blocks a row, 2 rows + 2 inverted
 
@@ -78,8 +79,8 @@ READ_PICTURE = """([stream, w, h, n, bw, bh]) => {
 }"""
 
 
-def _read(page: Any) -> dict[str, Any]:
-    read: dict[str, Any] = page.evaluate(READ_PICTURE, [STREAM, W, H, BITS, BLOCK_W, BLOCK_H])
+def _read(page: Any, stream: str = STREAM) -> dict[str, Any]:
+    read: dict[str, Any] = page.evaluate(READ_PICTURE, [stream, W, H, BITS, BLOCK_W, BLOCK_H])
     return read
 
 
@@ -105,7 +106,11 @@ def _ping(s: Served, c: httpx.Client) -> None:
 
 def _record(data: Path) -> Path:
     async def publish(s: Served) -> None:
-        async with publisher(s, STREAM, Clocked()):
+        # Two drones at once: VP8 (played as recorded) and H264 (served as MP4).
+        async with (
+            publisher(s, STREAM, Clocked(), "VP8"),
+            publisher(s, H264_STREAM, Clocked(), "H264"),
+        ):
             await asyncio.sleep(14)
 
     with (
@@ -123,7 +128,8 @@ def _record(data: Path) -> Path:
 @dataclass
 class Setup:
     served: Served
-    segments: list[dict[str, Any]]
+    segments: list[dict[str, Any]]  # STREAM's
+    h264: list[dict[str, Any]]  # H264_STREAM's
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +139,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     with serve_in_thread(work / "replay", replay=recording) as s, httpx.Client(base_url=s.url) as c:
         _login(s, c, "viewer")
         listed = c.get("/api/v1/replay/video").json()["streams"]
-        assert [x["stream"] for x in listed] == [STREAM], listed
-        yield Setup(s, listed[0]["segments"])
+        assert [x["stream"] for x in listed] == [STREAM, H264_STREAM], listed
+        assert {x["codec"] for x in listed[1]["segments"]} == {"H264"}
+        yield Setup(s, listed[0]["segments"], listed[1]["segments"])
 
 
 def _tap(page: Any, t: float) -> float:
@@ -153,14 +160,14 @@ def _tap(page: Any, t: float) -> float:
     return float(seek["position"])
 
 
-def _settled(page: Any, segment: dict[str, Any]) -> None:
+def _settled(page: Any, segment: dict[str, Any], stream: str = STREAM) -> None:
     """The tile shows a frame of `segment`, sought and ready."""
     _wait(
         page,
         "([s, url]) => { const t = cockpitTrainerVideo.tiles.get(s);"
         " return t && t.seg && t.seg.url === url && !t.video.seeking"
         " && t.video.readyState >= 2; }",
-        arg=[STREAM, segment["url"]],
+        arg=[stream, segment["url"]],
     )
     page.wait_for_timeout(150)  # the sought frame reaches the compositor
 
@@ -172,7 +179,7 @@ def test_a_seek_shows_the_picture_of_the_replay_time_and_play_follows_the_clock(
     assert len(segs) >= 3, segs  # 14 s in segments of 4 s
     page = _page(browser, setup.served)
     _ready(page)
-    _wait(page, "cockpitTrainerVideo.tiles.size === 1")
+    _wait(page, "cockpitTrainerVideo.tiles.size === 2")
     tile = page.locator(f'.tr-vtile[data-stream="{STREAM}"]')
     assert "big" in (tile.get_attribute("class") or "")
 
@@ -224,7 +231,7 @@ def test_a_gap_says_there_is_no_video_and_when_there_is(setup: Setup, browser: A
     segs = setup.segments
     page = _page(browser, setup.served)
     _ready(page)
-    _wait(page, "cockpitTrainerVideo.tiles.size === 1")
+    _wait(page, "cockpitTrainerVideo.tiles.size === 2")
     state = page.evaluate("cockpitTrainer.state")
     assert state["start"] < segs[0]["start"] - 1.0  # the unit reported before the video
     t = _tap(page, state["start"] + 0.2)
@@ -233,18 +240,40 @@ def test_a_gap_says_there_is_no_video_and_when_there_is(setup: Setup, browser: A
     _wait(page, "document.querySelector('.tr-vnote').textContent.includes('Kein Video')")
     text = note.inner_text()
     assert "nächstes Video" in text and " s)" in text, text
-    assert "gap" in (page.locator(".tr-vtile").get_attribute("class") or "")
+    assert "gap" in (page.locator(".tr-vtile").first.get_attribute("class") or "")
 
     # After the video ended: the last frame's time and how long before.
     t = _tap(page, state["end"] - 0.2)
     assert t > segs[-1]["end"]
     _wait(page, "document.querySelector('.tr-vnote').textContent.includes('letztes Bild')")
     # Tiles are big touch targets; English on request.
-    box = page.locator(".tr-vtile").bounding_box()
+    box = page.locator(".tr-vtile").last.bounding_box()
     assert box["width"] >= 44 and box["height"] >= 44
     page.goto(setup.served.url + "/trainer?lang=en")
     _ready(page)
-    _wait(page, "cockpitTrainerVideo.tiles.size === 1")
+    _wait(page, "cockpitTrainerVideo.tiles.size === 2")
     _wait(page, "document.querySelector('.tr-vnote').textContent.includes('No video')")
+    assert page.errors == [] and page.outside == []
+    page.context.close()
+
+
+def test_h264_plays_as_mp4_and_a_tap_makes_its_tile_large(setup: Setup, browser: Any) -> None:
+    page = _page(browser, setup.served)
+    _ready(page)
+    _wait(page, "cockpitTrainerVideo.tiles.size === 2")
+    tile = page.locator(f'.tr-vtile[data-stream="{H264_STREAM}"]')
+    assert "big" not in (tile.get_attribute("class") or "")  # the first stream is
+    tile.click()
+    assert "big" in (tile.get_attribute("class") or "")
+    assert "big" not in (
+        page.locator(f'.tr-vtile[data-stream="{STREAM}"]').get_attribute("class") or ""
+    )
+    second = setup.h264[1]
+    t = _tap(page, second["start"] + 0.5 * (second["end"] - second["start"]))
+    _settled(page, second, H264_STREAM)
+    read = _read(page, H264_STREAM)
+    assert read["width"] == W and abs(read["video"] - t) < 0.5, (read, t)
+    assert abs(_painted(read) - t) < 0.5, (_painted(read) - t, read)
+    print(f"h264 seek: video {read['video'] - t:+.3f} s, picture {_painted(read) - t:+.3f} s")
     assert page.errors == [] and page.outside == []
     page.context.close()
