@@ -26,12 +26,13 @@ from aiortc.mediastreams import VideoStreamTrack
 
 from cockpit.recorder import incident_path
 from tests.serving import Served, serve_in_thread
+from tests.test_a11y import _findings, _scan, axe_script
 from tests.test_media import publisher
 from tests.test_ui_trainer import _login, _page, _ready, _wait, browser
 
 pytestmark = pytest.mark.slow
 
-__all__ = ["browser"]  # the Chromium fixture, shared with the trainer page's tests
+__all__ = ["axe_script", "browser"]  # fixtures shared with the other page tests
 
 INCIDENT = "uebung-drohne"
 STREAM = "uav-1"
@@ -227,7 +228,9 @@ def test_a_seek_shows_the_picture_of_the_replay_time_and_play_follows_the_clock(
     page.context.close()
 
 
-def test_a_gap_says_there_is_no_video_and_when_there_is(setup: Setup, browser: Any) -> None:
+def test_a_gap_says_there_is_no_video_and_when_there_is(
+    setup: Setup, browser: Any, axe_script: Path
+) -> None:
     segs = setup.segments
     page = _page(browser, setup.served)
     _ready(page)
@@ -246,9 +249,12 @@ def test_a_gap_says_there_is_no_video_and_when_there_is(setup: Setup, browser: A
     t = _tap(page, state["end"] - 0.2)
     assert t > segs[-1]["end"]
     _wait(page, "document.querySelector('.tr-vnote').textContent.includes('letztes Bild')")
-    # Tiles are big touch targets; English on request.
+    # Tiles are big touch targets, without serious accessibility findings; English too.
     box = page.locator(".tr-vtile").last.bounding_box()
     assert box["width"] >= 44 and box["height"] >= 44
+    page.add_script_tag(path=str(axe_script))
+    bad = _scan(page, "#tr-video")
+    assert bad == [], _findings(bad)
     page.goto(setup.served.url + "/trainer?lang=en")
     _ready(page)
     _wait(page, "cockpitTrainerVideo.tiles.size === 2")
