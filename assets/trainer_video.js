@@ -146,10 +146,11 @@
         this.correctedAt = -Infinity;
         return; // loadedmetadata calls again
       }
+      const video = this.video;
+      if (video.error) { this.failed(); return; } // stays said until another segment
       this.el.classList.remove("gap");
       this.note.textContent = "";
-      const video = this.video;
-      if (video.readyState < 1 || video.error) return;
+      if (video.readyState < 1) return;
       const want = Math.max(0, Math.min(T - seg.start, Number.isFinite(video.duration) ? video.duration : Infinity));
       const drift = video.currentTime - want;
       if (!s.playing) {

@@ -71,6 +71,10 @@ async def _make(root: Path) -> Archive:
     for stream, path in (("evil", "../test.sqlite"), ("evil", "video/../../archive/test.sqlite")):
         events.append(_event(vp8.segments[0], stream, path))
     events.append(_event(vp8.segments[0], "gone", "video/gone/20261126T100000.000Z.webm"))
+    # And one whose file is not video at all.
+    (folder / "video" / "broken").mkdir()
+    (folder / "video" / "broken" / "20261126T100000.000Z.ts").write_bytes(b"\x00" * 4096)
+    events.append(_event(h264.segments[0], "broken", "video/broken/20261126T100000.000Z.ts"))
     first = vp8.segments[0].start.timestamp() - T0.timestamp()
     events.append(position("uav-1", 51.5, 7.4, first - 1.0))
     events.sort(key=lambda e: e.received_at)
@@ -114,7 +118,8 @@ async def test_the_listing_names_every_segment_of_every_stream(
         r = await c.get("/api/v1/replay/video")
     assert r.status_code == 200, r.text
     streams = {s["stream"]: s["segments"] for s in r.json()["streams"]}
-    assert set(streams) == {"uav-1", "uav-2"}  # not what is outside the folder, or gone
+    # Not what is outside the folder, or gone.
+    assert set(streams) == {"uav-1", "uav-2", "broken"}
     for name, infos, codec, mime in (
         ("uav-1", archive.vp8, "VP8", "video/webm"),
         ("uav-2", archive.h264, "H264", "video/mp4"),
@@ -223,3 +228,13 @@ async def test_a_live_server_says_409(tmp_path: Path) -> None:
     async with serve(tmp_path / "live") as s, _client(s) as c:
         r = await c.get("/api/v1/replay/video")
     assert r.status_code == 409 and r.json()["errors"][0]["field"] == "mode"
+
+
+async def test_a_damaged_h264_segment_is_422_naming_it(served: Served) -> None:
+    async with _client(served) as c:
+        r = await c.get("/api/v1/replay/files/video/broken/20261126T100000.000Z.ts")
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "path" and "broken/20261126T100000.000Z.ts" in error["reason"]
+    assert not list((served.settings.data_dir / "cache").rglob("*.mp4"))  # nothing half made
+    assert not list((served.settings.data_dir / "cache").rglob("*.tmp"))

@@ -10,6 +10,7 @@ logged-in user may watch. Only on a replay server; a live server says 409 naming
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -26,6 +27,7 @@ from cockpit.situation import iso
 __all__ = ["FILES", "router"]
 
 router = APIRouter(tags=["replay"])
+log = logging.getLogger("cockpit.replay_video")
 
 FILES = "/api/v1/replay/files/"
 _CACHE = "cache/replay-video"  # under the data dir: never the recording's folder
@@ -90,6 +92,7 @@ async def replay_file(
     try:
         served = await asyncio.to_thread(playable_file, seg, file, svc.settings.data_dir / _CACHE)
     except Exception as exc:  # a damaged file: say which, don't take the server down
+        log.warning("replay video %s not playable: %s", seg.path, exc)
         raise ApiError(
             422, "video not playable", "path", f"{seg.path}: {type(exc).__name__}"
         ) from exc
