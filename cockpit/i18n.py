@@ -523,6 +523,27 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "de": "Bilder von Personen sind personenbezogene Daten und nicht enthalten.",
         "en": "Pictures of people are personal data and not included.",
     },
+    # --- the replay's recorded drone video (/trainer, assets/trainer_video.js) ---
+    "ui.trainer.video.title": {"de": "Drohnenvideo (Aufzeichnung)", "en": "Drone video (recorded)"},
+    "ui.trainer.video.show": {"de": "{stream} groß zeigen", "en": "Show {stream} large"},
+    "ui.trainer.video.none": {"de": "Kein Video zu dieser Zeit", "en": "No video at this time"},
+    "ui.trainer.video.before": {
+        "de": "letztes Bild {time} ({age} vorher)",
+        "en": "last frame {time} ({age} before)",
+    },
+    "ui.trainer.video.after": {
+        "de": "nächstes Video {time} (in {age})",
+        "en": "next video {time} (in {age})",
+    },
+    "ui.trainer.video.frame": {
+        "de": "Bild {time} ({offset} s zur Wiedergabezeit)",
+        "en": "Frame {time} ({offset} s from replay time)",
+    },
+    "ui.trainer.video.stills": {"de": "Einzelbilder", "en": "stills"},
+    "ui.trainer.video.not_playable": {
+        "de": "Video nicht abspielbar ({codec})",
+        "en": "Video not playable ({codec})",
+    },
 }
 
 # The quick entries a commander can tap, in this order; the text is written in the

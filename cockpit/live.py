@@ -412,7 +412,9 @@ def _video_recorder(settings: Settings, svc: Services, pipeline: Pipeline) -> Se
         )
         pipeline.publish_soon([checked(event)])
 
-    recorder = SegmentRecorder(folder / "video", on_segment=segment)
+    recorder = SegmentRecorder(
+        folder / "video", segment_s=settings.video_segment_s, on_segment=segment
+    )
 
     def attach(stream: Stream) -> None:
         if stream.live and recorder not in stream.sinks:

@@ -38,6 +38,7 @@ from cockpit.api import (
 from cockpit.api import debrief as debrief_routes
 from cockpit.api import exercise as exercise_routes
 from cockpit.api import replay as replay_routes
+from cockpit.api import replay_video as replay_video_routes
 from cockpit.api.deps import require_user
 from cockpit.api.errors import ApiError, error_response
 from cockpit.api.jsonresponse import JsonResponse
@@ -190,6 +191,7 @@ def create_app(
     app.include_router(replay_routes.router)  # issue 7: the trainer's replay
     app.include_router(exercise_routes.router)  # issue 7: exercise mode (--as-live)
     app.include_router(debrief_routes.router)  # issue 7: the debrief export
+    app.include_router(replay_video_routes.router)  # issue 7: its recorded video
     _install_meta_routes(app)
     # The browser pages: Dash on this same app, behind the log-in (the guard runs first).
     from layouts.app import mount  # composition only: layouts never import the server

@@ -368,6 +368,12 @@ class Settings(BaseSettings):
         le=86_400,
         description="How often the recording process looks for personal data to purge.",
     )
+    video_segment_s: float = Field(
+        60.0,
+        ge=1.0,
+        le=3600.0,
+        description="Length of a recorded video segment (s); the next one starts at a keyframe.",
+    )
 
     @field_validator("cot_trusted_networks")
     @classmethod

@@ -235,6 +235,17 @@ def _exercise(lang: Lang) -> html.Section:
     )
 
 
+def _video(lang: Lang) -> html.Div:
+    """The recorded video's tiles over the map, filled by assets/trainer_video.js outside
+    React (the players must persist), as the live tiles are by assets/whep.js."""
+    return html.Div(
+        id="tr-video",
+        className="video-tiles tr-video",
+        role="region",
+        **_attrs({"aria-label": t("ui.trainer.video.title", lang)}),
+    )
+
+
 def layout(request: Any, user: User, incident: str, config: dict[str, Any]) -> html.Div:
     lang = _lang(request, config["lang"])
     # Read-only whatever the role: a trainer watches what was, and never sees the
@@ -260,6 +271,7 @@ def layout(request: Any, user: User, incident: str, config: dict[str, Any]) -> h
                 *child.children,
             ]
         if isinstance(child, html.Main):
+            child.children[0].children.append(_video(lang))  # the map's box
             aside = child.children[1]
             aside.children = [
                 _exercise(lang),

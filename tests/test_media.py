@@ -17,7 +17,7 @@ import av
 import httpx
 import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
 
 from cockpit.media.passthrough import is_keyframe
@@ -54,10 +54,21 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 
 @contextlib.asynccontextmanager
 async def publisher(
-    served: Served, stream: str = "uav-1"
+    served: Served,
+    stream: str = "uav-1",
+    track: MediaStreamTrack | None = None,
+    codec: str | None = None,
 ) -> AsyncIterator[tuple[RTCPeerConnection, str]]:
     pc = RTCPeerConnection(NO_STUN)
-    pc.addTrack(Pattern())
+    if codec is None:
+        pc.addTrack(track or Pattern())
+    else:  # only this codec offered (and its retransmissions)
+        transceiver = pc.addTransceiver(track or Pattern(), direction="sendonly")
+        caps = RTCRtpSender.getCapabilities("video")
+        assert caps is not None
+        transceiver.setCodecPreferences(
+            [c for c in caps.codecs if c.mimeType.upper() in (f"VIDEO/{codec}", "VIDEO/RTX")]
+        )
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(base_url=served.url, timeout=20) as c:
         r = await c.post(
