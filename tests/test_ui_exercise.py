@@ -150,7 +150,10 @@ def test_the_trainer_pauses_and_injects_and_the_crew_sees_it(
     commander = _page(browser, exercise, "/", "el")
     trainer = _page(browser, exercise, "/trainer", "trainer")
     try:
-        _wait(trainer, "!document.getElementById('ex-card').hidden && window.cockpitExercise.state")
+        _wait(
+            trainer,
+            "document.getElementById('ex-card')?.hidden === false && window.cockpitExercise?.state",
+        )
         assert "Übung" in trainer.locator("#tr-status").inner_text()
         trainer.click("#ex-pause")
         _wait(trainer, "window.cockpitExercise.state && !window.cockpitExercise.state.playing")
