@@ -68,6 +68,9 @@ _REAL_WORLD_OFF: dict[str, Any] = {
     "mqtt_url": None,
     "adler_alert_url": None,
     "adler_alert_token": None,
+    # The recording's video detections are played as they were found; analysing the
+    # replayed video again would report them twice.
+    "video_analysis": {},
 }
 
 _TICK_S = 0.05  # how often the player publishes what has become due

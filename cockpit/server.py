@@ -48,11 +48,13 @@ from cockpit.api.tiles import MBTiles
 from cockpit.audit import AUDIT_FILE, AuditLog
 from cockpit.auth import AuthStore, User
 from cockpit.exercise import Exercise, ExerciseOptions
+from cockpit.exercise_video import ExerciseCameras
 from cockpit.live import live_services, resolve_incident
 from cockpit.looplag import LoopLag
 from cockpit.pipeline import situation_factory
 from cockpit.recorder import LogReader, incident_folder
 from cockpit.replay import ReplaySession
+from cockpit.replay_video import video_index
 from cockpit.settings import Settings
 
 __all__ = ["build_services", "create_app", "resolve_incident"]
@@ -103,9 +105,16 @@ async def _exercise(
             )
             await player.start(paused=opts.paused)
             svc.exercise = player
+            # The recorded drone video, as live streams on the same clock.
+            assert svc.media is not None
+            index = await asyncio.to_thread(video_index, opts.recording)
+            cameras = ExerciseCameras(svc.media, index, player.position, lambda: player.playing)
+            cameras.start()
+            svc.extra_stats["exercise_video"] = cameras.stats
             try:
                 yield svc
             finally:
+                await cameras.close()
                 await player.close()
     finally:
         reader.close()

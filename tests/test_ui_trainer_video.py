@@ -18,13 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
-import numpy as np
 import pytest
-from aiortc.mediastreams import VideoStreamTrack
 
 from cockpit.recorder import incident_path
+from tests.clocked import BITS, BLOCK_H, BLOCK_W, EPOCH, Clocked, H, W
 from tests.serving import Served, serve_in_thread
 from tests.test_a11y import _findings, _scan, axe_script
 from tests.test_media import publisher
@@ -37,27 +35,6 @@ __all__ = ["axe_script", "browser"]  # fixtures shared with the other page tests
 INCIDENT = "uebung-drohne"
 STREAM = "uav-1"
 H264_STREAM = "uav-2"
-EPOCH = time.time()  # the frames carry milliseconds since this
-W, H, BITS, BLOCK_W, BLOCK_H = 320, 240, 32, 20, 30  # 16 blocks a row, 2 rows + 2 inverted
-
-
-class Clocked(VideoStreamTrack):
-    """Frames that show the time they were made: 32 bits of milliseconds since EPOCH."""
-
-    async def recv(self) -> av.VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        ms = int((time.time() - EPOCH) * 1000)
-        img = np.full((H, W, 3), 60, np.uint8)
-        for i in range(BITS):
-            bit = (ms >> (BITS - 1 - i)) & 1
-            x, row = (i % 16) * BLOCK_W, i // 16
-            img[row * BLOCK_H : (row + 1) * BLOCK_H, x : x + BLOCK_W] = 255 * bit
-            img[(row + 2) * BLOCK_H : (row + 3) * BLOCK_H, x : x + BLOCK_W] = 255 * (1 - bit)
-        frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-        frame.pts, frame.time_base = pts, time_base
-        return frame
-
-
 # Draws the tile's current frame into a canvas and reads the blocks' centres back.
 READ_PICTURE = """([stream, w, h, n, bw, bh]) => {
   const tile = cockpitTrainerVideo.tiles.get(stream);

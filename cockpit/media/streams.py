@@ -266,6 +266,29 @@ class MediaHub:
         self._changed(stream)
         return session.id, answer, codec
 
+    def feed(
+        self, name: str, codec: str, owner: str, request_key: Callable[[], None] | None = None
+    ) -> Stream:
+        """A stream this process feeds itself (an exercise's recorded camera): live from
+        now, with `codec`; `request_key` is asked when a viewer needs a keyframe."""
+        stream = self.stream(name)
+        if stream.codec is not None and stream.codec != codec:
+            self._end_viewers(stream)  # their players were set up for the old codec
+        stream.codec = codec
+        stream.owner = owner
+        stream._request_key = request_key
+        if not stream.live:
+            stream.live = True
+            self._changed(stream)
+        return stream
+
+    def feed_ended(self, name: str) -> None:
+        """The self-fed stream `name` has no picture for now (a gap, a pause, the end)."""
+        stream = self.streams.get(name)
+        if stream is not None and stream.live:
+            stream.live = False
+            self._changed(stream)
+
     async def _pump(self, stream: Stream, track: MediaStreamTrack) -> None:
         try:
             while True:
