@@ -19,6 +19,9 @@ import pytest
 from tests import recordings
 from tests.procs import Proc, Procs, free_port, wait_healthy
 from tests.serving import prepare
+from tests.test_a11y import _findings, _scan, axe_script
+
+__all__ = ["axe_script"]  # the fixture, shared with the accessibility tests
 
 pytestmark = pytest.mark.slow
 
@@ -145,7 +148,7 @@ def test_the_commander_sees_the_recorded_units_move_with_todays_times(
 
 
 def test_the_trainer_pauses_and_injects_and_the_crew_sees_it(
-    exercise: Exercise, browser: Any
+    exercise: Exercise, browser: Any, axe_script: Path
 ) -> None:
     commander = _page(browser, exercise, "/", "el")
     trainer = _page(browser, exercise, "/trainer", "trainer")
@@ -155,6 +158,18 @@ def test_the_trainer_pauses_and_injects_and_the_crew_sees_it(
             "document.getElementById('ex-card')?.hidden === false && window.cockpitExercise?.state",
         )
         assert "Übung" in trainer.locator("#tr-status").inner_text()
+        # The exercise card and the ÜBUNG mark pass the accessibility scan; every control
+        # in the card is a touch target of at least 44 px.
+        for pg, where in ((trainer, "#ex-card"), (commander, "#exercise-tag")):
+            _wait(pg, f"!!document.querySelector({where!r})")
+            pg.add_script_tag(path=str(axe_script))
+            bad = _scan(pg, where)
+            assert bad == [], _findings(bad)
+        small = trainer.evaluate(
+            "[...document.querySelectorAll('#ex-card button, #ex-card select, #ex-card input')]"
+            ".map(e => e.getBoundingClientRect()).filter(r => r.height < 44).length"
+        )
+        assert small == 0
         trainer.click("#ex-pause")
         _wait(trainer, "window.cockpitExercise.state && !window.cockpitExercise.state.playing")
         # The crew's page says the exercise is held, within its next look (2 s).
