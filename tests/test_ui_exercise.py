@@ -72,9 +72,13 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def _page(browser: Any, ex: Exercise, path: str, user: str) -> Any:
+def _page(
+    browser: Any, ex: Exercise, path: str, user: str, size: tuple[int, int] = (1280, 800)
+) -> Any:
     context = browser.new_context(
-        viewport={"width": 1280, "height": 800}, locale="de-DE", timezone_id="Europe/Berlin"
+        viewport={"width": size[0], "height": size[1]},
+        locale="de-DE",
+        timezone_id="Europe/Berlin",
     )
     r = context.request.post(
         ex.url + "/api/v1/session", data={"username": user, "password": ex.passwords[user]}
@@ -214,7 +218,7 @@ def test_the_trainer_pauses_and_injects_and_the_crew_sees_it(
             10,
             arg=held,
         )
-        wall = _page(browser, exercise, "/wall", "viewer")
+        wall = _page(browser, exercise, "/wall", "viewer", (1920, 1080))
         try:
             _wait(
                 wall,
