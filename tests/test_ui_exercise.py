@@ -224,6 +224,7 @@ def test_the_trainer_pauses_and_injects_and_the_crew_sees_it(
                 wall,
                 "(document.getElementById('exercise-tag')||{}).textContent?.startsWith('ÜBUNG')",
             )
+            _wait(wall, r"/\d\d:\d\d:\d\d/.test(document.getElementById('clock').textContent)")
             wall.screenshot(path=str(ARTIFACTS / "exercise-wall.png"))
         finally:
             wall.context.close()
