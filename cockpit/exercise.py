@@ -32,14 +32,23 @@ from cockpit.events import DetectionEvent, Event, new_event_id, utcnow
 from cockpit.recorder import LogReader
 from cockpit.settings import RulesSettings, Settings
 
-__all__ = ["PLAYED_KINDS", "Exercise", "ExerciseOptions", "exercise_incident", "shifted"]
+__all__ = [
+    "PLAYED_KINDS",
+    "Exercise",
+    "ExerciseOptions",
+    "exercise_incident",
+    "played",
+    "shifted",
+]
 
 log = logging.getLogger("cockpit.exercise")
 
 # What devices and feeds reported. Everything else in a log is a person's decision
 # (ack, journal, detection.transition, hazard.*, alert, responder.call), the server's
-# own clock (a live server ticks by itself), the retention purge, or video, which
-# cannot be re-published as a live stream from here.
+# own clock (a live server ticks by itself), the retention purge, the video's own events
+# (the recorded cameras are played as streams: cockpit.exercise_video), or the
+# A.D.Le.R. responders' registry: volunteers' names and phones are personal data, and
+# with no platform to alert them an exercise could not use them anyway.
 PLAYED_KINDS = frozenset(
     {
         "entity.registered",
@@ -48,7 +57,6 @@ PLAYED_KINDS = frozenset(
         "readings",
         "status",
         "detection",
-        "responder",
         "warning",
         "weather",
     }
@@ -146,6 +154,14 @@ def _shift(value: Any, delta: timedelta) -> Any:
     return value
 
 
+def played(ev: Event) -> bool:
+    """Whether the exercise plays this recorded event: a device's report, not about a
+    person (a responder's phone reports as an entity of kind `person`)."""
+    if ev.kind not in PLAYED_KINDS:
+        return False
+    return getattr(ev.payload, "entity_kind", None) != "person"
+
+
 def shifted(ev: Event, delta: timedelta, incident: str, received: datetime | None = None) -> Event:
     """A recorded event as the exercise publishes it: every time moved by `delta`, a new
     id (ULIDs carry their time), no seq (the live bus gives one), and no personal data.
@@ -171,7 +187,7 @@ class Exercise:
     def __init__(
         self,
         reader: LogReader,
-        publish: Callable[[Sequence[Event]], Awaitable[Any]],
+        publish: Callable[[Sequence[Event]], Awaitable[list[int]]],
         incident: str,
         *,
         folder: Path | None = None,
@@ -192,19 +208,24 @@ class Exercise:
         self.t_last: float = last or 0.0
         self.events_total = count
         self._last_seq = reader.last_seq()
-        begin = self.t_first if start is None else min(max(start, self.t_first), self.t_last)
-        self._after = reader.seq_at(begin) if begin > self.t_first else 0
-        self._position = begin  # recording time reached while paused
-        self.offset = clock() - begin  # wall time minus recording time
+        self._begin = self.t_first if start is None else min(max(start, self.t_first), self.t_last)
+        self._after = 0  # the recording's seq published up to
+        self._position = self.t_first  # recording time reached while paused
+        self.offset = clock() - self.t_first  # wall time minus recording time
         self.playing = False
         self.played = 0
-        self.skipped_kinds = 0
+        self.last_seq = 0  # the exercise's own seq of the last event published
+        self._failed_pictures: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     # --- control --------------------------------------------------------------------
 
     async def start(self, *, paused: bool = False) -> None:
+        if self._begin > self.t_first:
+            # Beginning later (`--from`) is a skip from the start: the picture holds what
+            # was known by then (callsigns, warnings, open detections), not only what comes.
+            await self.skip(self._begin)
         if not paused:
             self.play()
         self._task = asyncio.create_task(self._player(), name="exercise-player")
@@ -223,6 +244,8 @@ class Exercise:
         return min(self.t_last, self._clock() - self.offset)
 
     def play(self) -> None:
+        if self.playing:
+            return  # a second "go on" (two trainers, a retry) changes nothing
         # Resuming keeps the times in the present: the pause is added to the shift.
         self.offset = self._clock() - self._position
         self.playing = True
@@ -290,14 +313,15 @@ class Exercise:
                 break
             out = []
             for ev in batch:
-                if ev.kind in PLAYED_KINDS:
+                if played(ev):
                     out.append(shifted(ev, delta, self.incident, received))
                     if isinstance(ev, DetectionEvent) and ev.payload.snapshot:
                         await asyncio.to_thread(self._copy_picture, ev)
-                else:
-                    self.skipped_kinds += 1
             if out:
-                await self._publish(out)
+                # Published is played: the commit follows (the recorder loses nothing),
+                # and waiting for it here would send a batch twice after a slow commit.
+                seqs = await self._publish(out)
+                self.last_seq = seqs[-1] if seqs else self.last_seq
             self._after = batch[-1].seq or upto
             self.played += len(out)
             sent += len(out)
@@ -311,7 +335,11 @@ class Exercise:
         if not src.is_relative_to(self._folder.resolve()) or not src.is_file():
             return
         dst = self._target / snapshot
-        if dst.exists():
+        if dst.exists() or snapshot in self._failed_pictures:
             return
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+        except OSError as exc:  # the report is worth more than its picture: it goes on
+            self._failed_pictures.add(snapshot)
+            log.warning("exercise: picture %s not copied: %s", snapshot, exc)

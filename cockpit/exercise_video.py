@@ -15,8 +15,8 @@ video the stream ends, and goes live again where the recording has video.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,30 +149,45 @@ class _Camera:
 
     def _offer(self, stream: Stream, frame: Frame) -> None:
         packet = av.Packet(frame.data)
-        # RTP's 90 kHz clock on the recording's time line, from this camera's first frame.
+        # RTP's 90 kHz clock on the wall clock, as a drone's sender keeps it: a pause is a
+        # pause in the stream too, so the exercise's own recording of it stays in step.
+        now = time.time()
         if self._t0 is None:
-            self._t0 = frame.t
-        packet.pts = packet.dts = round((frame.t - self._t0) * 90_000)
+            self._t0 = now
+        packet.pts = packet.dts = round((now - self._t0) * 90_000)
         packet.time_base = RTP_VIDEO_CLOCK
         packet.is_keyframe = frame.key
         if frame.key:
             self._since_key = []
-        self._since_key.append(packet)
         stream.offer(packet)
+        self._since_key.append(packet)
         self.sent += 1
 
     def _catch_up(self) -> None:
-        """A viewer waits for a keyframe: give it the last one and what followed."""
+        # Asked from inside `offer` too (a viewer fell behind): after it, so that the
+        # packet being offered is in `_since_key` and nobody gets it twice.
+        asyncio.get_running_loop().call_soon(self._send_since_key)
+
+    def _send_since_key(self) -> None:
+        """Viewers waiting for a keyframe get the last one and what followed, if it fits
+        their queue (else they wait for the next keyframe: half a picture group smears)."""
         stream = self._stream
         if stream is None or not self._since_key:
             return
         for viewer in stream.viewers.values():
             if not viewer.waiting_for_key:
                 continue
+            free = viewer.queue.maxsize - viewer.queue.qsize()
+            if viewer.queue.maxsize and len(self._since_key) > free:
+                continue
             for packet in self._since_key:
-                with contextlib.suppress(asyncio.QueueFull):
-                    viewer.queue.put_nowait(packet)
+                viewer.queue.put_nowait(packet)
             viewer.waiting_for_key = False
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %r", task.get_name(), task.exception())
 
 
 class ExerciseCameras:
@@ -193,14 +208,15 @@ class ExerciseCameras:
 
     def start(self) -> None:
         for cam in self.cameras:
-            self._tasks.append(asyncio.create_task(cam.run(), name=f"exercise-video-{cam.name}"))
+            task = asyncio.create_task(cam.run(), name=f"exercise-video-{cam.name}")
+            task.add_done_callback(_report_end)
+            self._tasks.append(task)
 
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A camera that failed was logged when it did; closing goes on regardless.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
     def stats(self) -> dict[str, int]:

@@ -97,7 +97,7 @@ async def _exercise(
             assert svc.pipeline is not None
             player = Exercise(
                 reader,
-                svc.pipeline.ingest,
+                svc.pipeline.publish,
                 svc.incident,
                 folder=opts.recording.with_suffix(""),
                 target_folder=incident_folder(svc.settings.data_dir, svc.incident),
@@ -114,8 +114,10 @@ async def _exercise(
             try:
                 yield svc
             finally:
-                await cameras.close()
-                await player.close()
+                try:
+                    await cameras.close()
+                finally:
+                    await player.close()
     finally:
         reader.close()
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from dash import dcc, html
 
-from cockpit.api.deps import TRAINER_ROLES
+from cockpit.api.deps import EXERCISE_ROLES, TRAINER_ROLES
 from cockpit.auth import User
 from cockpit.i18n import Lang, browser_strings, t
 from layouts import commander
@@ -257,7 +257,8 @@ def layout(request: Any, user: User, incident: str, config: dict[str, Any]) -> h
         "can_write": False,
         "personal_data": False,
         "page": "trainer",
-        "can_drive": user.role in TRAINER_ROLES,
+        # In an exercise the commanders are the ones trained: only trainers drive it.
+        "can_drive": user.role in (EXERCISE_ROLES if config.get("exercise") else TRAINER_ROLES),
     }
     page = commander.layout(
         lang=lang, user=user.name, role=user.role, can_write=False, incident=incident, config=config

@@ -24,6 +24,8 @@ from cockpit.events import (
     Reading,
     Readings,
     ReadingsEvent,
+    Responder,
+    ResponderEvent,
     Source,
     with_seq,
 )
@@ -37,6 +39,7 @@ LON0 = 7.44
 LON_STEP = 1e-4  # per report (0.5 s): the units drive east at about 50 km/h
 PERSONAL = "Marcumar"
 JOURNAL_THEN = "Lage 2025: zwei Trupps unter PA vorgehend"
+RESPONDER = "helfer-7"  # a volunteer: registry entry and phone (personal data)
 
 
 def lon_at(step: int) -> float:
@@ -65,6 +68,12 @@ async def write_recording(path: Path, seconds: float = 120.0) -> Path:
         )
         for i, u in enumerate(UNITS)
     ]
+    events.append(
+        ResponderEvent(
+            **env(0.0, "adler"),  # type: ignore[arg-type]
+            payload=Responder(id=RESPONDER, callsign="Anna K.", qualifications=("first_aid",)),
+        )
+    )
     steps = int(seconds / STEP_S)
     for step in range(steps):
         t = step * STEP_S
@@ -75,6 +84,13 @@ async def write_recording(path: Path, seconds: float = 120.0) -> Path:
                     payload=Position(
                         entity=unit, entity_kind="unit", lat=51.525 + i * 2e-3, lon=lon_at(step)
                     ),
+                )
+            )
+        if step % 4 == 0:  # the volunteer's phone
+            events.append(
+                PositionEvent(
+                    **env(t, "adler"),  # type: ignore[arg-type]
+                    payload=Position(entity=RESPONDER, entity_kind="person", lat=51.53, lon=7.45),
                 )
             )
         if step == 10:  # what the commander wrote then: the crew writes their own

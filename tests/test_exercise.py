@@ -30,9 +30,10 @@ from cockpit.events import (
     WeatherEvent,
     WeatherObservation,
     to_plain,
+    with_seq,
 )
-from cockpit.exercise import PLAYED_KINDS, ExerciseOptions, shifted
-from cockpit.recorder import LogReader, incident_path
+from cockpit.exercise import PLAYED_KINDS, Exercise, ExerciseOptions, played, shifted
+from cockpit.recorder import LogReader, Recorder, incident_path
 from cockpit.settings import load_settings
 from tests import recordings
 from tests.serving import serve
@@ -199,8 +200,13 @@ async def test_the_recording_plays_now_and_the_crew_decides_again(exercise: Any)
         assert abs(_epoch(alert["raised_at"]) - time.time()) < 15
         # ...and the crew acknowledges it themselves: the recorded acknowledgement and
         # journal entry (5 s and 15 s in) are not played.
+        # Only the trainer moves the exercise on: the commander is the one being trained.
         r = await c.post("/api/v1/exercise/skip", json={"t": state["start"] + 20})
-        assert r.status_code == 200, r.text
+        assert r.status_code == 403 and r.json()["errors"][0]["field"] == "role", r.text
+        async with httpx.AsyncClient(base_url=s.url) as trainer:
+            await s.login(trainer, "trainer")
+            r = await trainer.post("/api/v1/exercise/skip", json={"t": state["start"] + 20})
+            assert r.status_code == 200, r.text
         sit = await _situation(c)
         texts = [j["text"] for j in sit["journal"]]
         assert recordings.JOURNAL_THEN not in texts
@@ -215,8 +221,13 @@ async def test_the_recording_plays_now_and_the_crew_decides_again(exercise: Any)
 
         det = await _until(fall)
         assert det["address"] == "Kanalstraße 3" and not det.get("personal")
+        # Nor the volunteers: neither their registry entry nor their phones' positions.
+        sit = await _situation(c)
+        assert not sit["responders"]
+        assert recordings.RESPONDER not in {e["id"] for e in sit["entities"]}
     log = incident_path(s.settings.data_dir, opts.incident)
     assert log.is_file() and recordings.PERSONAL.encode() not in log.read_bytes()
+    assert b"Anna K." not in log.read_bytes()
 
 
 async def test_pause_holds_the_picture_and_going_on_keeps_the_times_of_today(
@@ -245,6 +256,9 @@ async def test_pause_holds_the_picture_and_going_on_keeps_the_times_of_today(
             assert abs(_epoch(e["observed_at"]) - now) < 3, e
         position = (await c.get("/api/v1/exercise")).json()["position"]
         assert paused_at < position < paused_at + 10  # the recording went on where it held
+        # A second "go on" (another trainer, a retry) neither rewinds nor jumps.
+        r = await c.post("/api/v1/exercise/play")
+        assert r.status_code == 200 and position <= r.json()["position"] < position + 5, r.text
 
 
 async def _has_units(c: httpx.AsyncClient) -> bool:
@@ -358,3 +372,106 @@ async def test_the_command_refuses_what_is_not_an_exercise(tmp_path: Path) -> No
         assert reader.incident == recordings.RECORDED
     finally:
         reader.close()
+
+
+async def test_beginning_later_starts_from_what_was_known_then(tmp_path: Path) -> None:
+    recording = await recordings.write_recording(tmp_path / "then" / "b.sqlite", seconds=60)
+    begin = recordings.T0.timestamp() + 20
+    opts = ExerciseOptions.of(recording, start=begin, paused=True)
+    async with serve(tmp_path / "d", exercise=opts) as s, httpx.AsyncClient(base_url=s.url) as c:
+        await s.login(c, "trainer")
+        state = (await c.get("/api/v1/exercise")).json()
+        assert state["position"] == pytest.approx(begin) and not state["playing"]
+        sit = await _situation(c)
+        # What was known 20 s in is there at once: callsigns registered at the start, the
+        # fall of 10 s in, the robot's CO of 8 s in (and its alert).
+        units = _units(sit)
+        assert {u["callsign"] for u in units.values()} == {
+            "Florian Hafen 1/46-1",
+            "Florian Hafen 2/46-1",
+            "Florian Hafen 3/46-1",
+        }
+        assert any(d["id"] == "adler-1" for d in sit["detections"])
+        assert any(a["entity"] == "robot-1" and a["active"] for a in sit["alerts"])
+        # ...where the units were then, not where they started.
+        assert min(u["lon"] for u in units.values()) == pytest.approx(recordings.lon_at(40))
+
+
+async def _write_hotspot(path: Path) -> None:
+    """A recording with a thermal hotspot and its picture beside it."""
+    when = recordings.T0
+    fire = DetectionEvent(
+        incident="pic",
+        source=Source(feed="video", device="uav-1"),
+        observed_at=when,
+        received_at=when,
+        payload=Detection(
+            id="uav-1-hot-1",
+            source="video",
+            category="hotspot",
+            lat=51.52,
+            lon=7.44,
+            stream="uav-1",
+            snapshot="snapshots/uav-1/hot-1.jpg",
+        ),
+    )
+    picture = path.with_suffix("") / "snapshots" / "uav-1" / "hot-1.jpg"
+    picture.parent.mkdir(parents=True)
+    picture.write_bytes(b"\xff\xd8 a jpeg")
+    rec = Recorder(path, "pic")
+    rec.open()
+    try:
+        await rec.append([with_seq(fire, 1)])
+    finally:
+        await rec.close()
+
+
+async def test_a_failed_publish_or_picture_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    recording = await recordings.write_recording(tmp_path / "then" / "b.sqlite", seconds=5)
+    reader = LogReader(recording)
+    got: list[Any] = []
+    failures = [ConnectionError("the bus is down")]
+
+    async def publish(events: Any) -> list[int]:
+        if failures:
+            raise failures.pop()
+        got.extend(events)
+        return list(range(len(got) - len(events) + 1, len(got) + 1))
+
+    try:
+        ex = Exercise(reader, publish, "uebung-x")
+        with pytest.raises(ConnectionError):
+            await ex.skip(ex.t_last)
+        await ex.skip(ex.t_last)  # the player's next tick does the same
+        expected = [ev for ev in reader.events(0, None, 100_000) if played(ev)]
+    finally:
+        reader.close()
+    assert len(got) == len(expected) == ex.played and len({e.id for e in got}) == len(got)
+    assert ex.last_seq == len(got)
+
+    # A picture that cannot be copied (its folder is a file) holds nothing up.
+    pic = tmp_path / "pic" / "p.sqlite"
+    pic.parent.mkdir()
+    await _write_hotspot(pic)
+    for target_ok in (True, False):
+        target = tmp_path / f"target-{target_ok}"
+        target.mkdir()
+        if not target_ok:
+            (target / "snapshots").write_text("in the way")
+        sent: list[Any] = []
+
+        async def keep(events: Any, sent: list[Any] = sent) -> list[int]:
+            sent.extend(events)
+            return [len(sent)]
+
+        reader = LogReader(pic)
+        try:
+            ex = Exercise(
+                reader, keep, "uebung-p", folder=pic.with_suffix(""), target_folder=target
+            )
+            await ex.skip(ex.t_last)
+        finally:
+            reader.close()
+        assert [e.payload.id for e in sent] == ["uav-1-hot-1"]
+        copied = target / "snapshots" / "uav-1" / "hot-1.jpg"
+        assert copied.is_file() == target_ok

@@ -19,7 +19,9 @@ import httpx
 import pytest
 
 from cockpit.exercise import ExerciseOptions
+from cockpit.exercise_video import load_segment
 from cockpit.recorder import incident_path
+from cockpit.replay_video import video_index
 from tests.clocked import Clocked, painted
 from tests.serving import serve
 from tests.test_media import publisher, viewer
@@ -75,6 +77,13 @@ async def test_the_recorded_camera_plays_live_on_the_exercise_clock(tmp_path: Pa
             assert -0.3 < late[len(late) // 2] < 1.0, late
             assert seen[-1][0] > seen[0][0]  # the picture moves on
 
+            # Two more screens join at once, between keyframes: each gets a whole picture
+            # (painted() refuses a smeared one) without waiting for the recording's next.
+            async with viewer(s, STREAM) as second, viewer(s, STREAM) as third:
+                for late in (second, third):
+                    then, arrived = await _frame(late)
+                    assert abs(arrived - (then + offset)) < 2.0
+
             # A pause holds the picture; going on continues where it held, at today's time.
             r = await c.post("/api/v1/exercise/pause")
             assert r.status_code == 200, r.text
@@ -91,3 +100,14 @@ async def test_the_recorded_camera_plays_live_on_the_exercise_clock(tmp_path: Pa
             assert abs(arrived - (then + offset)) < 1.5
         stats = (await c.get("/healthz")).json()["exercise"]
         assert stats["mode"] == "exercise"
+    # The exercise recorded what its screens showed, and its own recording keeps time
+    # across the pause: each segment's media lasts as long as its wall-clock span.
+    index = video_index(incident_path(s.settings.data_dir, opts.incident))
+    own = index.streams()[STREAM]
+    assert own
+    for seg in own:
+        found = index.file(seg.path)
+        assert found is not None
+        frames = load_segment(seg, found[1])
+        media = frames[-1].t - frames[0].t
+        assert abs(media - (seg.end - seg.start)) < 0.5, (seg, media)

@@ -14,11 +14,13 @@ from cockpit.api.services import Services, services
 from cockpit.auth import Device, User, can_write, device_may_post
 
 __all__ = [
+    "EXERCISE_ROLES",
     "SESSION_COOKIE",
     "TRAINER_ROLES",
     "bearer",
     "device_for",
     "require_device",
+    "require_exercise_lead",
     "require_trainer",
     "require_user",
     "require_writer",
@@ -29,6 +31,9 @@ SESSION_COOKIE = "cockpit_session"
 # May drive a replay (play, pause, speed, seek) and keep bookmarks: trainers, and those
 # who may write the live picture. Viewers and wall displays watch.
 TRAINER_ROLES: frozenset[str] = frozenset({"admin", "commander", "operator", "trainer"})
+# In an exercise the commanders and operators are the ones being trained: only the
+# trainers (and admins) drive it and inject into it.
+EXERCISE_ROLES: frozenset[str] = frozenset({"admin", "trainer"})
 
 
 def bearer(conn: HTTPConnection) -> str | None:
@@ -110,8 +115,24 @@ def require_device(feed: str) -> Callable[[HTTPConnection], Coroutine[Any, Any, 
 def require_trainer(conn: HTTPConnection, user: User = Depends(require_user)) -> User:  # noqa: B008
     if user.role not in TRAINER_ROLES:
         raise ApiError(403, "forbidden", "role", f"role {user.role!r} may not control a replay")
+    _same_site(conn)
+    return user
+
+
+def require_exercise_lead(
+    conn: HTTPConnection,
+    user: User = Depends(require_user),  # noqa: B008
+) -> User:
+    if user.role not in EXERCISE_ROLES:
+        raise ApiError(
+            403, "forbidden", "role", f"role {user.role!r} may not lead an exercise (trainer)"
+        )
+    _same_site(conn)
+    return user
+
+
+def _same_site(conn: HTTPConnection) -> None:
     if conn.cookies.get(SESSION_COOKIE):
         reason = _cross_site(conn)
         if reason is not None:
             raise ApiError(403, "cross-site request", "origin", reason)
-    return user

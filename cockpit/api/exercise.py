@@ -3,7 +3,8 @@ pause and play, skipping ahead, and injecting Einsatztagebuch entries and alerts
 
 An exercise server is a live server: the crew writes through the ordinary routes. These
 routes answer only there (elsewhere 409 naming `mode`); everyone logged in may read the
-state, trainers (and the roles that lead an incident) drive and inject.
+state; only trainers (and admins) drive and inject: the commanders and operators are the
+ones being trained.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from cockpit.api.deps import require_trainer, require_user
+from cockpit.api.deps import require_exercise_lead, require_user
 from cockpit.api.errors import ApiError
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.replay import SeekIn
@@ -88,7 +89,7 @@ async def exercise_state(
 @router.post("/api/v1/exercise/play", summary="Go on (the times stay in the present)")
 async def exercise_play(
     request: Request,
-    user: User = Depends(require_trainer),  # noqa: B008
+    user: User = Depends(require_exercise_lead),  # noqa: B008
 ) -> Response:
     ex = _exercise(services(request))
     await read_validated(request, _Body, "play", _BODY_LIMIT, empty_is_object=True)
@@ -99,7 +100,7 @@ async def exercise_play(
 @router.post("/api/v1/exercise/pause", summary="Hold the recording (the crew's clock runs on)")
 async def exercise_pause(
     request: Request,
-    user: User = Depends(require_trainer),  # noqa: B008
+    user: User = Depends(require_exercise_lead),  # noqa: B008
 ) -> Response:
     ex = _exercise(services(request))
     await read_validated(request, _Body, "pause", _BODY_LIMIT, empty_is_object=True)
@@ -113,7 +114,7 @@ async def exercise_pause(
 )
 async def exercise_skip(
     request: Request,
-    user: User = Depends(require_trainer),  # noqa: B008
+    user: User = Depends(require_exercise_lead),  # noqa: B008
 ) -> Response:
     svc = services(request)
     ex = _exercise(svc)
@@ -132,6 +133,10 @@ async def exercise_skip(
             " an exercise only runs forward",
         )
     published = await ex.skip(t)
+    pipeline = svc.pipeline_or_409()
+    if published and not await pipeline.wait_committed(ex.last_seq):
+        # In the picture already; the recorder is behind and will write it.
+        raise ApiError(503, "not committed", "recorder", f"seq {ex.last_seq} not yet recorded")
     return JsonResponse({**_state(ex), "published": published})
 
 
@@ -147,7 +152,7 @@ def _refuse(svc: Services, field: str, reason: str) -> ApiError:
 )
 async def exercise_inject(
     request: Request,
-    user: User = Depends(require_trainer),  # noqa: B008
+    user: User = Depends(require_exercise_lead),  # noqa: B008
 ) -> Response:
     svc = services(request)
     _exercise(svc)

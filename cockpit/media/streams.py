@@ -104,6 +104,7 @@ class Stream:
     last_packet_at: float | None = None  # server clock
     live: bool = False
     owner: str = ""  # who publishes it (device:<name>)
+    fed: bool = False  # fed by this process (MediaHub.feed), not by a WHIP sender
     _request_key: Callable[[], None] | None = None
     _last_pli: float = 0.0
 
@@ -135,6 +136,9 @@ class Stream:
                 log.exception("stream %s: sink failed", self.name)
 
     def request_keyframe(self) -> None:
+        if self.fed and self._request_key is not None:
+            self._request_key()  # fed by this process: no drone to spare, no limit
+            return
         now = time.monotonic()
         if self._request_key is None or now - self._last_pli < KEYFRAME_EVERY_S:
             return
@@ -248,6 +252,7 @@ class MediaHub:
             self._end_viewers(stream)  # their players were set up for the old codec
         stream.codec = codec
         stream.owner = owner
+        stream.fed = False
         old = [s for s in self.sessions.values() if s.kind == "whip" and s.stream == name]
         for previous in old:  # a drone reconnecting replaces its stale session
             await self.end(previous.id)
@@ -276,6 +281,7 @@ class MediaHub:
             self._end_viewers(stream)  # their players were set up for the old codec
         stream.codec = codec
         stream.owner = owner
+        stream.fed = True
         stream._request_key = request_key
         if not stream.live:
             stream.live = True
