@@ -563,7 +563,7 @@ class Situation:
             self.hazards[zid] = z
             deltas.append(Delta("hazards", "upsert", zid, seq, dict(z)))
         if deltas:
-            self._zones = _zone_index(self.hazards)
+            self._zones = _zone_index(self.hazards, self._zones)
         if moved:
             for ent in self.entities.values():
                 if ent["lat"] is not None:
@@ -1254,10 +1254,7 @@ class Situation:
             rules=rules or RuleConfig(),
         )
         sit.entities = {k: _copy_entity(v) for k, v in data["entities"].items()}
-        sit.tracks = {
-            k: deque(((t, la, lo) for t, la, lo in v), maxlen=track_len)
-            for k, v in data["tracks"].items()
-        }
+        sit.tracks = {k: deque(map(tuple, v), maxlen=track_len) for k, v in data["tracks"].items()}
         sit.detections = {k: dict(v) for k, v in data["detections"].items()}
         sit.responders = {k: dict(v) for k, v in data.get("responders", {}).items()}
         sit.alerts = {k: dict(v, params=dict(v["params"])) for k, v in data["alerts"].items()}
@@ -1284,13 +1281,24 @@ class Situation:
 _UNSENT = Delta("entities", "upsert", "", 0)  # stands for an entity delta nobody wants
 
 
-def _zone_index(hazards: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The derived zones with bounding boxes: the in-zone test skips most at a glance."""
-    return [
-        {**h, "bbox": zones.bbox(h["geometry"])}
-        for h in hazards.values()
-        if h.get("derived") and h["geometry"].get("type") == "Polygon"
-    ]
+def _zone_index(
+    hazards: Mapping[str, Mapping[str, Any]], before: Iterable[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """The derived zones with bounding boxes (the in-zone test skips most at a glance) and
+    their rings prepared for point tests (the rest cost a few edges, not the ring). A zone
+    whose geometry is as `before` had it keeps what was worked out for it then."""
+    old = {z["id"]: z for z in before}
+    out: list[dict[str, Any]] = []
+    for h in hazards.values():
+        if not h.get("derived") or h["geometry"].get("type") != "Polygon":
+            continue
+        was = old.get(h["id"])
+        if was is not None and was["geometry"] == h["geometry"]:
+            box, prepared = was["bbox"], was["prepared"]
+        else:
+            box, prepared = zones.bbox(h["geometry"]), zones.prepare(h["geometry"])
+        out.append({**h, "bbox": box, "prepared": prepared})
+    return out
 
 
 def without_personal(d: Mapping[str, Any]) -> dict[str, Any]:
