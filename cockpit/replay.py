@@ -30,9 +30,15 @@ _TICK_S = 0.02  # how often the replay clock publishes what has become due
 
 
 def situation_at(
-    reader: LogReader, t: float, factory: Callable[[dict[str, Any] | None], Situation]
+    reader: LogReader,
+    t: float,
+    factory: Callable[[dict[str, Any] | None], Situation],
+    *,
+    near: Situation | None = None,
 ) -> Situation:
-    """The picture as the live server had it at server time `t`."""
+    """The picture as the live server had it at server time `t`; folded forward from a
+    copy of `near` (a picture nobody changes meanwhile) when that is nearer than the
+    snapshot before `t` (see `restore_from_log`)."""
     made: list[bool] = []
 
     def quiet(snapshot: dict[str, Any] | None) -> Situation:
@@ -43,7 +49,7 @@ def situation_at(
         sit.emit = False
         return sit
 
-    sit = restore_from_log(reader, quiet, reader.seq_at(t))
+    sit = restore_from_log(reader, quiet, reader.seq_at(t), near=near)
     sit.emit = made[0]  # from here on a replay pushes what each event changes, as before
     return sit
 
@@ -109,7 +115,12 @@ class ReplaySession:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._fold_task
             await self._bus.close()
-            self.situation = await asyncio.to_thread(situation_at, self.reader, t, self.factory)
+            # The fold is stopped, so the picture shown stays as it is while the new one is
+            # made from it: a drag along the timeline (and any seek forward within a
+            # snapshot interval) folds only the events between, not from the snapshot.
+            self.situation = await asyncio.to_thread(
+                situation_at, self.reader, t, self.factory, near=self.situation
+            )
             self._bus = MemoryBus(self.incident, start_seq=self.situation.seq)
             sub = self._bus.subscribe(
                 "replay-fold", after=self._bus.head, maxsize=50_000, overflow=Overflow.BLOCK
