@@ -215,6 +215,8 @@ class Situation:
     _cleared: dict[str, dict[str, str]] = field(default_factory=dict)
     # The derived hazard zones with their bounding boxes, for the in-zone rule.
     _zones: list[dict[str, Any]] = field(default_factory=list)
+    # ... the same made ready for point tests (`zones.zone_tests`)
+    _zone_tests: list[zones.ZoneTest] = field(default_factory=list)
     # Each entity as its last delta carried it: the next delta sends what differs.
     _sent: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Ids of review steps the fold refused lately (the alerts sent with them are refused).
@@ -533,7 +535,7 @@ class Situation:
             return []
         if not self._zones and not self._has_active(ent["id"], _IN_ZONE):
             return []
-        wishes = zones.zone_wishes(ent, self._zones, self.rules)
+        wishes = zones.wishes_in_zones(ent, self._zone_tests, self.rules)
         return self._settle(ent["id"], ent["id"], _IN_ZONE, wishes, t, seq)
 
     def _refresh_zones(self, t: float, seq: int) -> list[Delta]:
@@ -564,6 +566,7 @@ class Situation:
             deltas.append(Delta("hazards", "upsert", zid, seq, dict(z)))
         if deltas:
             self._zones = _zone_index(self.hazards, self._zones)
+            self._zone_tests = zones.zone_tests(self._zones)
         if moved:
             for ent in self.entities.values():
                 if ent["lat"] is not None:
@@ -1275,6 +1278,7 @@ class Situation:
         sit.feeds_last = dict(data.get("feeds_last", {}))
         sit._refused.extend(data.get("refused", []))
         sit._zones = _zone_index(sit.hazards)
+        sit._zone_tests = zones.zone_tests(sit._zones)
         return sit
 
 

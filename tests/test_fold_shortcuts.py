@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cockpit.geo import downwind_sector, to_geojson_polygon
@@ -24,7 +24,7 @@ def _polygon(points: list[tuple[float, float]]) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [[*coords, list(coords[0])]]}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     points=st.lists(st.tuples(_lat, _lon), min_size=3, max_size=12),
     probes=st.lists(st.tuples(_lat, _lon), min_size=1, max_size=20),
@@ -43,7 +43,7 @@ def test_a_prepared_ring_answers_like_the_ring(
         assert zones.contains_prepared(prepared, lat, lon) == zones.contains(geometry, lat, lon)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     wind_from=st.floats(0, 359.99),
     half_angle=st.floats(5, 180),

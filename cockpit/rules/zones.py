@@ -22,6 +22,7 @@ __all__ = [
     "Prepared",
     "Source",
     "Wind",
+    "ZoneTest",
     "bbox",
     "contains",
     "contains_prepared",
@@ -29,6 +30,8 @@ __all__ = [
     "nearest_wind",
     "prepare",
     "sources",
+    "wishes_in_zones",
+    "zone_tests",
     "zone_wishes",
     "zones_for",
 ]
@@ -239,8 +242,23 @@ def prepare(geometry: Mapping[str, Any]) -> Prepared:
     Within the band [ys[k], ys[k+1]) the edges `contains` would count are always the same
     (an edge counts for lat when it runs from at or below lat to above it), so a test
     looks at those edges only: two for a convex zone instead of all 181 of a danger circle.
+    Remembered by the ring's coordinates: a seek restores the same zones again and again.
     """
     ring = geometry["coordinates"][0]
+    key = tuple(map(tuple, ring))
+    done = _PREPARED.get(key)
+    if done is None:
+        done = _prepare(ring)
+        if len(_PREPARED) >= 512:
+            _PREPARED.pop(next(iter(_PREPARED)))  # the oldest
+        _PREPARED[key] = done
+    return done
+
+
+_PREPARED: dict[tuple[tuple[float, ...], ...], Prepared] = {}
+
+
+def _prepare(ring: Sequence[Sequence[float]]) -> Prepared:
     ys = sorted({float(p[1]) for p in ring})
     bands: list[list[tuple[float, float, float, float]]] = [[] for _ in range(len(ys) - 1)]
     j = len(ring) - 1
@@ -278,24 +296,43 @@ _ZONE_TEXT = {
 }
 
 
+# A zone ready for point tests: its bounding box (min lat, min lon, max lat, max lon),
+# its prepared ring and the zone.
+ZoneTest = tuple[float, float, float, float, Prepared, Mapping[str, Any]]
+
+
+def zone_tests(zones: Iterable[Mapping[str, Any]]) -> list[ZoneTest]:
+    """The zones that have a bounding box (`bbox`), as flat tuples: the fold tests every
+    unit's position against every zone, so the test reads no dicts."""
+    out: list[ZoneTest] = []
+    for z in zones:
+        box = z.get("bbox")
+        if box is None:
+            continue  # not indexed: never matched
+        prepared = z.get("prepared") or prepare(z["geometry"])
+        out.append((box[0], box[1], box[2], box[3], prepared, z))
+    return out
+
+
 def zone_wishes(
     entity: Mapping[str, Any], zones: Iterable[Mapping[str, Any]], cfg: RuleConfig
 ) -> list[AlertWish]:
     """One alert per zone the entity stands in (kinds in `cfg.zone_kinds` only)."""
+    return wishes_in_zones(entity, zone_tests(zones), cfg)
+
+
+def wishes_in_zones(
+    entity: Mapping[str, Any], tests: Iterable[ZoneTest], cfg: RuleConfig
+) -> list[AlertWish]:
+    """`zone_wishes` over zones made ready by `zone_tests`."""
     if entity["kind"] not in cfg.zone_kinds or entity["lat"] is None:
         return []
     lat, lon = entity["lat"], entity["lon"]
     wishes: list[AlertWish] = []
-    for z in zones:
-        box = z.get("bbox")
-        if box is None or not (box[0] <= lat <= box[2] and box[1] <= lon <= box[3]):
+    for lat0, lon0, lat1, lon1, prepared, z in tests:
+        if not (lat0 <= lat <= lat1 and lon0 <= lon <= lon1):
             continue
-        prepared = z.get("prepared")
-        if not (
-            contains_prepared(prepared, lat, lon)
-            if prepared is not None
-            else contains(z["geometry"], lat, lon)
-        ):
+        if not contains_prepared(prepared, lat, lon):
             continue
         where = _ZONE_TEXT.get(z["kind"], _ZONE_TEXT["drawn"])
         label = z.get("label") or ""
