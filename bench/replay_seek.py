@@ -26,7 +26,7 @@ derive hazard zones), hand-drawn hazards, a CAP warning and its update, and cloc
 whenever `Situation.next_deadline()` has passed (as the live tick loop publishes them).
 
 Generation runs in a child process, so the measuring process holds only the replay; it
-tunes the garbage collector as the server does (`cockpit.cli.tune_gc`).
+tunes the garbage collector as the server does (the settings of `cockpit.cli.tune_gc`).
 Measured there, for N random seek targets (seeded): `ReplaySession.seek` (the trainer's
 path: cancel the fold, rebuild the picture in a thread, new bus) and `situation_at` alone
 (what `situation?at=T` costs), each as p50/p95/max ms; per seek also the parts (seq_at,
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import platform
@@ -835,7 +836,6 @@ async def _drag(session: Any, rng: random.Random) -> dict[str, Any]:
 
 
 async def measure(path: Path, seeks: int, seed: int) -> dict[str, Any]:
-    from cockpit.cli import tune_gc
     from cockpit.pipeline import situation_factory
     from cockpit.recorder import LogReader
     from cockpit.replay import ReplaySession, situation_at
@@ -848,10 +848,13 @@ async def measure(path: Path, seeks: int, seed: int) -> dict[str, Any]:
     session = ReplaySession(reader, factory)
     await session.start()  # seeks to the first event
     open_ms = (time.perf_counter() - started) * 1000
-    # As `cockpit replay` does once it has started: fewer, cheaper collections (a seek
-    # makes ~100,000 objects decoding a snapshot; CPython's default threshold of 700 would
-    # run full collections over the whole heap in the middle of it).
-    tune_gc()
+    # As `cockpit replay` does once it has started (`cockpit.cli.tune_gc`, not imported:
+    # it pulls in the web server, ~50 MB the replay does not hold): fewer, cheaper
+    # collections. A seek makes ~100,000 objects decoding a snapshot; CPython's default
+    # threshold of 700 ran full collections over the whole heap in the middle of it.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     rss["after_open"] = _rss_mb()
     rng = random.Random(seed)
     targets = [rng.uniform(session.t_first, session.t_last) for _ in range(seeks)]
