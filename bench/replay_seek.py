@@ -25,11 +25,14 @@ detections with their review steps and responder calls, drone hotspots (confirme
 derive hazard zones), hand-drawn hazards, a CAP warning and its update, and clock events
 whenever `Situation.next_deadline()` has passed (as the live tick loop publishes them).
 
-Generation runs in a child process, so the measuring process holds only the replay.
+Generation runs in a child process, so the measuring process holds only the replay; it
+tunes the garbage collector as the server does (the settings of `cockpit.cli.tune_gc`).
 Measured there, for N random seek targets (seeded): `ReplaySession.seek` (the trainer's
 path: cancel the fold, rebuild the picture in a thread, new bus) and `situation_at` alone
 (what `situation?at=T` costs), each as p50/p95/max ms; per seek also the parts (seq_at,
-snapshot read + decode, restore, fold forward and the number of events folded). Memory:
+snapshot read + decode, restore, fold forward and the number of events folded). Then a
+drag along the timeline: 3 × 10 seeks 2 s forward (folded on from the picture shown) and
+10 back, each as p50/p95/max wall and CPU ms. Memory:
 VmRSS of the measuring process after imports, after opening the replay, after the seeks,
 and its peak (VmHWM).
 """
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import platform
@@ -798,6 +802,39 @@ def _seek_parts(reader: Any, factory: Callable[[Any], Any], t: float) -> dict[st
     }
 
 
+DRAGS, DRAG_STEPS, DRAG_STEP_S = 3, 10, 2.0
+
+
+async def _drag(session: Any, rng: random.Random) -> dict[str, Any]:
+    """A drag along the timeline: from a random point, DRAG_STEPS seeks DRAG_STEP_S
+    forward (each folds on from the picture shown), then as many back (each from the
+    snapshot before it, as a random seek). Wall and CPU ms per seek, each direction."""
+    span = session.t_last - session.t_first
+    out: dict[str, dict[str, list[float]]] = {
+        d: {"wall": [], "cpu": []} for d in ("forward", "back")
+    }
+    for _ in range(DRAGS):
+        t = session.t_first + rng.uniform(0.1, 0.9) * span
+        await session.seek(t)
+        for direction, step in (("forward", DRAG_STEP_S), ("back", -DRAG_STEP_S)):
+            for _ in range(DRAG_STEPS):
+                t += step
+                c0, p0 = time.process_time(), time.perf_counter()
+                await session.seek(t)
+                out[direction]["wall"].append((time.perf_counter() - p0) * 1000)
+                out[direction]["cpu"].append((time.process_time() - c0) * 1000)
+    return {
+        "drags": DRAGS,
+        "steps": DRAG_STEPS,
+        "step_s": DRAG_STEP_S,
+        **{
+            f"{d}_{k}_ms": _pcts(v)
+            for d, by in out.items()
+            for k, v in (("wall", by["wall"]), ("cpu", by["cpu"]))
+        },
+    }
+
+
 async def measure(path: Path, seeks: int, seed: int) -> dict[str, Any]:
     from cockpit.pipeline import situation_factory
     from cockpit.recorder import LogReader
@@ -811,6 +848,13 @@ async def measure(path: Path, seeks: int, seed: int) -> dict[str, Any]:
     session = ReplaySession(reader, factory)
     await session.start()  # seeks to the first event
     open_ms = (time.perf_counter() - started) * 1000
+    # As `cockpit replay` does once it has started (`cockpit.cli.tune_gc`, not imported:
+    # it pulls in the web server, ~50 MB the replay does not hold): fewer, cheaper
+    # collections. A seek makes ~100,000 objects decoding a snapshot; CPython's default
+    # threshold of 700 ran full collections over the whole heap in the middle of it.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     rss["after_open"] = _rss_mb()
     rng = random.Random(seed)
     targets = [rng.uniform(session.t_first, session.t_last) for _ in range(seeks)]
@@ -834,6 +878,7 @@ async def measure(path: Path, seeks: int, seed: int) -> dict[str, Any]:
             parts.append(_seek_parts(reader, factory, t))
             if (i + 1) % 10 == 0:
                 _progress(f"{i + 1}/{seeks} seeks, last {seek_ms[-1]:.0f} ms")
+        drag = await _drag(session, rng)
         rss["after_seeks"] = _rss_mb()
         sit = session.situation
         picture = {
@@ -862,6 +907,7 @@ async def measure(path: Path, seeks: int, seed: int) -> dict[str, Any]:
         "situation_at_ms": _pcts(at_ms),
         "situation_at_cpu_ms": _pcts(at_cpu),
         "parts": {k: _pcts([p[k] for p in parts]) for k in part_keys},
+        "drag": drag,
         "rss_mb": rss,
         "rss_source": "/proc/self/status: VmRSS, peak VmHWM (psutil is not installed)",
         "picture_at_last_seek": picture,
@@ -968,7 +1014,12 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.save:
         tag = (out["commit"] or "unknown").replace("+", "-")
-        if (params["snapshot_every_n"], params["snapshot_every_s"]) != (100_000, 60.0):
+        from cockpit.settings import Settings
+
+        defaults = tuple(
+            Settings.model_fields[k].default for k in ("snapshot_every_n", "snapshot_every_s")
+        )
+        if (params["snapshot_every_n"], params["snapshot_every_s"]) != defaults:
             tag += f"-snap{params['snapshot_every_n']}-{params['snapshot_every_s']:g}s"
         name = f"replay_seek-{tag}.json"
         (ROOT / "bench" / "results" / name).write_text(text + "\n")

@@ -84,11 +84,25 @@ def situation_factory(
 
 
 def restore_from_log(
-    reader: LogReader, situation_factory: Callable[[dict[str, Any] | None], Situation], upto: int
+    reader: LogReader,
+    situation_factory: Callable[[dict[str, Any] | None], Situation],
+    upto: int,
+    *,
+    near: Situation | None = None,
+    snapshot_before: Callable[[int], tuple[int, dict[str, Any]] | None] | None = None,
 ) -> Situation:
-    """The picture at seq `upto`: nearest snapshot, then fold forward."""
-    snap = reader.snapshot_before(upto)
-    sit = situation_factory(snap[1] if snap else None)
+    """The picture at seq `upto`: nearest snapshot, then fold forward.
+
+    `near`, a picture of the same log that nobody changes meanwhile (a replay's, its fold
+    stopped), is copied and folded forward instead when it lies between that snapshot and
+    `upto`: fewer events to fold and no snapshot to read. The copy goes through
+    `snapshot()` and the factory, as a snapshot from the log would: the same picture.
+    `snapshot_before` stands in for the reader's (a replay remembers the last one read)."""
+    if near is not None and reader.snapshot_seq_before(upto) <= near.seq <= upto:
+        sit = situation_factory(near.snapshot())
+    else:
+        snap = (snapshot_before or reader.snapshot_before)(upto)
+        sit = situation_factory(snap[1] if snap else None)
     for ev in reader.iter_events(sit.seq, upto):
         sit.apply(ev)
     return sit

@@ -567,6 +567,11 @@ class LogReader:
         )
         return int(row[0]) if row is not None and row[0] is not None else 0
 
+    def snapshot_seq_before(self, seq: int) -> int:
+        """The seq of the snapshot `snapshot_before(seq)` would give (0: none), unread."""
+        row = self._one("SELECT MAX(seq) FROM snapshots WHERE seq <= ?", (seq,))
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
     def snapshot_before(self, seq: int) -> tuple[int, dict[str, Any]] | None:
         row = self._one(
             "SELECT seq, body FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1", (seq,)

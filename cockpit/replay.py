@@ -30,9 +30,17 @@ _TICK_S = 0.02  # how often the replay clock publishes what has become due
 
 
 def situation_at(
-    reader: LogReader, t: float, factory: Callable[[dict[str, Any] | None], Situation]
+    reader: LogReader,
+    t: float,
+    factory: Callable[[dict[str, Any] | None], Situation],
+    *,
+    near: Situation | None = None,
+    snapshot_before: Callable[[int], tuple[int, dict[str, Any]] | None] | None = None,
 ) -> Situation:
-    """The picture as the live server had it at server time `t`."""
+    """The picture as the live server had it at server time `t`; folded forward from a
+    copy of `near` (a picture nobody changes meanwhile) when that is nearer than the
+    snapshot before `t`; snapshots through `snapshot_before` if given (see
+    `restore_from_log`)."""
     made: list[bool] = []
 
     def quiet(snapshot: dict[str, Any] | None) -> Situation:
@@ -43,7 +51,9 @@ def situation_at(
         sit.emit = False
         return sit
 
-    sit = restore_from_log(reader, quiet, reader.seq_at(t))
+    sit = restore_from_log(
+        reader, quiet, reader.seq_at(t), near=near, snapshot_before=snapshot_before
+    )
     sit.emit = made[0]  # from here on a replay pushes what each event changes, as before
     return sit
 
@@ -77,6 +87,9 @@ class ReplaySession:
         self._fold_task: asyncio.Task[None] | None = None
         self._anchor = (self._clock(), self.position)  # (wall, replay) at last change
         self._lock = asyncio.Lock()
+        # The last snapshot read, decoded: a drag back within one snapshot interval reads
+        # and decodes it once (restoring copies it, so it stays as read).
+        self._snapshot: tuple[int, dict[str, Any]] | None = None
 
     # --- control --------------------------------------------------------------------
 
@@ -109,7 +122,17 @@ class ReplaySession:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._fold_task
             await self._bus.close()
-            self.situation = await asyncio.to_thread(situation_at, self.reader, t, self.factory)
+            # The fold is stopped, so the picture shown stays as it is while the new one is
+            # made from it: a drag along the timeline (and any seek forward within a
+            # snapshot interval) folds only the events between, not from the snapshot.
+            self.situation = await asyncio.to_thread(
+                situation_at,
+                self.reader,
+                t,
+                self.factory,
+                near=self.situation,
+                snapshot_before=self._snapshot_before,
+            )
             self._bus = MemoryBus(self.incident, start_seq=self.situation.seq)
             sub = self._bus.subscribe(
                 "replay-fold", after=self._bus.head, maxsize=50_000, overflow=Overflow.BLOCK
@@ -118,6 +141,16 @@ class ReplaySession:
             self._anchor = (self._clock(), t)
             # Browsers hold the old picture: make them resync from the new one.
             self.hub.close_all()
+
+    def _snapshot_before(self, upto: int) -> tuple[int, dict[str, Any]] | None:
+        """`LogReader.snapshot_before`, remembering the last one (seeks run one at a time,
+        under the lock)."""
+        seq = self.reader.snapshot_seq_before(upto)
+        if seq == 0:
+            return None
+        if self._snapshot is None or self._snapshot[0] != seq:
+            self._snapshot = self.reader.snapshot_before(upto)
+        return self._snapshot
 
     def play(self, speed: float | None = None) -> None:
         if speed is not None:

@@ -206,7 +206,11 @@ class Settings(BaseSettings):
         description="Snapshot every N events: a seek folds at most N events (~0.3 s).",
     )
     snapshot_every_s: float = Field(
-        60.0, ge=1.0, le=86_400.0, description="... or every T seconds, whichever comes first."
+        30.0,
+        ge=1.0,
+        le=86_400.0,
+        description="... or every T seconds, whichever comes first: a replay seek folds at "
+        "most T seconds of events (30 s: ~4,000 at 140 events/s, ~0.1 s of CPU).",
     )
     track_len: int = Field(200, ge=2, le=100_000, description="Track points kept per entity.")
     stale_after_s: dict[str, float] = Field(

@@ -215,6 +215,8 @@ class Situation:
     _cleared: dict[str, dict[str, str]] = field(default_factory=dict)
     # The derived hazard zones with their bounding boxes, for the in-zone rule.
     _zones: list[dict[str, Any]] = field(default_factory=list)
+    # ... the same made ready for point tests (`zones.zone_tests`)
+    _zone_tests: list[zones.ZoneTest] = field(default_factory=list)
     # Each entity as its last delta carried it: the next delta sends what differs.
     _sent: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Ids of review steps the fold refused lately (the alerts sent with them are refused).
@@ -533,7 +535,7 @@ class Situation:
             return []
         if not self._zones and not self._has_active(ent["id"], _IN_ZONE):
             return []
-        wishes = zones.zone_wishes(ent, self._zones, self.rules)
+        wishes = zones.wishes_in_zones(ent, self._zone_tests, self.rules)
         return self._settle(ent["id"], ent["id"], _IN_ZONE, wishes, t, seq)
 
     def _refresh_zones(self, t: float, seq: int) -> list[Delta]:
@@ -563,7 +565,8 @@ class Situation:
             self.hazards[zid] = z
             deltas.append(Delta("hazards", "upsert", zid, seq, dict(z)))
         if deltas:
-            self._zones = _zone_index(self.hazards)
+            self._zones = _zone_index(self.hazards, self._zones)
+            self._zone_tests = zones.zone_tests(self._zones)
         if moved:
             for ent in self.entities.values():
                 if ent["lat"] is not None:
@@ -1254,10 +1257,7 @@ class Situation:
             rules=rules or RuleConfig(),
         )
         sit.entities = {k: _copy_entity(v) for k, v in data["entities"].items()}
-        sit.tracks = {
-            k: deque(((t, la, lo) for t, la, lo in v), maxlen=track_len)
-            for k, v in data["tracks"].items()
-        }
+        sit.tracks = {k: deque(map(tuple, v), maxlen=track_len) for k, v in data["tracks"].items()}
         sit.detections = {k: dict(v) for k, v in data["detections"].items()}
         sit.responders = {k: dict(v) for k, v in data.get("responders", {}).items()}
         sit.alerts = {k: dict(v, params=dict(v["params"])) for k, v in data["alerts"].items()}
@@ -1278,19 +1278,31 @@ class Situation:
         sit.feeds_last = dict(data.get("feeds_last", {}))
         sit._refused.extend(data.get("refused", []))
         sit._zones = _zone_index(sit.hazards)
+        sit._zone_tests = zones.zone_tests(sit._zones)
         return sit
 
 
 _UNSENT = Delta("entities", "upsert", "", 0)  # stands for an entity delta nobody wants
 
 
-def _zone_index(hazards: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The derived zones with bounding boxes: the in-zone test skips most at a glance."""
-    return [
-        {**h, "bbox": zones.bbox(h["geometry"])}
-        for h in hazards.values()
-        if h.get("derived") and h["geometry"].get("type") == "Polygon"
-    ]
+def _zone_index(
+    hazards: Mapping[str, Mapping[str, Any]], before: Iterable[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """The derived zones with bounding boxes (the in-zone test skips most at a glance) and
+    their rings prepared for point tests (the rest cost a few edges, not the ring). A zone
+    whose geometry is as `before` had it keeps what was worked out for it then."""
+    old = {z["id"]: z for z in before}
+    out: list[dict[str, Any]] = []
+    for h in hazards.values():
+        if not h.get("derived") or h["geometry"].get("type") != "Polygon":
+            continue
+        was = old.get(h["id"])
+        if was is not None and was["geometry"] == h["geometry"]:
+            box, prepared = was["bbox"], was["prepared"]
+        else:
+            box, prepared = zones.bbox(h["geometry"]), zones.prepare(h["geometry"])
+        out.append({**h, "bbox": box, "prepared": prepared})
+    return out
 
 
 def without_personal(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,9 @@ def test_the_replay_seek_bench_runs_at_a_small_size(tmp_path: Path) -> None:
     for key in ("seek_ms", "seek_cpu_ms", "situation_at_ms", "situation_at_cpu_ms"):
         assert set(res[key]) >= {"p50", "p95", "max"} and res[key]["max"] > 0
     assert res["parts"]["events_folded"]["max"] > 0
+    drag = res["drag"]  # a drag along the timeline: seeks forward and back, each timed
+    for key in ("forward_wall_ms", "forward_cpu_ms", "back_wall_ms", "back_cpu_ms"):
+        assert set(drag[key]) >= {"p50", "p95", "max"} and drag[key]["max"] > 0
     assert res["rss_mb"]["peak"] >= res["rss_mb"]["after_open"] > 0
     assert set(report["targets_met"]) == {"seek_p95_ms", "memory_peak_mb"}
     assert len(report["loadavg_1m_before_after"]) == 2

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from cockpit.events import Event
+from cockpit.pipeline import restore_from_log
 from cockpit.recorder import LogReader, Recorder, incident_path
 from cockpit.replay import ReplaySession, situation_at
 from cockpit.situation import Situation
@@ -53,10 +54,9 @@ async def test_seek_anywhere_equals_folding_from_the_start(tmp_path: Path) -> No
     reader.close()
 
 
-async def test_a_seek_gives_the_same_picture_and_the_same_deltas_after_it(tmp_path: Path) -> None:
-    """A seek folds without making deltas (they were thrown away); the picture it gives
-    is the one a fold from the start gives, and the events played after it still push
-    each entity's change as before."""
+async def _mixed_recording(path: Path) -> list[Event]:
+    """Positions, gases crossing a threshold (alerts raised, cleared, reopened) and
+    batteries; a snapshot every 150 events."""
     mixed: list[Event] = []
     for i in range(600):
         mixed.append(position(f"u{i % 7}", 51.5 + i * 1e-5, 7.4, i * 0.1))
@@ -65,7 +65,6 @@ async def test_a_seek_gives_the_same_picture_and_the_same_deltas_after_it(tmp_pa
         if i % 11 == 0:
             mixed.append(status(f"d{i % 3}", i * 0.1, battery=100 - i / 10))
     events = numbered(mixed)
-    path = tmp_path / "mixed.sqlite"
     rec = Recorder(path, "test")
     await asyncio.to_thread(rec.open)
     sit = Situation(incident="test")
@@ -74,6 +73,15 @@ async def test_a_seek_gives_the_same_picture_and_the_same_deltas_after_it(tmp_pa
         sit.apply_all(events[i : i + 150])
         rec.save_snapshot(sit.seq, sit.received_at, sit.snapshot())
     await rec.close()
+    return events
+
+
+async def test_a_seek_gives_the_same_picture_and_the_same_deltas_after_it(tmp_path: Path) -> None:
+    """A seek folds without making deltas (they were thrown away); the picture it gives
+    is the one a fold from the start gives, and the events played after it still push
+    each entity's change as before."""
+    path = tmp_path / "mixed.sqlite"
+    events = await _mixed_recording(path)
     reader = LogReader(path)
     try:
         for k in (40, 149, 150, 151, 487, len(events) - 2):
@@ -96,6 +104,93 @@ async def test_a_seek_gives_the_same_picture_and_the_same_deltas_after_it(tmp_pa
             assert (entity[0].whole or entity[0].data) == (wanted.whole or wanted.data)
             assert (entity[0].whole or entity[0].data) is not None
             assert [d.layer for d in deltas] == [d.layer for d in expected]
+    finally:
+        reader.close()
+
+
+async def test_a_drag_along_the_timeline_gives_the_pictures_of_a_fold_from_the_start(
+    tmp_path: Path,
+) -> None:
+    """A seek forward folds on from the picture shown (not from the snapshot); forward,
+    back, across snapshots and after playing, every picture is the one folded from the
+    start, and the next event still pushes the entity's whole state."""
+    path = tmp_path / "mixed.sqlite"
+    events = await _mixed_recording(path)
+    reader = LogReader(path)
+    clock = {"t": 1000.0}
+    replay = ReplaySession(reader, _factory, clock=lambda: clock["t"])
+    await replay.start()
+    try:
+        # ends of seconds (events share them); forward within and across snapshots, back
+        ends = [
+            k for k in range(1, len(events)) if events[k].received_at != events[k - 1].received_at
+        ]
+        drag = [ends[i] for i in (30, 31, 33, 40, 120, 121, 119, 60, 61, 200, 201)]
+        for k in drag:
+            await replay.seek(events[k - 1].received_at.timestamp())
+            from_scratch = Situation(incident="test")
+            from_scratch.apply_all(events[:k])
+            assert replay.situation.seq == k
+            assert replay.situation.snapshot() == from_scratch.snapshot()
+        # played on, then dragged on from where the play stopped
+        replay.play(speed=10)
+        clock["t"] += 1.0
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if replay.situation.seq >= ends[210]:
+                break
+        replay.pause()
+        await replay.caught_up()
+        k = next(e for e in ends if e > replay.situation.seq + 5)
+        await replay.seek(events[k - 1].received_at.timestamp())
+        from_scratch = Situation(incident="test")
+        from_scratch.apply_all(events[:k])
+        assert replay.situation.snapshot() == from_scratch.snapshot()
+        client = replay.hub.join("trainer")
+        replay.play(speed=1)
+        clock["t"] += 0.5
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if client.pending:
+                break
+        replay.pause()
+        assert client.pending, "deltas of the events after a drag reach push clients"
+    finally:
+        await replay.close()
+        reader.close()
+
+
+async def test_a_picture_near_the_target_is_folded_on_only_from_between_snapshot_and_target(
+    tmp_path: Path,
+) -> None:
+    """`restore_from_log(near=...)` takes the given picture only where it saves work: at
+    or after the snapshot before the target and not past the target. (A picture with a
+    journal line the log lacks shows which way was taken.)"""
+    path = tmp_path / "mixed.sqlite"
+    events = await _mixed_recording(path)
+    reader = LogReader(path)
+    try:
+        snaps = [reader.snapshot_seq_before(s) for s in (300, 310, 320)]
+        assert snaps == [300, 300, 300]
+
+        def marked(k: int) -> Situation:
+            sit = Situation(incident="test")
+            sit.apply_all(events[:k])
+            sit._journal(sit.seq, 0.0, "test", "note", "nur im Bild, nicht im Protokoll")
+            return sit
+
+        def journal_texts(sit: Situation) -> list[str]:
+            return [j["text"] for j in sit.journal]
+
+        note = "nur im Bild, nicht im Protokoll"
+        assert note in journal_texts(restore_from_log(reader, _factory, 320, near=marked(310)))
+        assert note in journal_texts(restore_from_log(reader, _factory, 320, near=marked(300)))
+        assert note not in journal_texts(restore_from_log(reader, _factory, 320, near=marked(290)))
+        assert note not in journal_texts(restore_from_log(reader, _factory, 320, near=marked(330)))
+        plain = restore_from_log(reader, _factory, 320, near=None)
+        near = restore_from_log(reader, _factory, 320, near=marked(310))
+        assert near.seq == plain.seq == 320
+        assert near.entities == plain.entities and near.alerts == plain.alerts
     finally:
         reader.close()
 

@@ -31,9 +31,20 @@ _UNITS: Mapping[str, frozenset[str]] = {
 
 def _unit_ok(limit: GasLimit, unit: str) -> bool:
     """Whether a reading in `unit` can be compared with `limit` (no unit: assumed)."""
-    given = unit.replace(" ", "").lower()
-    wanted = limit.unit.replace(" ", "").lower()
-    return not given or given == wanted or given in _UNITS.get(wanted, frozenset())
+    key = (limit.unit, unit)
+    ok = _UNIT_OK.get(key)
+    if ok is None:
+        given = unit.replace(" ", "").lower()
+        wanted = limit.unit.replace(" ", "").lower()
+        ok = not given or given == wanted or given in _UNITS.get(wanted, frozenset())
+        if len(_UNIT_OK) >= 1024:  # units come from the feeds: keep this small
+            _UNIT_OK.clear()
+        _UNIT_OK[key] = ok
+    return ok
+
+
+# (limit's unit, reading's unit) -> comparable: every reading asks, few pairs exist.
+_UNIT_OK: dict[tuple[str, str], bool] = {}
 
 
 def gas_threshold(entity: Mapping[str, Any], cfg: RuleConfig) -> list[AlertWish]:

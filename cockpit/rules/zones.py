@@ -9,21 +9,29 @@ weakens (`RuleConfig.sector_steps`); it turns whenever that wind turns.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
-from cockpit.geo import distance_m, downwind_sector, to_geojson_polygon
+from cockpit.geo import LatLon, distance_m, downwind_sector, to_geojson_polygon
 from cockpit.rules.config import RuleConfig
 from cockpit.rules.wish import AlertSeverity, AlertWish
 
 __all__ = [
+    "Prepared",
     "Source",
     "Wind",
+    "ZoneTest",
     "bbox",
     "contains",
+    "contains_prepared",
     "mps",
     "nearest_wind",
+    "prepare",
     "sources",
+    "wishes_in_zones",
+    "zone_tests",
     "zone_wishes",
     "zones_for",
 ]
@@ -157,8 +165,18 @@ def bbox(geometry: Mapping[str, Any]) -> tuple[float, float, float, float]:
     return (min(lats), min(lons), max(lats), max(lons))
 
 
+@lru_cache(maxsize=1024, typed=True)
+def _ring(
+    lat: float, lon: float, wind_from_deg: float, length_m: float, half_angle_deg: float
+) -> tuple[LatLon, ...]:
+    """`downwind_sector`, remembered: zones are redrawn whenever any station reports or
+    time passes, but a source and its wind rarely move; a circle is 181 geodesic points.
+    A pure function of its arguments, so the zones are the same as drawn afresh."""
+    return tuple(downwind_sector(lat, lon, wind_from_deg, length_m, half_angle_deg))
+
+
 def _circle(lat: float, lon: float, radius_m: float) -> dict[str, Any]:
-    return to_geojson_polygon(downwind_sector(lat, lon, 0.0, radius_m, 180.0))
+    return to_geojson_polygon(_ring(lat, lon, 0.0, radius_m, 180.0))
 
 
 def zones_for(source: Source, wind: Wind | None, cfg: RuleConfig) -> list[dict[str, Any]]:
@@ -179,7 +197,7 @@ def zones_for(source: Source, wind: Wind | None, cfg: RuleConfig) -> list[dict[s
     ]
     if wind is not None:
         angle = cfg.sector_angle(wind["speed_mps"])
-        ring = downwind_sector(
+        ring = _ring(
             source["lat"], source["lon"], wind["dir_deg"], cfg.sector_length_m, angle / 2.0
         )
         zones.append(
@@ -213,6 +231,64 @@ def contains(geometry: Mapping[str, Any], lat: float, lon: float) -> bool:
     return inside
 
 
+# A Polygon's outer ring prepared for many point tests: its distinct vertex latitudes,
+# sorted, and per band between two of them the edges that cross it, as (yi, xi, dx, dy).
+Prepared = tuple[tuple[float, ...], tuple[tuple[tuple[float, float, float, float], ...], ...]]
+
+
+def prepare(geometry: Mapping[str, Any]) -> Prepared:
+    """The ring of `geometry` cut into latitude bands for `contains_prepared`.
+
+    Within the band [ys[k], ys[k+1]) the edges `contains` would count are always the same
+    (an edge counts for lat when it runs from at or below lat to above it), so a test
+    looks at those edges only: two for a convex zone instead of all 181 of a danger circle.
+    Remembered by the ring's coordinates: a seek restores the same zones again and again.
+    """
+    ring = geometry["coordinates"][0]
+    key = tuple(map(tuple, ring))
+    done = _PREPARED.get(key)
+    if done is None:
+        done = _prepare(ring)
+        if len(_PREPARED) >= 512:
+            _PREPARED.pop(next(iter(_PREPARED)))  # the oldest
+        _PREPARED[key] = done
+    return done
+
+
+_PREPARED: dict[tuple[tuple[float, ...], ...], Prepared] = {}
+
+
+def _prepare(ring: Sequence[Sequence[float]]) -> Prepared:
+    ys = sorted({float(p[1]) for p in ring})
+    bands: list[list[tuple[float, float, float, float]]] = [[] for _ in range(len(ys) - 1)]
+    j = len(ring) - 1
+    for i in range(len(ring)):
+        xi, yi = ring[i][0], ring[i][1]
+        xj, yj = ring[j][0], ring[j][1]
+        j = i
+        lo, hi = (yi, yj) if yi < yj else (yj, yi)
+        if lo == hi:
+            continue  # horizontal: never counted
+        # the same differences `contains` computes, so the same crossing to the last bit
+        edge = (yi, xi, xj - xi, yj - yi)
+        for k in range(bisect_right(ys, lo) - 1, bisect_right(ys, hi) - 1):
+            bands[k].append(edge)
+    return tuple(ys), tuple(tuple(b) for b in bands)
+
+
+def contains_prepared(prepared: Prepared, lat: float, lon: float) -> bool:
+    """`contains` on a prepared ring: the same answer for every point, bit for bit."""
+    ys, bands = prepared
+    k = bisect_right(ys, lat) - 1
+    if k < 0 or k >= len(bands):
+        return False  # below or above the ring: no edge crosses
+    inside = False
+    for yi, xi, dx, dy in bands[k]:
+        if lon < dx * (lat - yi) / dy + xi:
+            inside = not inside
+    return inside
+
+
 _ZONE_TEXT = {
     "danger_area": "Im Gefahrenbereich",
     "downwind_sector": "Im Windsektor",
@@ -220,19 +296,43 @@ _ZONE_TEXT = {
 }
 
 
+# A zone ready for point tests: its bounding box (min lat, min lon, max lat, max lon),
+# its prepared ring and the zone.
+ZoneTest = tuple[float, float, float, float, Prepared, Mapping[str, Any]]
+
+
+def zone_tests(zones: Iterable[Mapping[str, Any]]) -> list[ZoneTest]:
+    """The zones that have a bounding box (`bbox`), as flat tuples: the fold tests every
+    unit's position against every zone, so the test reads no dicts."""
+    out: list[ZoneTest] = []
+    for z in zones:
+        box = z.get("bbox")
+        if box is None:
+            continue  # not indexed: never matched
+        prepared = z.get("prepared") or prepare(z["geometry"])
+        out.append((box[0], box[1], box[2], box[3], prepared, z))
+    return out
+
+
 def zone_wishes(
     entity: Mapping[str, Any], zones: Iterable[Mapping[str, Any]], cfg: RuleConfig
 ) -> list[AlertWish]:
     """One alert per zone the entity stands in (kinds in `cfg.zone_kinds` only)."""
+    return wishes_in_zones(entity, zone_tests(zones), cfg)
+
+
+def wishes_in_zones(
+    entity: Mapping[str, Any], tests: Iterable[ZoneTest], cfg: RuleConfig
+) -> list[AlertWish]:
+    """`zone_wishes` over zones made ready by `zone_tests`."""
     if entity["kind"] not in cfg.zone_kinds or entity["lat"] is None:
         return []
     lat, lon = entity["lat"], entity["lon"]
     wishes: list[AlertWish] = []
-    for z in zones:
-        box = z.get("bbox")
-        if box is None or not (box[0] <= lat <= box[2] and box[1] <= lon <= box[3]):
+    for lat0, lon0, lat1, lon1, prepared, z in tests:
+        if not (lat0 <= lat <= lat1 and lon0 <= lon <= lon1):
             continue
-        if not contains(z["geometry"], lat, lon):
+        if not contains_prepared(prepared, lat, lon):
             continue
         where = _ZONE_TEXT.get(z["kind"], _ZONE_TEXT["drawn"])
         label = z.get("label") or ""
