@@ -111,6 +111,7 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "ui.journal.cat.note": {"de": "Eintrag", "en": "Entry"},
     "ui.journal.cat.detection": {"de": "Meldung", "en": "Detection"},
     "ui.journal.cat.hazard": {"de": "Gefahrenbereich", "en": "Hazard area"},
+    "ui.journal.cat.exercise": {"de": "Einspielung", "en": "Injected"},
     "ui.hazard.draw": {"de": "Gefahrenbereich setzen", "en": "Mark hazard"},
     "ui.hazard.placing": {
         "de": "Auf die Gefahrenstelle tippen",
@@ -518,6 +519,7 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "en": "{n} more moments without a snapshot (at most {max} snapshots)",
     },
     "debrief.map.empty": {"de": "Keine Positionen", "en": "No positions"},
+    "debrief.person": {"de": "eine Person", "en": "a person"},
     "debrief.images": {"de": "Bilder der Meldungen", "en": "Detection pictures"},
     "debrief.images.note": {
         "de": "Bilder von Personen sind personenbezogene Daten und nicht enthalten.",

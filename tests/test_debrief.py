@@ -494,3 +494,44 @@ async def test_an_empty_recording_says_so(tmp_path: Path) -> None:
     text = build_debrief(path, settings, lang="de", user="trainer")
     assert "Die Aufzeichnung ist leer." in text
     parse(text)  # still a well-formed page
+
+
+async def test_a_volunteer_in_a_hazard_area_is_not_named_and_their_phone_not_plotted(
+    tmp_path: Path,
+) -> None:
+    """A responder's phone is a `person` entity: an alert about it names no one, and its
+    battery is no key reading."""
+    from cockpit.events import EntityRegistered, EntityRegisteredEvent, Status, StatusEvent
+
+    def env(t: float) -> dict[str, Any]:
+        when = T0 + timedelta(seconds=t)
+        return {
+            "incident": "test",
+            "source": Source(feed="telemetry", device="phone"),
+            "observed_at": when,
+            "received_at": when,
+        }
+
+    events: list[Event] = [
+        EntityRegisteredEvent(
+            **env(0),
+            payload=EntityRegistered(entity="helfer-7", entity_kind="person", callsign="Anna K."),
+        ),
+        position("helfer-7", 51.5, 7.4, 1.0, kind="person"),
+        StatusEvent(
+            **env(2), payload=Status(entity="helfer-7", entity_kind="person", battery_pct=40.0)
+        ),
+        AlertEvent(
+            **env(3),
+            context=Context(actor="trainer"),
+            payload=Alert(id="a-1", entity="helfer-7", text="Im Gefahrenbereich"),
+        ),
+        readings("gas-1", 4.0, co=12.0),
+    ]
+    path = tmp_path / "volunteer.sqlite"
+    await record(path, numbered(events))
+    settings = load_settings(None, data_dir=tmp_path / "data", port=0, incident="x")
+    text = build_debrief(path, settings, lang="de", user="trainer")
+    assert "Im Gefahrenbereich" in text and "eine Person" in text
+    assert "Anna K." not in text
+    assert "Akku" not in text.split("Messwerte", 1)[1]  # no battery series at all

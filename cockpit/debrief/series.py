@@ -125,6 +125,7 @@ class _Payload(msgspec.Struct):
     """Only what the plots read; everything else in a body is skipped while decoding."""
 
     entity: str | None = None
+    entity_kind: str | None = None
     station: str | None = None
     callsign: str | None = None
     values: dict[str, _Reading] = {}
@@ -144,6 +145,8 @@ _decode = msgspec.json.Decoder(_Body).decode
 
 def _values(kind: str, p: _Payload) -> tuple[str | None, list[tuple[str, float, str]]]:
     """(entity, [(reading, value, unit)]) of one event's payload."""
+    if p.entity_kind == "person":
+        return p.entity, []  # a person's phone (a responder's battery) is not for a debrief
     if kind == "readings":
         return p.entity, [(n, r.value, r.unit or "") for n, r in p.values.items()]
     if kind == "weather":

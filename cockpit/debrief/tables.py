@@ -11,7 +11,7 @@ from typing import Any
 
 from cockpit.debrief.fmt import Fmt
 from cockpit.debrief.markup import e, epoch, label, table, when
-from cockpit.i18n import t
+from cockpit.i18n import Lang, t
 from cockpit.privacy import redact_snapshot
 from cockpit.situation import Situation
 
@@ -42,11 +42,14 @@ def journal(sit: Situation, f: Fmt) -> str:
     return f'<section class="page" id="journal"><h2>{title}</h2>{note}{body}</section>'
 
 
-def _name_of(sit: Situation, entity: str | None) -> str:
+def _name_of(sit: Situation, entity: str | None, lang: Lang) -> str:
     if not entity:
         return ""
-    ent = sit.entities.get(entity)
-    return str((ent or {}).get("callsign") or entity)
+    ent = sit.entities.get(entity) or {}
+    if ent.get("kind") == "person" or entity in sit.responders:
+        # A person (a volunteer in a hazard area) is named in no export.
+        return t("debrief.person", lang)
+    return str(ent.get("callsign") or entity)
 
 
 def alerts(sit: Situation, f: Fmt) -> str:
@@ -69,7 +72,7 @@ def alerts(sit: Situation, f: Fmt) -> str:
                 when(f, a["raised_at"]),
                 f'<span class="sev sev-{e(a["severity"])}">'
                 f"{e(label('ui.severity.', str(a['severity']), lang))}</span>",
-                e(_name_of(sit, a.get("entity"))),
+                e(_name_of(sit, a.get("entity"), lang)),
                 e(a["text"]),
                 e(acked),
                 e(cleared),
