@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cockpit import cli
+from cockpit.auth import AuthStore
 from cockpit.events import (
     Context,
     Detection,
@@ -225,9 +226,27 @@ async def test_the_recording_plays_now_and_the_crew_decides_again(exercise: Any)
         sit = await _situation(c)
         assert not sit["responders"]
         assert recordings.RESPONDER not in {e["id"] for e in sit["entities"]}
+        # A device posting a person into the exercise loses the person, not the report.
+        with AuthStore(s.settings.data_dir / "auth.sqlite") as auth:
+            token = auth.add_device("adler-gw", ["adler"])
+        fall2 = {
+            "id": "adler-2",
+            "type": "fall",
+            "device": "fall-sensor-3",
+            "time": datetime.now(UTC).isoformat(),
+            "location": {"lat": 51.52, "lon": 7.44, "address": "Hafenweg 1"},
+            "person": {"id": "p-2", "medical": "Heparin"},
+        }
+        r = await c.post(
+            "/api/v1/ingest/adler", json=fall2, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert r.status_code == 202, r.text
+        sit = await _situation(c, personal="true")
+        second = next(d for d in sit["detections"] if d["id"] == "adler-2")
+        assert second["address"] == "Hafenweg 1" and not second.get("personal")
     log = incident_path(s.settings.data_dir, opts.incident)
     assert log.is_file() and recordings.PERSONAL.encode() not in log.read_bytes()
-    assert b"Anna K." not in log.read_bytes()
+    assert b"Anna K." not in log.read_bytes() and b"Heparin" not in log.read_bytes()
 
 
 async def test_pause_holds_the_picture_and_going_on_keeps_the_times_of_today(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -87,6 +88,11 @@ async def ingest_adler(
         body = await read_body(request, svc.settings.max_body_bytes)
         detection = _parse(body)
     event = to_event(detection, incident=svc.incident, device=device.name, received_at=utcnow())
+    if svc.exercise is not None and event.payload.personal is not None:
+        # An exercise keeps no personal data, not even from a device posting to it.
+        event = msgspec.structs.replace(
+            event, payload=msgspec.structs.replace(event.payload, personal=None)
+        )
     seqs = await commit(svc, health, [event])
     return JsonResponse({"seq": seqs, "id": detection.id}, status_code=202)
 
