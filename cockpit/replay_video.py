@@ -175,6 +175,26 @@ def remux_to_mp4(src: Path, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+CACHE_LIMIT_BYTES = 2 * 1024**3  # MP4 copies kept; the oldest used go first
+
+
+def _trim_cache(cache: Path, keep: Path, limit: int = CACHE_LIMIT_BYTES) -> None:
+    """Delete the least recently used copies until the cache fits `limit` (it shares the
+    disk with the live recordings)."""
+    files = []
+    for f in cache.glob("*.mp4"):
+        with contextlib.suppress(FileNotFoundError):
+            st = f.stat()
+            files.append((st.st_mtime, st.st_size, f))
+    total = sum(size for _, size, _ in files)
+    for _, size, f in sorted(files):
+        if total <= limit:
+            break
+        if f != keep:
+            f.unlink(missing_ok=True)
+            total -= size
+
+
 def playable_file(seg: Segment, file: Path, cache: Path) -> Path:
     """A file a browser's <video> plays: the segment itself, or its MP4 copy in `cache`
     (made once; keyed by the source file's path, size and time, so a changed file is
@@ -185,6 +205,8 @@ def playable_file(seg: Segment, file: Path, cache: Path) -> Path:
     key = hashlib.sha256(f"{file}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32]
     dest = cache / f"{key}.mp4"
     if dest.is_file():
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(dest)  # used: the last to go when the cache is trimmed
         return dest
     with _remux_locks_lock:
         lock = _remux_locks.setdefault(dest, threading.Lock())
@@ -192,4 +214,5 @@ def playable_file(seg: Segment, file: Path, cache: Path) -> Path:
         if not dest.is_file():
             cache.mkdir(parents=True, exist_ok=True)
             remux_to_mp4(file, dest)
+            _trim_cache(cache, dest)
     return dest

@@ -375,7 +375,7 @@ class Settings(BaseSettings):
     video_segment_s: float = Field(
         60.0,
         ge=1.0,
-        le=3600.0,
+        le=600.0,  # an exercise holds one segment per camera in memory
         description="Length of a recorded video segment (s); the next one starts at a keyframe.",
     )
 

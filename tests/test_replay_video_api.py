@@ -238,3 +238,23 @@ async def test_a_damaged_h264_segment_is_422_naming_it(served: Served) -> None:
     assert error["field"] == "path" and "broken/20261126T100000.000Z.ts" in error["reason"]
     assert not list((served.settings.data_dir / "cache").rglob("*.mp4"))  # nothing half made
     assert not list((served.settings.data_dir / "cache").rglob("*.tmp"))
+
+
+def test_the_mp4_cache_keeps_to_its_size_dropping_the_least_recently_used(
+    tmp_path: Path,
+) -> None:
+    """The copies share the disk with live recordings: old ones go, the one just made and
+    the ones used lately stay."""
+    import os
+
+    from cockpit.replay_video import _trim_cache
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for i, name in enumerate(("a", "b", "c", "d")):
+        f = cache / f"{name}.mp4"
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (1000 + i, 1000 + i))  # a oldest ... d newest
+    os.utime(cache / "a.mp4")  # a was just watched again
+    _trim_cache(cache, keep=cache / "b.mp4", limit=250)
+    assert sorted(p.name for p in cache.iterdir()) == ["a.mp4", "b.mp4"]

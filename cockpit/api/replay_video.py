@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import Any
 
+import av
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response
 
@@ -91,11 +92,14 @@ async def replay_file(
     seg, file = found
     try:
         served = await asyncio.to_thread(playable_file, seg, file, svc.settings.data_dir / _CACHE)
-    except Exception as exc:  # a damaged file: say which, don't take the server down
+    except av.FFmpegError as exc:  # a damaged file: say which, don't take the server down
         log.warning("replay video %s not playable: %s", seg.path, exc)
         raise ApiError(
             422, "video not playable", "path", f"{seg.path}: {type(exc).__name__}"
         ) from exc
+    except OSError as exc:  # our side (a full disk for the MP4 copy): try again later
+        log.warning("replay video %s: no MP4 copy: %s", seg.path, exc)
+        raise ApiError(503, "video unavailable", "cache", f"{type(exc).__name__}: {exc}") from exc
     return FileResponse(
         served,
         media_type=MEDIA_TYPE.get(seg.codec, "application/octet-stream"),
