@@ -43,9 +43,9 @@
 
   function span(s) {
     s = Math.abs(s);
-    if (s < 60) return num(s, 1) + " s";
-    if (s < 3600) return num(s / 60, 1) + " min";
-    return num(s / 3600, 1) + " h";
+    if (s < 60) return t("age.s", { n: num(s, 1) });
+    if (s < 3600) return t("age.min", { n: num(s / 60, 1) });
+    return t("age.h", { n: num(s / 3600, 1) });
   }
 
   class Tile {

@@ -30,7 +30,7 @@ import orjson
 
 from cockpit.events import DetectionEvent, Event, new_event_id, utcnow
 from cockpit.recorder import LogReader
-from cockpit.settings import RulesSettings, Settings
+from cockpit.settings import RulesSettings, Settings, SettingsError
 
 __all__ = [
     "PLAYED_KINDS",
@@ -111,8 +111,17 @@ class ExerciseOptions:
         reader = LogReader(recording)  # refuses what is not a recording, before serving
         try:
             name = incident or exercise_incident(reader.incident, datetime.now(UTC))
+            count, first, last = reader.bounds()
         finally:
             reader.close()
+        if not count or first is None or last is None:
+            raise SettingsError(f"{recording}: the recording has no events to play")
+        if start is not None and not first <= start < last:
+            raise SettingsError(
+                f"--from {datetime.fromtimestamp(start, UTC):%Y-%m-%dT%H:%M:%SZ}: outside the"
+                f" recording ({datetime.fromtimestamp(first, UTC):%Y-%m-%dT%H:%M:%SZ} .."
+                f" {datetime.fromtimestamp(last, UTC):%Y-%m-%dT%H:%M:%SZ})"
+            )
         return cls(recording, name, start, paused)
 
     def settings(self, settings: Settings) -> Settings:
@@ -124,13 +133,18 @@ class ExerciseOptions:
         finally:
             reader.close()
         update: dict[str, Any] = {"incident": self.incident, **_REAL_WORLD_OFF}
-        if "rules" in meta:
-            update["rules"] = RulesSettings.model_validate_json(meta["rules"])
-        if "stale_after_s" in meta:
-            update["stale_after_s"] = {
-                **settings.stale_after_s,
-                **orjson.loads(meta["stale_after_s"]),
-            }
+        try:
+            if "rules" in meta:
+                update["rules"] = RulesSettings.model_validate_json(meta["rules"])
+            if "stale_after_s" in meta:
+                update["stale_after_s"] = {
+                    **settings.stale_after_s,
+                    **orjson.loads(meta["stale_after_s"]),
+                }
+        except (ValueError, TypeError) as exc:  # pydantic's and orjson's errors are ValueErrors
+            raise SettingsError(
+                f"{self.recording}: its recorded rules are unreadable: {exc}"
+            ) from exc
         return settings.model_copy(update=update)
 
 

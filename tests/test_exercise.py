@@ -35,7 +35,7 @@ from cockpit.events import (
 )
 from cockpit.exercise import PLAYED_KINDS, Exercise, ExerciseOptions, played, shifted
 from cockpit.recorder import LogReader, Recorder, incident_path
-from cockpit.settings import load_settings
+from cockpit.settings import SettingsError, load_settings
 from tests import recordings
 from tests.serving import serve
 
@@ -386,6 +386,17 @@ async def test_the_command_refuses_what_is_not_an_exercise(tmp_path: Path) -> No
     assert cli.main(["replay", str(recording), "--as-live", "--from", "9 Uhr", *data]) == 2
     (tmp_path / "no.sqlite").write_bytes(b"not sqlite")
     assert cli.main(["replay", str(tmp_path / "no.sqlite"), "--as-live", *data]) == 2
+    # A --from outside the recording, and a recording with nothing to play, are refused
+    # with one line, before anything is served.
+    late = "2030-01-01T00:00:00Z"
+    assert cli.main(["replay", str(recording), "--as-live", "--from", late, *data]) == 2
+    empty = tmp_path / "empty.sqlite"
+    rec = Recorder(empty, "nothing")
+    rec.open()
+    await rec.close()
+    assert cli.main(["replay", str(empty), "--as-live", *data]) == 2
+    with pytest.raises(SettingsError, match="no events to play"):
+        ExerciseOptions.of(empty)
     reader = LogReader(recording)
     try:
         assert reader.incident == recordings.RECORDED
