@@ -18,7 +18,7 @@ from starlette.responses import Response
 from cockpit.api.deps import require_exercise_lead, require_user
 from cockpit.api.errors import ApiError
 from cockpit.api.jsonresponse import JsonResponse
-from cockpit.api.replay import SeekIn
+from cockpit.api.replay import SeekIn, one_time, refuse, with_times
 from cockpit.api.services import Services, services
 from cockpit.api.write import commit, envelope, read_validated
 from cockpit.auth import User
@@ -69,13 +69,7 @@ def _exercise(svc: Services) -> Exercise:
 
 
 def _state(ex: Exercise) -> dict[str, Any]:
-    state = ex.state()
-    state.update(
-        start_at=iso(state["start"]),
-        end_at=iso(state["end"]),
-        position_at=iso(state["position"]),
-    )
-    return state
+    return with_times(ex.state())
 
 
 @router.get("/api/v1/exercise", summary="The exercise's state: recording, position, shift")
@@ -120,14 +114,13 @@ async def exercise_skip(
     ex = _exercise(svc)
     body = await read_validated(request, SeekIn, "skip", _BODY_LIMIT)
     field = "at" if body.at is not None else "t"
-    if body.at is not None and body.t is not None:
-        raise _refuse(svc, "t", "give `at` or `t`, not both")
-    t = body.epoch()
+    t = one_time(svc, body, "skip")
     if t is None:
-        raise _refuse(svc, "at", "give `at` (ISO 8601) or `t` (epoch seconds)")
+        raise refuse(svc, "skip", "at", "give `at` (ISO 8601) or `t` (epoch seconds)")
     if t < ex.position():
-        raise _refuse(
+        raise refuse(
             svc,
+            "skip",
             field,
             f"{iso(t)} is before the exercise's position {iso(ex.position())}:"
             " an exercise only runs forward",
@@ -138,11 +131,6 @@ async def exercise_skip(
         # In the picture already; the recorder is behind and will write it.
         raise ApiError(503, "not committed", "recorder", f"seq {ex.last_seq} not yet recorded")
     return JsonResponse({**_state(ex), "published": published})
-
-
-def _refuse(svc: Services, field: str, reason: str) -> ApiError:
-    svc.health.feed("ui").reject("invalid skip", svc.clock())
-    return ApiError(422, "invalid skip", field, reason)
 
 
 @router.post(

@@ -29,7 +29,7 @@ from cockpit.library import MAX_BUCKETS, list_recordings, timeline
 from cockpit.replay import MAX_SPEED, MIN_SPEED, ReplaySession
 from cockpit.situation import iso
 
-__all__ = ["Seeks", "router"]
+__all__ = ["SeekIn", "Seeks", "one_time", "refuse", "router", "with_times"]
 
 router = APIRouter(tags=["replay"])
 
@@ -106,7 +106,7 @@ def _documented(model: type[_Body], *, required: bool = True) -> dict[str, Any]:
     }
 
 
-def _refuse(svc: Services, what: str, field: str, reason: str) -> ApiError:
+def refuse(svc: Services, what: str, field: str, reason: str) -> ApiError:
     svc.health.feed("ui").reject(f"invalid {what}", svc.clock())
     return ApiError(422, f"invalid {what}", field, reason)
 
@@ -124,14 +124,18 @@ def _replay(svc: Services) -> ReplaySession:
     return svc.replay
 
 
-def _state(replay: ReplaySession) -> dict[str, Any]:
-    state = replay.state()
+def with_times(state: dict[str, Any]) -> dict[str, Any]:
+    """A replay's or an exercise's state with its epoch times also in ISO 8601."""
     state.update(
         start_at=iso(state["start"]),
         end_at=iso(state["end"]),
         position_at=iso(state["position"]),
     )
     return state
+
+
+def _state(replay: ReplaySession) -> dict[str, Any]:
+    return with_times(replay.state())
 
 
 @router.get("/api/v1/replay", summary="The replay's state: recording bounds, position, speed")
@@ -195,9 +199,9 @@ async def replay_seek(
     svc = services(request)
     replay = _replay(svc)
     body = await _validated(request, SeekIn, "seek")
-    t = _one_time(svc, body, "seek")
+    t = one_time(svc, body, "seek")
     if t is None:
-        raise _refuse(svc, "seek", "at", "give `at` (ISO 8601) or `t` (epoch seconds)")
+        raise refuse(svc, "seek", "at", "give `at` (ISO 8601) or `t` (epoch seconds)")
     # Browsers on the push stream are told to resync by the seek itself.
     done = await _seeks_of(replay).seek(t)
     await replay.caught_up()
@@ -239,9 +243,9 @@ def _seeks_of(replay: ReplaySession) -> Seeks:
     return seeks
 
 
-def _one_time(svc: Services, body: _When, what: str) -> float | None:
+def one_time(svc: Services, body: _When, what: str) -> float | None:
     if body.at is not None and body.t is not None:
-        raise _refuse(svc, what, "t", "give `at` or `t`, not both")
+        raise refuse(svc, what, "t", "give `at` or `t`, not both")
     return body.epoch()
 
 
@@ -311,12 +315,12 @@ async def add_bookmark(
     store = _store(svc)
     replay = _replay(svc)
     body = await _validated(request, BookmarkIn, "bookmark")
-    t = _one_time(svc, body, "bookmark")
+    t = one_time(svc, body, "bookmark")
     if t is None:
         t = replay.now()
     if not (replay.t_first <= t <= replay.t_last) or not math.isfinite(t):
         field = "at" if body.at is not None else "t"
-        raise _refuse(
+        raise refuse(
             svc,
             "bookmark",
             field,
