@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from cockpit.bookmarks import BookmarkError, BookmarkStore
 from cockpit.detection_flow import LABEL_DE
 from cockpit.pipeline import restore_from_log, situation_factory
-from cockpit.recorder import LogReader, RecorderError
+from cockpit.recorder import LogReader, RecorderError, read_only
 from cockpit.settings import Settings
 from cockpit.situation import Situation, iso
 
@@ -82,17 +82,6 @@ class _Cache:
 
 
 _cache = _Cache()
-
-
-@contextlib.contextmanager
-def _sql(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection of our own: never the replay's, which its player uses."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        yield conn
-    finally:
-        conn.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +214,7 @@ def _facts(path: Path, settings: Settings) -> _Facts:
     finally:
         reader.close()
     marks = _marks(sit)
-    with _sql(path) as conn:
+    with read_only(path) as conn:
         received = _received(conn, {m["seq"] for m in marks if m["seq"] is not None})
     for m in marks:
         # On the replay's clock (server receive time): seeking to a mark shows it.
@@ -302,7 +291,7 @@ def _density(path: Path, first: float, last: float, buckets: int) -> list[int]:
     index alone answers; the event bodies are never read)."""
     width = (last - first) / buckets
     counts: list[int] = []
-    with _sql(path) as conn:
+    with read_only(path) as conn:
         for i in range(buckets):
             lo = first + i * width
             if i == buckets - 1:

@@ -46,6 +46,7 @@ __all__ = [
     "lock_incident",
     "log_row",
     "personal_rewrites",
+    "read_only",
     "recorded_personal",
     "redact_file",
     "scan_personal",
@@ -111,6 +112,17 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection of the caller's own to a log (a replay's reader is busy
+    with its player), closed at the end of the block."""
+    conn = _connect(path, readonly=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import sqlite3
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import av
 
 from cockpit.bookmarks import bookmarks_path
 from cockpit.events import VideoSegmentEvent, parse_event
+from cockpit.recorder import read_only
 
 __all__ = [
     "Segment",
@@ -84,19 +83,8 @@ def recording_folder(log_path: Path) -> Path:
     return bookmarks_path(log_path).parent
 
 
-@contextlib.contextmanager
-def _sql(path: Path) -> Iterator[sqlite3.Connection]:
-    # Our own connection: the replay's reader is busy with its player.
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        yield conn
-    finally:
-        conn.close()
-
-
 def _read(log_path: Path) -> tuple[Segment, ...]:
-    with _sql(log_path) as conn:
+    with read_only(log_path) as conn:
         rows = conn.execute(
             "SELECT body FROM events WHERE kind = 'video.segment' ORDER BY seq"
         ).fetchall()

@@ -9,14 +9,13 @@ buckets whatever the length of the recording.
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
+from cockpit.recorder import read_only
 from cockpit.rules.config import RuleConfig
 
 __all__ = ["BUCKETS", "CATEGORIES", "MAX_SERIES", "Series", "category_of", "read_series"]
@@ -106,16 +105,6 @@ class SeriesSet:
         return sorted(self.series.values(), key=lambda s: (rank[s.category], s.entity, s.name))
 
 
-@contextlib.contextmanager
-def _connect(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        yield conn
-    finally:
-        conn.close()
-
-
 class _Reading(msgspec.Struct):
     value: float
     unit: str | None = None
@@ -166,7 +155,7 @@ def read_series(
     out = SeriesSet()
     width = (last - first) / buckets if last > first else 1.0
     kept = {c: 0 for c in CATEGORIES}
-    with _connect(path) as conn:
+    with read_only(path) as conn:
         cursor = conn.execute(
             "SELECT kind, received_at, observed_at, body FROM events "
             "WHERE kind IN ('readings', 'weather', 'status') ORDER BY seq"
