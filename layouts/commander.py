@@ -16,6 +16,7 @@ import dash_leaflet as dl
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, dcc, html
 
 from cockpit.i18n import QUICK_ENTRIES, Lang, t
+from layouts.common import attrs
 
 __all__ = ["layout", "register"]
 
@@ -53,11 +54,6 @@ def _map(config: dict[str, Any], lang: Lang) -> dl.Map:
         className="map",
         children=base,
     )
-
-
-def _attrs(values: dict[str, str]) -> dict[str, Any]:
-    """`data-*` / `aria-*` attributes, which Dash takes as keyword arguments."""
-    return values
 
 
 def _scrolls(label: str) -> dict[str, Any]:
@@ -106,7 +102,7 @@ def layout(
         className="cockpit",
         lang=lang,
         children=[
-            html.Div(id="ui-config", hidden=True, **_attrs({"data-config": json.dumps(config)})),
+            html.Div(id="ui-config", hidden=True, **attrs({"data-config": json.dumps(config)})),
             html.Header(
                 className="topbar",
                 children=[

@@ -12,7 +12,6 @@ against `/api/v1/replay*`; on a live server the controls are disabled with a not
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from dash import dcc, html
 
@@ -20,6 +19,7 @@ from cockpit.api.deps import EXERCISE_ROLES, TRAINER_ROLES
 from cockpit.auth import User
 from cockpit.i18n import Lang, browser_strings, t
 from layouts import commander
+from layouts.common import attrs, page_lang, page_path
 
 __all__ = ["PATH", "SPEEDS", "is_trainer", "layout"]
 
@@ -27,30 +27,9 @@ PATH = "/trainer"
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0)
 
 
-def _page_url(request: Any) -> tuple[str, str]:
-    """The page's path and query: the page asks for its layout from `/_dash-layout`, so
-    there they are the request's referrer's."""
-    path = str(getattr(request, "path", "") or "")
-    if path.startswith("/_dash"):
-        url = urlsplit(str(request.headers.get("referer") or ""))
-        return url.path, url.query
-    return path, ""
-
-
 def is_trainer(request: Any) -> bool:
     """Whether Dash builds the layout for `/trainer`."""
-    return _page_url(request)[0].rstrip("/") == PATH
-
-
-def _lang(request: Any, lang: Lang) -> Lang:
-    """`?lang=` on the page's own address wins (a link to `/trainer?lang=en`)."""
-    asked = parse_qs(_page_url(request)[1]).get("lang", [""])[0]
-    return "en" if asked == "en" else "de" if asked == "de" else lang
-
-
-def _attrs(values: dict[str, str]) -> dict[str, Any]:
-    """`aria-*` attributes, which Dash takes as keyword arguments."""
-    return values
+    return page_path(request) == PATH
 
 
 def _speed_label(speed: float, lang: Lang) -> str:
@@ -63,7 +42,7 @@ def _bar(lang: Lang) -> html.Section:
     return html.Section(
         id="trainer-bar",
         className="trainer-bar",
-        **_attrs({"aria-label": t("ui.trainer.timeline", lang)}),
+        **attrs({"aria-label": t("ui.trainer.timeline", lang)}),
         children=[
             html.Div(
                 className="tr-controls",
@@ -102,7 +81,7 @@ def _bar(lang: Lang) -> html.Section:
                 className="tr-timeline",
                 role="slider",
                 tabIndex="0",
-                **_attrs(
+                **attrs(
                     {
                         "aria-label": t("ui.trainer.timeline.hint", lang),
                         "aria-valuemin": "0",
@@ -242,12 +221,12 @@ def _video(lang: Lang) -> html.Div:
         id="tr-video",
         className="video-tiles tr-video",
         role="region",
-        **_attrs({"aria-label": t("ui.trainer.video.title", lang)}),
+        **attrs({"aria-label": t("ui.trainer.video.title", lang)}),
     )
 
 
 def layout(request: Any, user: User, incident: str, config: dict[str, Any]) -> html.Div:
-    lang = _lang(request, config["lang"])
+    lang = page_lang(request, config["lang"])
     # Read-only whatever the role: a trainer watches what was, and never sees the
     # personal part of a detection here (no button asks for it).
     config = {

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import dash_leaflet as dl
 from dash import dcc, html
 
 from cockpit.i18n import Lang, t
+from layouts.common import attrs, page_lang, page_path
 
 __all__ = ["is_wall", "layout", "page"]
 
@@ -60,11 +60,6 @@ def _map(config: dict[str, Any]) -> dl.Map:
     )
 
 
-def _attrs(values: dict[str, str]) -> dict[str, Any]:
-    """`data-*` / `aria-*` attributes, which Dash takes as keyword arguments."""
-    return values
-
-
 def _card(title: str, body: list[Any], cls: str) -> html.Section:
     return html.Section(className=f"wall-card {cls}", children=[html.H2(title), *body])
 
@@ -74,7 +69,7 @@ def layout(*, lang: Lang, incident: str, config: dict[str, Any]) -> html.Div:
         className="wall",
         lang=lang,
         children=[
-            html.Div(id="ui-config", hidden=True, **_attrs({"data-config": json.dumps(config)})),
+            html.Div(id="ui-config", hidden=True, **attrs({"data-config": json.dumps(config)})),
             html.Header(
                 className="wall-top",
                 children=[
@@ -105,7 +100,7 @@ def layout(*, lang: Lang, incident: str, config: dict[str, Any]) -> html.Div:
                 children=[
                     html.Section(
                         className="map-wrap wall-map",
-                        **_attrs({"aria-label": t("ui.map", lang)}),
+                        **attrs({"aria-label": t("ui.map", lang)}),
                         children=[_map(config)],
                     ),
                     html.Div(
@@ -131,7 +126,7 @@ def layout(*, lang: Lang, incident: str, config: dict[str, Any]) -> html.Div:
             ),
             html.Section(
                 className="wall-ticker",
-                **_attrs({"aria-label": t("ui.alerts", lang)}),
+                **attrs({"aria-label": t("ui.alerts", lang)}),
                 children=[
                     html.H2(t("ui.alerts", lang), className="wall-ticker-title"),
                     html.Div(id="wall-alerts", className="wall-alerts"),
@@ -148,21 +143,13 @@ def layout(*, lang: Lang, incident: str, config: dict[str, Any]) -> html.Div:
     )
 
 
-def _referrer(request: Any) -> tuple[str, str | None]:
-    """The page's path and `?lang=`: Dash fetches the layout from the page (`/_dash-layout`),
-    so the page is the request's referrer (same origin: the browser sends it whole)."""
-    ref = urlsplit(request.headers.get("referer") or "")
-    return ref.path.rstrip("/") or "/", parse_qs(ref.query).get("lang", [None])[0]
-
-
 def is_wall(request: Any) -> bool:
-    return _referrer(request)[0] == "/wall"
+    return page_path(request) == "/wall"
 
 
 def page(request: Any, lang: Lang, incident: str, config_of: Callable[[Lang], Any]) -> html.Div:
     """The wall in the language its link asks for (a wall has no toggle), else the cookie's."""
-    asked = _referrer(request)[1]
-    chosen: Lang = "en" if asked == "en" else "de" if asked == "de" else lang
+    chosen = page_lang(request, lang)
     # The wall writes nothing and shows nothing personal, whoever is logged in on it.
     config = {**config_of(chosen), "can_write": False, "personal_data": False}
     return layout(lang=chosen, incident=incident, config=config)
