@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_ui import CHROMIUM, Cockpit
+from tests.test_ui import Cockpit
 from tests.test_ui_wall import demo, new_page
 
 pytestmark = pytest.mark.slow
@@ -53,16 +53,6 @@ def axe_script() -> Path:
 def cockpit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cockpit]:
     with demo(tmp_path_factory.mktemp("a11y")) as app:
         yield app
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

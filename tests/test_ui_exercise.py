@@ -61,17 +61,6 @@ def exercise(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exercise]:
         procs.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def _page(
     browser: Any, ex: Exercise, path: str, user: str, size: tuple[int, int] = (1280, 800)
 ) -> Any:

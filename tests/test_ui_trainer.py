@@ -141,17 +141,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         it.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def _page(browser: Any, s: Served, user: str = "trainer", lang: str = "de") -> Any:
     context = browser.new_context(
         viewport={"width": 1280, "height": 800}, locale="de-DE", timezone_id="Europe/Berlin"

@@ -26,11 +26,11 @@ from tests.clocked import BITS, BLOCK_H, BLOCK_W, EPOCH, Clocked, H, W
 from tests.serving import Served, serve_in_thread
 from tests.test_a11y import _findings, _scan, axe_script
 from tests.test_media import publisher
-from tests.test_ui_trainer import _login, _page, _ready, _wait, browser
+from tests.test_ui_trainer import _login, _page, _ready, _wait
 
 pytestmark = pytest.mark.slow
 
-__all__ = ["axe_script", "browser"]  # fixtures shared with the other page tests
+__all__ = ["axe_script"]  # a fixture shared with the accessibility tests
 
 INCIDENT = "uebung-drohne"
 STREAM = "uav-1"

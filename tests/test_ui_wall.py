@@ -22,7 +22,7 @@ import pytest
 
 from tests.procs import Procs, free_port
 from tests.serving import prepare
-from tests.test_ui import CHROMIUM, Cockpit, _free_udp, robot
+from tests.test_ui import Cockpit, _free_udp, robot
 
 pytestmark = pytest.mark.slow
 
@@ -77,17 +77,6 @@ def new_page(browser: Any, app: Cockpit, width: int, height: int, user: str = "e
 def cockpit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cockpit]:
     with demo(tmp_path_factory.mktemp("wall")) as app:
         yield app
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")
