@@ -221,7 +221,7 @@ def _bind(settings: Settings) -> socket.socket:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _settings(args, role=getattr(args, "role", None))
     asyncio.run(_serve(settings))
     return 0
 
@@ -507,7 +507,16 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the cockpit")
     common(serve, net=True)
+    serve.add_argument(
+        "--role",
+        choices=("all", "web", "recorder", "media"),
+        help="what this process does (COCKPIT_ROLE; default all: everything in one process)",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    media = sub.add_parser("media", help="serve only the video (WHIP/WHEP): serve --role media")
+    common(media, net=True)
+    media.set_defaults(func=cmd_serve, role="media")
 
     replay = sub.add_parser("replay", help="serve a recorded incident for replay")
     replay.add_argument("recording", help="an incident file (.sqlite)")

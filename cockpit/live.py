@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -51,7 +52,7 @@ if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost ev
     from feeds.rosbridge_client import RosbridgeFeed
     from feeds.ttn_mqtt import MqttSubscription
 
-__all__ = ["live_services", "resolve_incident"]
+__all__ = ["live_services", "resolve_incident", "role_settings"]
 
 log = logging.getLogger("cockpit.live")
 
@@ -68,12 +69,35 @@ def resolve_incident(settings: Settings) -> str:
         return marker.read_text().strip()
     incident = f"{datetime.now(UTC):%Y-%m-%d}-{secrets.token_hex(3)}"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(incident + "\n")
+    # Exclusive create: processes starting together on one data dir agree on the first.
+    try:
+        with marker.open("x") as fh:
+            fh.write(incident + "\n")
+    except FileExistsError:
+        for _ in range(50):  # the winner may not have written its line yet
+            kept = marker.read_text().strip()
+            if kept:
+                return kept
+            time.sleep(0.01)
+        raise SettingsError(f"incident (COCKPIT_INCIDENT): {marker} is empty") from None
     return incident
+
+
+def role_settings(settings: Settings) -> Settings:
+    """A web or media process never records: its pipeline must not even try the lease."""
+    if settings.role in ("web", "media") and settings.recorder != "off":
+        return settings.model_copy(update={"recorder": "off"})
+    return settings
 
 
 @asynccontextmanager
 async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Services]:
+    settings = role_settings(settings)
+    role = settings.role
+    # Who runs what (docs/deployment.md): video in `media` (never on the UI's loop when
+    # split), the listeners and the clock beside the recorder, the routes in `web`.
+    video = role in ("all", "media")
+    listeners = role in ("all", "recorder")
     incident = resolve_incident(settings)
     bus = make_bus(incident, settings.redis_url)
     pipeline = Pipeline(settings, bus, incident)
@@ -86,21 +110,38 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
         pipeline=pipeline,
         log_path=incident_path(settings.data_dir, incident),
     )
-    for route_feed in ("telemetry", "video"):  # their routes take messages from the start
+    route_feeds = {
+        "all": ("telemetry", "video", "adler"),
+        "web": ("telemetry", "adler"),
+        "media": ("video",),
+        "recorder": (),
+    }[role]
+    for route_feed in route_feeds:  # their routes take messages from the start
         svc.health.feed(route_feed).state = "listening"
-    svc.health.feed("adler").state = "listening"  # its route, too (POST /api/v1/ingest/adler)
-    svc.media = MediaHub(ice_servers=settings.ice_servers)
-    recorder = _video_recorder(settings, svc, pipeline)
-    analyser = _video_analyser(settings, svc, pipeline)
-    svc.media.on_change.append(_announce_video(pipeline, incident))
-    mavlink = await _mavlink(settings, svc, pipeline) if settings.mavlink_listen else None
-    cap = _cap(settings, svc, pipeline) if settings.cap_folder or settings.cap_url else None
-    rosbridge = _rosbridge(settings, svc, pipeline) if settings.rosbridge else None
-    ttn = _ttn_mqtt(settings, svc) if settings.mqtt_url else None
-    cot = (
-        await _cot(settings, svc, pipeline) if settings.cot_listen or settings.cot_send_to else None
+    recorder = analyser = None
+    if video:
+        svc.media = MediaHub(ice_servers=settings.ice_servers)
+        recorder = _video_recorder(settings, svc, pipeline)
+        analyser = _video_analyser(settings, svc, pipeline)
+        svc.media.on_change.append(_announce_video(pipeline, incident))
+    mavlink = (
+        await _mavlink(settings, svc, pipeline) if listeners and settings.mavlink_listen else None
     )
-    alerts = _adler_alerts(settings, svc, pipeline) if settings.adler_alert_url else None
+    cap = (
+        _cap(settings, svc, pipeline)
+        if listeners and (settings.cap_folder or settings.cap_url)
+        else None
+    )
+    rosbridge = _rosbridge(settings, svc, pipeline) if listeners and settings.rosbridge else None
+    ttn = _ttn_mqtt(settings, svc) if listeners and settings.mqtt_url else None
+    cot = (
+        await _cot(settings, svc, pipeline)
+        if listeners and (settings.cot_listen or settings.cot_send_to)
+        else None
+    )
+    alerts = (
+        _adler_alerts(settings, svc, pipeline) if listeners and settings.adler_alert_url else None
+    )
     # Personal data past its retention leaves the picture and the log (cockpit.retention);
     # the audit log is read when due: the composition root attaches it after this yields.
     purge_stop = asyncio.Event()
@@ -128,8 +169,10 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
             await mavlink.aclose()
         if cot is not None:
             await cot.aclose()
-        await svc.media.close()
-        await recorder.aclose()  # the last segments become events before the log closes
+        if svc.media is not None:
+            await svc.media.close()
+        if recorder is not None:
+            await recorder.aclose()  # the last segments become events before the log closes
         if analyser is not None:
             await asyncio.to_thread(analyser.close)
         await pipeline.close()

@@ -45,6 +45,7 @@ from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.pages import PageGuard
 from cockpit.api.services import Services, services
 from cockpit.api.tiles import MBTiles
+from cockpit.api.worker import WorkerTag
 from cockpit.audit import AUDIT_FILE, AuditLog
 from cockpit.auth import AuthStore, User
 from cockpit.exercise import Exercise, ExerciseOptions
@@ -193,22 +194,29 @@ def create_app(
         default_response_class=JsonResponse,
     )
     _install_error_handlers(app)
-    routers = (session, read, ingest, write, tiles, media, ingest_cap, ingest_ttn, ingest_cot)
-    for router in (r.router for r in routers):
-        app.include_router(router)
-    for module in (ingest_adler, detections, responders):  # issue 6: A.D.Le.R.
-        app.include_router(module.router)
-    app.include_router(audit.router)  # issue 6: who saw which personal data
-    app.include_router(replay_routes.router)  # issue 7: the trainer's replay
-    app.include_router(exercise_routes.router)  # issue 7: exercise mode (--as-live)
-    app.include_router(debrief_routes.router)  # issue 7: the debrief export
-    app.include_router(replay_video_routes.router)  # issue 7: its recorded video
+    role = settings.role
+    if role in ("all", "web"):
+        routers = (session, read, ingest, write, tiles, media, ingest_cap, ingest_ttn, ingest_cot)
+        for router in (r.router for r in routers):
+            app.include_router(router)
+        for module in (ingest_adler, detections, responders):  # issue 6: A.D.Le.R.
+            app.include_router(module.router)
+        app.include_router(audit.router)  # issue 6: who saw which personal data
+        app.include_router(replay_routes.router)  # issue 7: the trainer's replay
+        app.include_router(exercise_routes.router)  # issue 7: exercise mode (--as-live)
+        app.include_router(debrief_routes.router)  # issue 7: the debrief export
+        app.include_router(replay_video_routes.router)  # issue 7: its recorded video
+    elif role == "media":  # issue 8: video in its own process, nothing else
+        app.include_router(media.router)
     _install_meta_routes(app)
-    # The browser pages: Dash on this same app, behind the log-in (the guard runs first).
-    from layouts.app import mount  # composition only: layouts never import the server
+    if role in ("all", "web"):
+        # The browser pages: Dash on this same app, behind the log-in (the guard runs first).
+        from layouts.app import mount  # composition only: layouts never import the server
 
-    mount(app, settings, exercise=exercise is not None)
-    app.add_middleware(PageGuard)
+        mount(app, settings, exercise=exercise is not None)
+        app.add_middleware(PageGuard)
+    if settings.worker_name:
+        app.add_middleware(WorkerTag, name=settings.worker_name)
     _install_not_found(app)
     return app
 
@@ -250,6 +258,8 @@ def _install_meta_routes(app: FastAPI) -> None:
             "status": "ok",
             "incident": svc.incident,
             "mode": "replay" if svc.replay else "exercise" if svc.exercise else "live",
+            "role": svc.settings.role,
+            "worker": svc.settings.worker_name,
             "uptime_s": round(now - svc.started_at, 1),
             "feeds": svc.health.view(now),
         }

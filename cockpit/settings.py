@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -193,6 +194,18 @@ class Settings(BaseSettings):
         description="Incident this process serves; created and kept in the data dir if unset.",
     )
     redis_url: str | None = Field(None, description="Redis Streams bus; unset: in-memory bus.")
+    role: Literal["all", "web", "recorder", "media"] = Field(
+        "all",
+        description="What this process does: all (one box), web (pages, API, push, ingest "
+        "routes), recorder (the log, listeners, clock) or media (WHIP/WHEP, video); "
+        "every role but all shares the picture over redis_url.",
+    )
+    worker_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="A web worker's name behind the proxy: cookie cockpit_worker and "
+        "header X-Cockpit-Worker, so a browser stays on its worker.",
+    )
     recorder: Literal["auto", "on", "off"] = Field(
         "auto", description="auto: exactly one process per incident records (Redis lease)."
     )
@@ -378,6 +391,26 @@ class Settings(BaseSettings):
         le=600.0,  # an exercise holds one segment per camera in memory
         description="Length of a recorded video segment (s); the next one starts at a keyframe.",
     )
+
+    @field_validator("role")
+    @classmethod
+    def _role_needs_a_shared_bus(cls, value: str, info: ValidationInfo) -> str:
+        # A web, recorder or media process alone would hold a picture nobody records
+        # (web, media) or record what nobody can send it (recorder).
+        if value != "all" and not info.data.get("redis_url"):
+            raise ValueError(
+                f"role {value!r} shares the picture with other processes: "
+                "set redis_url (COCKPIT_REDIS_URL)"
+            )
+        return value
+
+    @field_validator("recorder")
+    @classmethod
+    def _only_recording_roles_record(cls, value: str, info: ValidationInfo) -> str:
+        role = info.data.get("role")
+        if role in ("web", "media") and value == "on":
+            raise ValueError(f"a {role} process never records (role {role!r})")
+        return value
 
     @field_validator("cot_trusted_networks")
     @classmethod

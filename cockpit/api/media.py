@@ -33,6 +33,8 @@ SessionId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
 def _hub(svc: Services) -> MediaHub:
     if svc.media is None:
+        if svc.settings.role == "web":  # behind the proxy, /whip and /whep go to `media`
+            raise ApiError(503, "no video here", "role", "video is served by the media process")
         raise ApiError(409, "no video here", "stream", "this process does not handle video")
     return svc.media
 
