@@ -9,59 +9,20 @@ worker, which resyncs it, and no event acknowledged before the kill is missing f
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from cockpit.recorder import LogReader, incident_path
-from tests.procs import Proc, Procs, free_port
-from tests.serving import prepare
+from tests.topology import NGINX, WORKERS, ControlRoom, control_room
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
-
-TEMPLATE = Path(__file__).resolve().parent.parent / "docker" / "nginx.conf.template"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-START_TIMEOUT_S = 40.0  # four Python processes starting at once on two cores
-WORKERS = ("web1", "web2")
-
-
-def render(template: str, values: dict[str, str]) -> str:
-    """envsubst with a list of names, as the compose service runs it: nginx's own
-    `$variables` are left alone."""
-
-    def one(m: re.Match[str]) -> str:
-        return values[m.group(1)] if m.group(1) in values else m.group(0)
-
-    return re.sub(r"\$\{([A-Z0-9_]+)\}", one, template)
-
-
-@dataclass
-class Cluster:
-    procs: Procs
-    data: Path
-    incident: str
-    token: str
-    password: str
-    proxy: str
-    web: dict[str, Proc]
-    recorder: Proc
-    media: Proc
-    nginx: subprocess.Popen[bytes]
-    nginx_err: Path
-    acked: dict[int, tuple[str, int]] = field(default_factory=dict)
 
 
 def _iso() -> str:
@@ -78,108 +39,19 @@ def _probe(entity: str, callsign: str, lat: float, lon: float) -> dict[str, Any]
     }
 
 
-def _healthy(url: str, proc: Proc | subprocess.Popen[bytes], deadline: float, what: str) -> None:
-    last = "no answer"
-    while time.monotonic() < deadline:
-        alive = proc.alive() if isinstance(proc, Proc) else proc.poll() is None
-        if not alive:
-            tail = proc.tail() if isinstance(proc, Proc) else ""
-            raise AssertionError(f"{what} exited before answering\n{tail}")
-        try:
-            r = httpx.get(url + "/healthz", timeout=2)
-            if r.status_code == 200:
-                return
-            last = f"{r.status_code} {r.text[:200]}"
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: no healthy answer ({last})")
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[ControlRoom]:
     if not Path(NGINX).is_file():
         pytest.skip("no nginx (apt-get install nginx-light)")
-    work = tmp_path_factory.mktemp("scaleout")
-    data = work / "data"
-    tokens, passwords = prepare(data)
-    incident = f"scaleout-{uuid.uuid4().hex[:8]}"
-    env = {"COCKPIT_REDIS_URL": redis_url, "COCKPIT_INCIDENT": incident}
-    procs = Procs(work / "procs")
-    run = work / "nginx"
-    run.mkdir()
-    nginx: subprocess.Popen[bytes] | None = None
-    try:
-        common = ("--data-dir", str(data))
-        recorder = procs.start("serve", "--role", "recorder", *common, name="recorder",
-                               port=free_port(), env=env)  # fmt: skip
-        web = {
-            name: procs.start(
-                "serve",
-                "--role",
-                "web",
-                *common,
-                name=name,
-                port=free_port(),
-                env={**env, "COCKPIT_WORKER_NAME": name},
-            )
-            for name in WORKERS
-        }
-        media = procs.start("media", *common, name="media", port=free_port(), env=env)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        for proc in (recorder, *web.values(), media):
-            _healthy(proc.url, proc, deadline, proc.name)
-
-        listen = free_port()
-        conf = run / "nginx.conf"
-        conf.write_text(
-            render(
-                TEMPLATE.read_text(),
-                {
-                    "COCKPIT_WEB1": f"127.0.0.1:{web['web1'].port}",
-                    "COCKPIT_WEB2": f"127.0.0.1:{web['web2'].port}",
-                    "COCKPIT_MEDIA": f"127.0.0.1:{media.port}",
-                    "NGINX_LISTEN": f"127.0.0.1:{listen}",
-                    "NGINX_RUN": str(run),
-                },
-            )
-        )
-        # As root, nginx's workers would run as `nobody`, who cannot enter pytest's folders.
-        globals_ = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
-        nginx_err = run / "stderr"
-        with nginx_err.open("wb") as err:
-            nginx = subprocess.Popen(
-                [NGINX, "-c", str(conf), "-p", str(run), "-g", globals_],
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                start_new_session=True,
-            )
-        proxy = f"http://127.0.0.1:{listen}"
-        _healthy(proxy, nginx, time.monotonic() + 10, f"nginx: {nginx_err.read_text()}")
-        yield Cluster(
-            procs, data, incident, tokens["robot"], passwords["el"], proxy, web, recorder, media,
-            nginx, nginx_err,
-        )  # fmt: skip
-    finally:
-        if nginx is not None:
-            nginx.terminate()
-            try:
-                nginx.wait(10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-        procs.close()
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(f"cockpit:{incident}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+    with control_room(tmp_path_factory.mktemp("scaleout"), redis_url) as room:
+        yield room
 
 
-def _post(cluster: Cluster, *messages: dict[str, Any]) -> list[int]:
+def _post(cluster: ControlRoom, *messages: dict[str, Any]) -> list[int]:
     r = httpx.post(
         cluster.proxy + "/api/v1/ingest/telemetry",
         json=list(messages),
-        headers={"Authorization": f"Bearer {cluster.token}"},
+        headers={"Authorization": "Bearer " + cluster.tokens["robot"]},
         timeout=15,
     )
     assert r.status_code == 202, r.text
@@ -197,7 +69,7 @@ _WORKER_OF_NEXT_REQUEST = """async () => {
 }"""
 
 
-def _page_on(browser: Any, cluster: Cluster, worker: str) -> Any:
+def _page_on(browser: Any, cluster: ControlRoom, worker: str) -> Any:
     """A commander's tablet whose proxy cookie names `worker`, logged in through the proxy."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="de-DE")
     context.add_cookies([{"name": "cockpit_worker", "value": worker, "url": cluster.proxy}])
@@ -206,7 +78,7 @@ def _page_on(browser: Any, cluster: Cluster, worker: str) -> Any:
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
     page.goto(cluster.proxy + "/login")
     page.fill("#u", "el")
-    page.fill("#p", cluster.password)
+    page.fill("#p", cluster.passwords["el"])
     page.click("button[type=submit]")
     page.wait_for_url(cluster.proxy + "/")
     page.wait_for_function("window.cockpit && window.cockpit.connected", timeout=20000)
@@ -214,7 +86,7 @@ def _page_on(browser: Any, cluster: Cluster, worker: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def pages(browser: Any, cluster: Cluster) -> Iterator[dict[str, Any]]:
+def pages(browser: Any, cluster: ControlRoom) -> Iterator[dict[str, Any]]:
     opened = {name: _page_on(browser, cluster, name) for name in WORKERS}
     try:
         yield opened
@@ -224,7 +96,7 @@ def pages(browser: Any, cluster: Cluster) -> Iterator[dict[str, Any]]:
 
 
 def test_a_browser_on_each_worker_sees_the_same_picture(
-    cluster: Cluster, pages: dict[str, Any]
+    cluster: ControlRoom, pages: dict[str, Any]
 ) -> None:
     for name, page in pages.items():
         assert page.evaluate(_WORKER_OF_NEXT_REQUEST) == name  # the cookie holds
@@ -260,7 +132,7 @@ class Load(threading.Thread):
     """Telemetry through the proxy (no cookie: round robin over the workers), 10 events
     every 0.1 s, remembering what was acknowledged and what was refused."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: ControlRoom) -> None:
         super().__init__(daemon=True)
         self.cluster = cluster
         self.stop = threading.Event()
@@ -269,7 +141,7 @@ class Load(threading.Thread):
         self.k = 0
 
     def run(self) -> None:
-        headers = {"Authorization": f"Bearer {self.cluster.token}"}
+        headers = {"Authorization": "Bearer " + self.cluster.tokens["robot"]}
         with httpx.Client(base_url=self.cluster.proxy, timeout=15, headers=headers) as c:
             while not self.stop.is_set():
                 batch = []
@@ -293,7 +165,7 @@ class Load(threading.Thread):
 
 
 def test_killing_a_worker_moves_its_browser_and_loses_no_acknowledged_event(
-    cluster: Cluster, pages: dict[str, Any]
+    cluster: ControlRoom, pages: dict[str, Any]
 ) -> None:
     page = pages["web1"]
     page.evaluate("window.__sameDocument = true")
