@@ -21,6 +21,7 @@ import pytest
 
 from cockpit.recorder import LogReader, incident_path
 from tests.topology import NGINX, WORKERS, ControlRoom, control_room
+from tests.whip import Publisher
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -126,6 +127,37 @@ def test_a_browser_on_each_worker_sees_the_same_picture(
     )
     assert answer[0] != 503 and answer[1] is None and "role" not in answer[2], answer
     assert all(page.errors == [] for page in pages.values())
+
+
+def test_a_drones_video_goes_to_the_media_process_and_plays_on_both_workers_pages(
+    cluster: ControlRoom, pages: dict[str, Any]
+) -> None:
+    _post(cluster, {**_probe("uav-7", "Drohne 7", 51.5104, 7.4604), "kind": "drone"})
+    pub = Publisher(cluster.proxy, "uav-7", cluster.tokens["uav"])
+    pub.thread.start()
+    try:
+        assert pub.ready.wait(20) and pub.error is None, pub.error
+        # The media process announced it (a video.stream event over Redis); each page
+        # learned of it from its own worker's picture and plays it from the media process.
+        for page in pages.values():
+            page.locator(".video-tile.live[data-stream='uav-7']").wait_for(timeout=20000)
+            assert (
+                page.evaluate(
+                    "document.querySelector(\".video-tile[data-stream='uav-7'] video\").videoWidth"
+                )
+                == 640
+            )
+        media = httpx.get(cluster.media.url + "/healthz", timeout=5).json()
+        streams = {st["name"]: st for st in media["video"]["streams"]}
+        assert media["role"] == "media" and streams["uav-7"]["viewers"] >= 2, media["video"]
+        for web in cluster.web.values():
+            assert "video" not in httpx.get(web.url + "/healthz", timeout=5).json()
+    finally:
+        pub.stop.set()
+        pub.thread.join(20)
+    assert pub.error is None, pub.error
+    for page in pages.values():  # the stream ended: its tile goes on both
+        page.locator(".video-tile[data-stream='uav-7']").wait_for(state="detached", timeout=15000)
 
 
 class Load(threading.Thread):

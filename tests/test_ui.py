@@ -11,13 +11,11 @@ The only timings asserted are the issue's promises: a marker moves within 1 s of
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
 import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ import pytest
 
 from tests.procs import Proc, Procs, free_port
 from tests.serving import prepare
+from tests.whip import Publisher
 
 pytestmark = pytest.mark.slow
 
@@ -415,54 +414,6 @@ def test_screenshots_in_german_and_english(cockpit: Cockpit, page: Any) -> None:
     page.wait_for_selector(".card.alerts h2:has-text('Alarme')", timeout=10000)
 
 
-class _Publisher:
-    """An aiortc sender publishing a test pattern over WHIP, on its own loop in a thread;
-    `paused` stops the frames without ending the session (a drone's radio gap)."""
-
-    def __init__(self, cockpit: Cockpit, stream: str, token: str) -> None:
-        self.cockpit, self.stream, self.token = cockpit, stream, token
-        self.paused = threading.Event()
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    async def _run(self) -> None:
-        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-
-        from tests.test_media import Pattern
-
-        paused = self.paused
-
-        class Pausable(Pattern):
-            async def recv(self) -> Any:
-                while paused.is_set():
-                    await asyncio.sleep(0.05)
-                return await super().recv()
-
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        try:
-            pc.addTrack(Pausable(640, 360))
-            await pc.setLocalDescription(await pc.createOffer())
-            headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/sdp"}
-            async with httpx.AsyncClient(base_url=self.cockpit.url, timeout=20) as c:
-                r = await c.post(
-                    f"/whip/{self.stream}", content=pc.localDescription.sdp, headers=headers
-                )
-                assert r.status_code == 201, r.text
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
-                self.ready.set()
-                while not self.stop.is_set():
-                    await asyncio.sleep(0.05)
-                r = await c.delete(r.headers["location"], headers=headers)
-                assert r.status_code == 200
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            self.error = exc
-            self.ready.set()
-        finally:
-            await pc.close()
-
-
 def test_the_demo_drones_fly_with_their_cameras_on_the_fire(cockpit: Cockpit, page: Any) -> None:
     # Both come in their own protocols: MAVLink over UDP, video over WHIP.
     for name in ("Drohne 1", "Drohne 2 (IR)"):
@@ -486,7 +437,7 @@ def test_a_drones_video_plays_with_its_age_and_turns_stale_when_frames_stop(
         }
     )
     _wait(page, "(window.cockpit.picture.entities.get('uav-9') || {}).footprint?.length >= 4", 5)
-    pub = _Publisher(cockpit, "uav-9", cockpit.tokens["uav"])
+    pub = Publisher(cockpit.url, "uav-9", cockpit.tokens["uav"])
     pub.thread.start()
     try:
         assert pub.ready.wait(20) and pub.error is None, pub.error
