@@ -126,6 +126,18 @@ def test_a_browser_on_each_worker_sees_the_same_picture(
            return [r.status, r.headers.get('x-cockpit-worker'), await r.text()]; }"""
     )
     assert answer[0] != 503 and answer[1] is None and "role" not in answer[2], answer
+    # Asked directly, a web worker names the role that serves video; the recorder serves
+    # nothing but its health.
+    session = {c["name"]: c["value"] for c in pages["web2"].context.cookies()}
+    direct = httpx.post(
+        cluster.web["web2"].url + "/whep/no-such-drone",
+        content="v=0\r\n",
+        headers={"content-type": "application/sdp"},
+        cookies={"cockpit_session": session["cockpit_session"]},
+    )
+    assert direct.status_code == 503, direct.text
+    assert direct.json()["errors"][0]["field"] == "role", direct.text
+    assert httpx.get(cluster.recorder.url + "/api/v1/situation").status_code == 404
     assert all(page.errors == [] for page in pages.values())
 
 

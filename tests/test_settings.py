@@ -57,3 +57,14 @@ def test_bad_toml_is_named(tmp_path: Path) -> None:
         load_settings(cfg)
     with pytest.raises(SettingsError, match="no such file"):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_a_split_role_needs_redis_and_web_never_records() -> None:
+    with pytest.raises(SettingsError, match=r"role \(COCKPIT_ROLE\) = 'web'.*redis_url"):
+        load_settings(None, role="web")
+    with pytest.raises(SettingsError, match=r"recorder \(COCKPIT_RECORDER\) = 'on'"):
+        load_settings(None, role="media", redis_url="redis://127.0.0.1:6379", recorder="on")
+    s = load_settings(None, role="recorder", redis_url="redis://127.0.0.1:6379")
+    assert s.role == "recorder" and s.recorder == "auto"
+    with pytest.raises(SettingsError, match=r"worker_name \(COCKPIT_WORKER_NAME\)"):
+        load_settings(None, worker_name="web 1; Path=/")  # it goes into a cookie
