@@ -309,7 +309,8 @@ async def _with_ros_robots(settings: Settings, on_start: Any) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    # A replay or an exercise is one process of its own, whatever COCKPIT_ROLE says.
+    settings = _settings(args, role="all")
     recording = Path(args.recording)
     if not args.as_live:
         if args.start is not None or args.paused:

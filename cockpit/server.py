@@ -194,7 +194,7 @@ def create_app(
         default_response_class=JsonResponse,
     )
     _install_error_handlers(app)
-    role = settings.role
+    role = "all" if replay is not None or exercise is not None else settings.role
     if role in ("all", "web"):
         routers = (session, read, ingest, write, tiles, media, ingest_cap, ingest_ttn, ingest_cot)
         for router in (r.router for r in routers):
