@@ -230,7 +230,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from feeds.sim.client import run_sim
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="cockpit-demo-"))
-    settings = load_settings(None, host=args.host, port=args.port, data_dir=data_dir)
+    settings = load_settings(None, host=args.host, port=args.port, data_dir=data_dir, role="all")
     # The demo is the embedded default: its own incident on the in-memory bus, even where
     # COCKPIT_REDIS_URL or COCKPIT_INCIDENT is set for a real deployment.
     settings = settings.model_copy(update={"redis_url": None, "incident": None})
