@@ -597,6 +597,12 @@ async def test_mqtt_uplinks_reach_the_picture_and_garbage_is_a_reject(tmp_path: 
         b = await _entity(c, "sensor-b")
         assert b is not None and (b["lat"], b["lon"]) == GATEWAY
         assert b["readings"]["co2"].items() >= {"value": 612, "unit": "ppm"}.items()
+
+        # The picture shows an uplink before its commit is counted (drawn, then recorded).
+        async def counted() -> bool:
+            return bool((await health())["feeds"]["ttn"]["accepted"] >= 6)
+
+        await _until(counted)
         ttn = (await health())["feeds"]["ttn"]
         assert ttn["rejected"] == 3 and ttn["accepted"] >= 6
         assert ttn["state"] == "connected"
