@@ -8,6 +8,7 @@ does not have (404) is skipped, so /trainer joins when it lands.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -33,19 +34,22 @@ FINGER_PX = 44.0
 
 @pytest.fixture(scope="session")
 def axe_script() -> Path:
-    if not AXE.is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is not installed: no axe-core for the accessibility scan")
-        done = subprocess.run(
-            [npm, "ci", "--prefix", str(TESTS), "--no-audit", "--no-fund"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0 or not AXE.is_file():
-            pytest.skip(f"npm ci failed: {done.stderr.strip()[-300:]}")
+    # Test processes running side by side (pytest-xdist) install it once, one at a time.
+    with (TESTS / ".npm-ci.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not AXE.is_file():
+            npm = shutil.which("npm")
+            if npm is None:
+                pytest.skip("npm is not installed: no axe-core for the accessibility scan")
+            done = subprocess.run(
+                [npm, "ci", "--prefix", str(TESTS), "--no-audit", "--no-fund"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            if done.returncode != 0 or not AXE.is_file():
+                pytest.skip(f"npm ci failed: {done.stderr.strip()[-300:]}")
     return AXE
 
 
