@@ -18,6 +18,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -467,9 +468,11 @@ def test_the_operator_made_user_and_token_work(cockpit: Cockpit) -> None:
         assert r.status_code == 202, r.text
 
 
-class _Degraded(BaseHTTPRequestHandler):
+class _Status(BaseHTTPRequestHandler):
+    status = "degraded"
+
     def do_GET(self) -> None:
-        body = json.dumps({"status": "degraded"}).encode()
+        body = json.dumps({"status": self.status}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -480,8 +483,43 @@ class _Degraded(BaseHTTPRequestHandler):
         pass
 
 
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed (for a test certificate)")
+    cert, key = tmp / "fullchain.pem", tmp / "privkey.pem"
+    made = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=einsatz.example", "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return cert, key
+
+
+def test_the_health_check_speaks_tls_when_the_cockpit_does(tmp_path: Path) -> None:
+    """With COCKPIT_TLS_CERT the process serves https on its port (a certificate for
+    its public name, not 127.0.0.1): the check asks over TLS and still gets in."""
+    cert, key = _self_signed(tmp_path)
+    handler = type("Ok", (_Status,), {"status": "ok"})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    Thread(target=server.serve_forever, daemon=True).start()
+    port = str(server.server_address[1])
+    try:
+        tls = _healthcheck(_image_env(tmp_path, COCKPIT_PORT=port, COCKPIT_TLS_CERT=str(cert)))
+        plain = _healthcheck(_image_env(tmp_path, COCKPIT_PORT=port))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert tls.returncode == 0, tls.stderr
+    assert plain.returncode == 1
+
+
 def test_a_degraded_process_is_unhealthy(tmp_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Degraded)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Status)
     Thread(target=server.serve_forever, daemon=True).start()
     try:
         out = _healthcheck(_image_env(tmp_path, COCKPIT_PORT=str(server.server_address[1])))
@@ -554,18 +592,9 @@ def test_the_proxy_health_check_passes_through_nginx_to_a_worker(
 def test_the_tls_variant_serves_https_with_a_secure_session_cookie(
     cockpit: Cockpit, compose_tls: dict[str, Any], tmp_path: Path
 ) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed (for a test certificate)")
     certs = tmp_path / "certs"
     certs.mkdir()
-    made = subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-keyout", str(certs / "privkey.pem"),
-         "-out", str(certs / "fullchain.pem")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
+    _self_signed(certs)
     port = free_port()
     listen = compose_tls["services"]["proxy"]["environment"]["NGINX_LISTEN"]
     listen = listen.replace("8443", str(port), 1).replace("/etc/cockpit/certs", str(certs))
