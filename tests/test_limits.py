@@ -171,7 +171,9 @@ async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) ->
 
 
 async def _limits(c: httpx.AsyncClient) -> dict[str, Any]:
-    body: dict[str, Any] = (await c.get("/healthz")).json()
+    r = await c.get("/healthz")
+    assert "strict-transport-security" not in r.headers  # plain HTTP, no proxy said TLS
+    body: dict[str, Any] = r.json()
     return body
 
 
@@ -217,6 +219,14 @@ async def test_a_burst_over_the_limit_is_refused_whole_and_applies_nothing(
     shown = orjson.dumps(limits)
     for secret_or_name in (b"robot", b"el", served.tokens["robot"].encode()):
         assert secret_or_name not in shown
+
+
+async def test_a_plain_server_sets_no_secure_cookie(served: Served) -> None:
+    async with _client(served, None) as c:
+        creds = {"username": "el", "password": served.passwords["el"]}
+        r = await c.post("/api/v1/session", json=creds)
+        assert r.status_code == 200 and "; secure" not in r.headers["set-cookie"].lower()
+        await _limits(c)  # and no HSTS
 
 
 async def test_a_request_bigger_than_the_burst_can_never_pass(served: Served, clock: Clock) -> None:
