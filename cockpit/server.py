@@ -210,9 +210,9 @@ def create_app(
 
     mount(app, settings, exercise=exercise is not None)
     app.add_middleware(PageGuard)
+    _install_not_found(app)
     if settings.tls_cert is not None or settings.cookie_secure:  # HTTPS, here or at a proxy
         app.add_middleware(Hsts)
-    _install_not_found(app)
     return app
 
 
