@@ -84,6 +84,9 @@ async def _serve(
                 # Live streams never end by themselves: don't wait for them on shutdown.
                 timeout_graceful_shutdown=3,
                 access_log=False,
+                # HTTPS on the socket bound above (uvicorn wraps passed sockets too).
+                ssl_certfile=settings.tls_cert,
+                ssl_keyfile=settings.tls_key,
             )
             server = uvicorn.Server(config)
             task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -234,6 +237,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The demo is the embedded default: its own incident on the in-memory bus, even where
     # COCKPIT_REDIS_URL or COCKPIT_INCIDENT is set for a real deployment.
     settings = settings.model_copy(update={"redis_url": None, "incident": None})
+    if settings.tls_cert is not None:
+        # Its simulators post to it over loopback in plain HTTP and would not trust the
+        # certificate: refused, rather than a demo whose feeds all fail.
+        raise SettingsError(
+            "tls_cert (COCKPIT_TLS_CERT): the demo's simulators speak plain HTTP over "
+            "loopback; unset COCKPIT_TLS_CERT and COCKPIT_TLS_KEY, or use `cockpit serve`"
+        )
     if not args.no_drones:
         settings = _with_demo_drones(settings)
     settings, lorawan_app = _with_demo_lorawan(settings)

@@ -43,6 +43,7 @@ from cockpit.api.deps import require_user
 from cockpit.api.errors import ApiError, error_response
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.pages import PageGuard
+from cockpit.api.security import Hsts
 from cockpit.api.services import Services, services
 from cockpit.api.tiles import MBTiles
 from cockpit.api.worker import WorkerTag
@@ -218,6 +219,8 @@ def create_app(
     if settings.worker_name:
         app.add_middleware(WorkerTag, name=settings.worker_name)
     _install_not_found(app)
+    if settings.tls_cert is not None or settings.cookie_secure:  # HTTPS, here or at a proxy
+        app.add_middleware(Hsts)
     return app
 
 
@@ -236,6 +239,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         response = error_response(exc.status, exc.error, exc.errors)
         if headers:
             response.headers.update(headers)
+        response.headers.update(getattr(exc, "headers", None) or {})  # e.g. Retry-After
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -275,6 +279,7 @@ def _install_meta_routes(app: FastAPI) -> None:
             body["exercise"] = svc.exercise.state()
         if svc.media is not None:
             body["video"] = svc.media.stats()
+        body["limits"] = svc.limits.view()  # per process; totals only, no names
         for name, counters in svc.extra_stats.items():
             body[name] = counters()
         return JsonResponse(body, status_code=200)

@@ -7,6 +7,7 @@ key and the value, e.g. `COCKPIT_PORT='x': Input should be a valid integer`.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = [
     "SettingsError",
     "TtnField",
     "TtnProfile",
+    "check_tls_pair",
     "load_settings",
 ]
 
@@ -391,6 +393,31 @@ class Settings(BaseSettings):
         le=600.0,  # an exercise holds one segment per camera in memory
         description="Length of a recorded video segment (s); the next one starts at a keyframe.",
     )
+    # TLS and limits (issue 8).
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) to serve HTTPS with; set with tls_key."
+    )
+    tls_key: Path | None = Field(
+        None, description="PEM private key of tls_cert (not encrypted); set with tls_cert."
+    )
+    ingest_rate_per_s: float = Field(
+        500.0,
+        ge=0,
+        le=1_000_000,
+        description="Events a second per device token (a batch of 100 costs 100); 0: no limit.",
+    )
+    ingest_burst: int = Field(
+        2000,
+        ge=1,
+        le=10_000_000,
+        description="Events a device token may send at once above its rate (>= max_batch).",
+    )
+    device_ws_connections: int = Field(
+        8, ge=1, le=10_000, description="Concurrent ingest WebSockets per device token."
+    )
+    user_streams: int = Field(
+        10, ge=1, le=10_000, description="Concurrent push streams (open pages) per user."
+    )
 
     @field_validator("role")
     @classmethod
@@ -434,6 +461,32 @@ class Settings(BaseSettings):
             raise ValueError("every threshold must be > 0 s")
         return {**DEFAULT_STALE_AFTER, **value}
 
+    @field_validator("tls_cert", "tls_key")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("no such file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_and_burst(self) -> Settings:
+        # SettingsError, not ValueError: pydantic passes it through, so the one line
+        # names the setting at fault rather than the model.
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            raise SettingsError(
+                f"{missing} (COCKPIT_{missing.upper()}): missing; "
+                "set both tls_cert and tls_key, or neither"
+            )
+        if self.tls_cert is not None and self.tls_key is not None:
+            check_tls_pair(self.tls_cert, self.tls_key)
+        if self.ingest_rate_per_s > 0 and self.ingest_burst < self.max_batch:
+            raise SettingsError(
+                f"ingest_burst (COCKPIT_INGEST_BURST) = {self.ingest_burst}: "
+                f"below max_batch ({self.max_batch}); a full batch could never pass"
+            )
+        return self
+
     @field_validator("mqtt_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
@@ -455,6 +508,34 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # toml_file comes from model_config; load_settings sets it on a subclass.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def check_tls_pair(cert: Path, key: Path) -> None:
+    """SettingsError naming the setting unless `cert` and `key` load as a TLS pair."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_verify_locations(cafile=str(cert))  # the certificate file alone
+    except ssl.SSLError as exc:
+        raise SettingsError(
+            f"tls_cert (COCKPIT_TLS_CERT) = {str(cert)!r}: no PEM certificate in it"
+        ) from exc
+    except OSError as exc:
+        raise SettingsError(f"tls_cert (COCKPIT_TLS_CERT) = {str(cert)!r}: {exc.strerror}") from exc
+
+    def no_password() -> str:
+        # Without a callback OpenSSL would ask on the terminal, and a service would hang.
+        raise SettingsError(
+            f"tls_key (COCKPIT_TLS_KEY) = {str(key)!r}: encrypted; give the key unencrypted"
+        )
+
+    try:
+        ctx.load_cert_chain(str(cert), str(key), password=no_password)
+    except ssl.SSLError as exc:
+        mismatch = "KEY_VALUES_MISMATCH" in str(exc)
+        why = "does not match tls_cert" if mismatch else "not a PEM private key"
+        raise SettingsError(f"tls_key (COCKPIT_TLS_KEY) = {str(key)!r}: {why}") from exc
+    except OSError as exc:
+        raise SettingsError(f"tls_key (COCKPIT_TLS_KEY) = {str(key)!r}: {exc.strerror}") from exc
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from cockpit.api.deps import device_for, require_device
 from cockpit.api.errors import ApiError, describe_decode_error
 from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.limiting import RELEASE_AFTER_S, TooMany, charge, deny, device_ws_slot
 from cockpit.api.services import Services, services
 from cockpit.auth import Device
 from cockpit.events import Event, InvalidInput, utcnow
@@ -144,6 +145,7 @@ async def ingest_telemetry(
     with rejects_counted(svc, health):
         body = await read_body(request, svc.settings.max_body_bytes)
         messages = _parse(svc, body)
+        charge(svc, device, len(messages))  # all or nothing: 429 before anything is stamped
     # Stamped and published in one step (no await between): see _stamped.
     seqs = await commit(svc, health, _stamped(svc, device, messages))
     return JsonResponse({"seq": seqs}, status_code=202)
@@ -160,7 +162,23 @@ async def ingest_telemetry_ws(ws: WebSocket) -> None:
         health.reject(exc.error, svc.clock())
         await ws.close(code=1008, reason=exc.error)
         return
-    await ws.accept()
+    release = device_ws_slot(svc, device)
+    if release is None:
+        limit = svc.limits.ws_per_device
+        refused = TooMany(
+            "too many connections",
+            "connections",
+            f"{limit} ingest WebSockets per device token (device_ws_connections)",
+            RELEASE_AFTER_S,
+        )
+        health.reject(refused.summary(), svc.clock())
+        await deny(ws, refused)
+        return
+    try:
+        await ws.accept()
+    except BaseException:
+        release()
+        raise
     health.connections += 1
     # Acknowledgements go out in order, while reading continues (pipelining).
     replies: asyncio.Queue[asyncio.Future[dict[str, Any]] | None] = asyncio.Queue(_WS_PIPELINE)
@@ -176,6 +194,7 @@ async def ingest_telemetry_ws(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        release()
         health.connections -= 1
         with contextlib.suppress(asyncio.QueueFull):
             replies.put_nowait(None)
@@ -196,9 +215,13 @@ def _ws_handle(svc: Services, grouper: _Grouper, data: bytes) -> asyncio.Future[
         )
     try:
         messages = _parse(svc, data)
+        charge(svc, grouper.device, len(messages))  # refused: this message only
     except ApiError as exc:
         health.reject(exc.summary(), svc.clock())
-        return _done({"error": exc.error, "errors": exc.errors})
+        reply: dict[str, Any] = {"error": exc.error, "errors": exc.errors}
+        if isinstance(exc, TooMany):
+            reply["retry_after_s"] = exc.retry_after_s
+        return _done(reply)
     return grouper.submit(messages)
 
 

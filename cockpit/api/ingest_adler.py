@@ -19,6 +19,7 @@ from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError, describe_decode_error
 from cockpit.api.ingest import commit, read_body, rejects_counted
 from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.limiting import charge
 from cockpit.api.services import services
 from cockpit.auth import Device
 from cockpit.detection_flow import CALL_NEXT, call_allowed
@@ -87,6 +88,7 @@ async def ingest_adler(
     with rejects_counted(svc, health):
         body = await read_body(request, svc.settings.max_body_bytes)
         detection = _parse(body)
+        charge(svc, device, 1)
     event = to_event(detection, incident=svc.incident, device=device.name, received_at=utcnow())
     if svc.exercise is not None and event.payload.personal is not None:
         # An exercise keeps no personal data, not even from a device posting to it.
@@ -117,6 +119,7 @@ async def ingest_responders(
     with rejects_counted(svc, health):
         body = await read_body(request, svc.settings.max_body_bytes)
         entries = _decoded(parse_responders, body, "invalid responder")
+        charge(svc, device, len(entries))
     events = registry_events(
         entries, incident=svc.incident, device=device.name, received_at=utcnow()
     )
@@ -146,6 +149,7 @@ async def ingest_answer(
     with rejects_counted(svc, health):
         body = await read_body(request, svc.settings.max_body_bytes)
         answer = _decoded(parse_answer, body, "invalid answer")
+        charge(svc, device, 1)
         await svc.picture.caught_up()
         sit = svc.picture.situation
         det = sit.detections.get(answer.detection)

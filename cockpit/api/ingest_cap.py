@@ -14,6 +14,7 @@ from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError
 from cockpit.api.ingest import commit, read_body, rejects_counted
 from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.limiting import charge
 from cockpit.api.services import services
 from cockpit.auth import Device
 from cockpit.events import utcnow
@@ -72,6 +73,7 @@ async def ingest_cap(
         except CapError as exc:
             status = 400 if exc.malformed else 422
             raise ApiError(status, "invalid CAP", exc.path, exc.reason) from exc
+        charge(svc, device, 1)
     event = to_event(
         warning,
         incident=svc.incident,

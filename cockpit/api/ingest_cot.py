@@ -15,6 +15,7 @@ from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError
 from cockpit.api.ingest import commit, read_body, rejects_counted
 from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.limiting import charge
 from cockpit.api.services import Services, services
 from cockpit.auth import Device
 from cockpit.events import Event, utcnow
@@ -81,5 +82,6 @@ async def ingest_cot(
             )
         body = await read_body(request, svc.settings.max_body_bytes)
         events, count = _events(svc, device, body)
+        charge(svc, device, count)  # every <event> of the body
     seqs = await commit(svc, health, events, counted=count)
     return JsonResponse({"seq": seqs}, status_code=202)

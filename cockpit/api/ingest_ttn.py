@@ -28,6 +28,7 @@ from cockpit.api.deps import require_device
 from cockpit.api.errors import ApiError, describe_decode_error
 from cockpit.api.ingest import commit, read_body, rejects_counted
 from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.limiting import charge
 from cockpit.api.services import Services, services
 from cockpit.auth import Device
 from cockpit.events import Event, InvalidInput, utcnow
@@ -50,11 +51,17 @@ def translator(svc: Services) -> TtnTranslator:
     return tr
 
 
-def uplink_events(svc: Services, data: bytes, topic: str | None = None) -> tuple[list[Event], str]:
+def uplink_events(
+    svc: Services,
+    data: bytes,
+    topic: str | None = None,
+    admit: Callable[[], None] | None = None,
+) -> tuple[list[Event], str]:
     """Events of one message and its kind; raises `InvalidInput` naming the field.
 
-    Stamped with the arrival time here: the caller publishes with no await in between,
-    so that received_at grows with the log's sequence."""
+    `admit` runs once the message is valid and before the translator remembers anything
+    of it (it may refuse by raising). Stamped with the arrival time here: the caller
+    publishes with no await in between, so that received_at grows with the log's sequence."""
     up = parse_message(data)
     kind = up.message_kind()
     m = _TOPIC.match(topic or "")
@@ -62,6 +69,8 @@ def uplink_events(svc: Services, data: bytes, topic: str | None = None) -> tuple
         raise msgspec.ValidationError(
             f"the topic names device {m['device']!r} - at `$.end_device_ids.device_id`"
         )
+    if admit is not None:
+        admit()
     events = translator(svc).translate(up, incident=svc.incident, received_at=utcnow())
     return events, kind
 
@@ -95,7 +104,7 @@ async def ingest_ttn(
     with rejects_counted(svc, health):
         body = await read_body(request, svc.settings.max_body_bytes)
         try:
-            events, kind = uplink_events(svc, body)
+            events, kind = uplink_events(svc, body, admit=lambda: charge(svc, device, 1))
         except InvalidInput as exc:
             field, reason = _reason(exc)
             raise ApiError(422, "invalid uplink", field, reason) from exc

@@ -20,6 +20,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from cockpit.api.deps import require_user
 from cockpit.api.errors import ApiError
 from cockpit.api.jsonresponse import JsonResponse
+from cockpit.api.limiting import SlotStream, stream_slot
 from cockpit.api.services import Services, services
 from cockpit.audit import AuditError
 from cockpit.auth import PERSONAL_DATA_ROLES, User
@@ -228,6 +229,7 @@ async def detection_personal(
     "/api/v1/stream",
     summary="Live deltas (server-sent events): snapshot, then delta batches",
     response_class=StreamingResponse,
+    responses={429: {"description": "the user has user_streams streams open already"}},
 )
 async def stream(
     request: Request,
@@ -236,11 +238,17 @@ async def stream(
     svc = services(request)
     picture = svc.picture
     await picture.caught_up()
+    release = stream_slot(svc, user)  # 429 over user_streams; given back when it ends
     # Join and snapshot in one step (no await between): no gap, no duplicate.
-    client = picture.hub.join(user.name)
-    snapshot = picture.situation.live_state()
-    return StreamingResponse(
+    try:
+        client = picture.hub.join(user.name)
+        snapshot = picture.situation.live_state()
+    except BaseException:
+        release()
+        raise
+    return SlotStream(
         sse_stream(picture.hub, client, snapshot, svc.now, stopping=request.app.state.stopping),
+        release=release,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -15,6 +15,7 @@ from cockpit.api.errors import ApiError
 from cockpit.audit import AuditLog
 from cockpit.auth import AuthStore
 from cockpit.health import Health
+from cockpit.limits import Limits
 from cockpit.pipeline import Pipeline
 from cockpit.push import PushHub
 from cockpit.recorder import LogReader
@@ -62,6 +63,11 @@ class Services:
     started_at: float = field(default_factory=time.time)
     _reader: LogReader | None = None
     _reader_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Ingest rate and connection limits of this process (cockpit.limits), from settings.
+    limits: Limits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limits = Limits.of(self.settings, time.monotonic)
 
     def now(self) -> float:
         """The picture's clock: wall time live, the replay clock in a replay."""

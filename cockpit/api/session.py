@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from cockpit.api.deps import SESSION_COOKIE, require_user
 from cockpit.api.errors import ApiError, describe_validation
+from cockpit.api.ingest import read_body
 from cockpit.api.jsonresponse import JsonResponse
 from cockpit.api.pages import lang_of
 from cockpit.api.services import Services, services
@@ -24,6 +25,8 @@ from cockpit.i18n import Lang, t
 __all__ = ["router"]
 
 router = APIRouter()
+
+_LOGIN_BODY_MAX = 8192
 
 
 class Credentials(BaseModel):
@@ -43,7 +46,8 @@ def _set_cookie(response: Response, svc: Services, token: str) -> None:
         max_age=int(svc.settings.session_ttl_s),
         httponly=True,
         samesite="lax",
-        secure=svc.settings.cookie_secure,
+        # Under TLS always; behind a TLS-terminating proxy when cookie_secure says so.
+        secure=svc.settings.cookie_secure or svc.settings.tls_cert is not None,
         path="/",
     )
 
@@ -61,9 +65,7 @@ async def _login(svc: Services, username: str, password: str) -> tuple[User, str
 @router.post("/api/v1/session", tags=["session"], summary="Log in (sets the session cookie)")
 async def create_session(request: Request) -> Response:
     svc = services(request)
-    body = await request.body()
-    if len(body) > 8192:
-        raise ApiError(413, "body too large", "body", "at most 8 KiB")
+    body = await read_body(request, _LOGIN_BODY_MAX)  # anonymous: never read more
     try:
         creds = Credentials.model_validate_json(body)
     except ValidationError as exc:
@@ -159,9 +161,7 @@ async def login_page(request: Request) -> HTMLResponse:
 async def login_form(request: Request) -> Response:
     svc = services(request)
     lang = _lang(request)
-    body = await request.body()
-    if len(body) > 8192:
-        raise ApiError(413, "body too large", "body", "at most 8 KiB")
+    body = await read_body(request, _LOGIN_BODY_MAX)  # anonymous: never read more
     form = parse_qs(body.decode("utf-8", "replace"))
     username = (form.get("username") or [""])[0][:64]
     password = (form.get("password") or [""])[0][:1024]
