@@ -508,6 +508,7 @@ async def in_process(
         incident=incident,
         redis_url=redis_url if bus_kind == "redis" else None,
         recorder_sync=sync,
+        ingest_rate_per_s=0,  # one device token sends the whole load
     )
     bus = make_bus(incident, settings.redis_url)
     pipeline = Pipeline(settings, bus, incident)
@@ -623,6 +624,7 @@ class Server:
             self.token = auth.add_device("bench-device", ["telemetry"])
         env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
         env["COCKPIT_INCIDENT"] = self.incident
+        env["COCKPIT_INGEST_RATE_PER_S"] = "0"  # one device token sends the whole load
         if self.redis_url:
             env["COCKPIT_REDIS_URL"] = self.redis_url
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")

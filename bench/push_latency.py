@@ -821,7 +821,12 @@ class Bench:
         tokens, passwords = prepare(data)
         self.token, self.password = tokens["robot"], passwords["el"]
         port = free_port()
-        server = self.procs.start("serve", "--data-dir", str(data), port=port, name="cockpit")
+        # One device token sends the whole load, and ten pages plus this client share one
+        # user: the per-token rate and per-user stream limits are lifted for the bench.
+        lifted = {"COCKPIT_INGEST_RATE_PER_S": "0", "COCKPIT_USER_STREAMS": "100"}
+        server = self.procs.start(
+            "serve", "--data-dir", str(data), port=port, name="cockpit", env=lifted
+        )
         took, _ = await wait_healthy(server, 90)
         self.server_pid, self.url = server.pid, server.url
         log(f"cockpit serve up in {took:.1f} s at {self.url} (pid {server.pid})")
