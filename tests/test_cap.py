@@ -834,6 +834,8 @@ async def test_folder_poll_picks_up_a_new_file_once_and_a_bad_file_is_a_reject(
         # Further polls went by: neither file was read again.
         (folder / "w2.xml").write_text(cap("w2", msg_type="Update", references=ref("w1")))
         await wait_for(lambda: _ids(c, ["w2"]))
+        # The picture shows a warning before its commit is counted.
+        await wait_for(lambda: _health_is(c, accepted=2))
         health = await cap_health(c)
         assert health["accepted"] == 2 and health["rejected"] == 1
         assert health["state"] == "listening" and health["links"] == {"folder": "listening"}

@@ -603,6 +603,8 @@ class Tak:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.buf = b""
+        self._scanned = 0  # how far `until` has split the buffer into events
+        self._events: list[bytes] = []
 
     @classmethod
     async def connect(cls, port: int) -> Tak:
@@ -615,10 +617,23 @@ class Tak:
         self.writer.write(data)
 
     async def until(self, needle: bytes, timeout: float = 10.0) -> bytes:
-        """Read until an event containing `needle` arrived; return that event."""
+        """Read until an event containing `needle` arrived; return that event.
+
+        Each event is looked at once as it completes: a client catching up on a backlog
+        of megabytes must not rescan it on every read (that took longer than the read)."""
         deadline = time.monotonic() + timeout
+        for event in self._events:
+            if needle in event:
+                return event
         while True:
-            for event in re.findall(rb"<event.*?</event>", self.buf, re.S):
+            while (end := self.buf.find(b"</event>", self._scanned)) != -1:
+                end += len(b"</event>")
+                start = self.buf.rfind(b"<event", self._scanned, end)
+                self._scanned = end
+                if start == -1:
+                    continue  # the tail of an event cut before this client joined
+                event = self.buf[start:end]
+                self._events.append(event)
                 if needle in event:
                     return event
             left = deadline - time.monotonic()
