@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from cockpit.bus import Bus, Overflow, Overflowed, Subscription
+from cockpit.bus import Bus, BusUnavailable, Overflow, Overflowed, Subscription
 from cockpit.events import ClockEvent, Event, Source, utcnow
 from cockpit.push import PushHub
 from cockpit.recorder import LogReader, Recorder, incident_path
@@ -122,6 +122,8 @@ class Pipeline:
         self.incident = incident
         self.clock = clock
         self.hub = PushHub(maxsize=settings.stream_queue)
+        self.hub.bus_state = self.bus_state
+        self._fold_sub: Subscription | None = None
         self.new_situation = situation_factory(settings, incident)
         self.situation = self.new_situation(None)
         self.recorder: Recorder | None = None
@@ -237,9 +239,18 @@ class Pipeline:
     # --- the loops ------------------------------------------------------------------
 
     def _fold_subscription(self) -> Subscription:
-        return self.bus.subscribe(
+        self._fold_sub = self.bus.subscribe(
             "fold", after=self.situation.seq, maxsize=50_000, overflow=Overflow.BLOCK
         )
+        return self._fold_sub
+
+    def bus_state(self) -> dict[str, Any]:
+        """Whether this process's picture is being fed, for the browsers: `down` (and
+        since when, wall time) while its fold subscription has lost the bus."""
+        sub = self._fold_sub
+        if sub is None or sub.connected:
+            return {"bus": "ok"}
+        return {"bus": "down", "bus_since": sub.down_since}
 
     def _record_subscription(self) -> Subscription:
         assert self.recorder is not None
@@ -370,7 +381,11 @@ class Pipeline:
 
     async def ingest(self, events: Sequence[Event]) -> list[int]:
         """Publish and wait for the durable commit; returns the assigned seqs."""
-        seqs = await self.publish(events)
+        try:
+            seqs = await self.publish(events)
+        except BusUnavailable as exc:
+            # Not acknowledged: the sender keeps the events and tries again (503, not 500).
+            raise CommitTimeout(str(exc)) from exc
         if seqs and not await self.wait_committed(seqs[-1]):
             raise CommitTimeout(f"events up to seq {seqs[-1]} not committed in time")
         return seqs

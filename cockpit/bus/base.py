@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol, cast
@@ -13,14 +14,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cockpit.events import Event
 
-__all__ = ["Bus", "Overflow", "Overflowed", "Subscription"]
+__all__ = ["Bus", "BusUnavailable", "Overflow", "Overflowed", "Subscription"]
 
 
 # Errors after which a Redis connection is worth retrying; anything else is a bug or a
 # misconfiguration and is surfaced instead of retried forever.
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 _BACKOFF_MIN_S = 0.1
-_BACKOFF_MAX_S = 5.0
+# A refused connect costs Redis nothing, and every second of backoff is a second the
+# cockpit stays behind after Redis is back: try at least once a second.
+_BACKOFF_MAX_S = 1.0
 
 
 class Overflow(enum.StrEnum):
@@ -34,6 +37,11 @@ class Overflow(enum.StrEnum):
     DISCONNECT = "disconnect"
     # The oldest queued batch is dropped and counted: for lossy consumers (metrics).
     DROP_OLDEST = "drop_oldest"
+
+
+class BusUnavailable(ConnectionError):
+    """The bus (Redis) did not answer within the retry time; the operation may or may not
+    have taken effect (a publish retried later is deduplicated only within the bus)."""
 
 
 class Overflowed(Exception):
@@ -68,6 +76,7 @@ class Subscription:
         self.overflowed = False
         # Redis readers flip this while reconnecting; memory subscriptions stay True.
         self.connected = True
+        self.down_since: float | None = None  # wall time the connection was lost
         self._queue: deque[list[Event]] = deque()
         self._depth = 0
         self._last = after  # highest seq accepted into the queue
@@ -129,9 +138,17 @@ class Subscription:
             "dropped": self.dropped,
             "overflowed": self.overflowed,
             "connected": self.connected,
+            "down_since": self.down_since,
         }
 
     # --- producer side (the bus) -------------------------------------------------------
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected:
+            self.down_since = None
+        elif self.connected:
+            self.down_since = time.time()
+        self.connected = connected
 
     @property
     def _done(self) -> bool:

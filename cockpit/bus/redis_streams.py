@@ -19,6 +19,7 @@ from cockpit.bus.base import (
     _BACKOFF_MAX_S,
     _BACKOFF_MIN_S,
     _TRANSIENT,
+    BusUnavailable,
     Overflow,
     Overflowed,
     Subscription,
@@ -196,6 +197,7 @@ class RedisBus(_BaseBus):
         self._redis: Redis | None = None
         self._scripts: _Scripts | None = None
         self._connected = False
+        self._down_at: float | None = None  # loop time of the first failed call in a row
         self._listener: asyncio.Task[None] | None = None
         self._readers: dict[int, tuple[asyncio.Task[None], Redis]] = {}
         self._poll_task: asyncio.Task[None] | None = None
@@ -287,7 +289,7 @@ class RedisBus(_BaseBus):
         Only idempotent operations come here (the publish script dedups by token).
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._publish_retry_s
+        started = loop.time()
         backoff = _BACKOFF_MIN_S
         failed = False
         while True:
@@ -296,8 +298,17 @@ class RedisBus(_BaseBus):
             except _TRANSIENT as exc:
                 self._errors += 1
                 self._connected = False
+                if self._down_at is None:
+                    self._down_at = loop.time()
+                # Bounded by the outage, not by each call: once Redis has been away for
+                # the retry time, a call fails after one try, and callers queued behind
+                # the publish lock do not each wait the whole retry time again.
+                deadline = max(self._down_at + self._publish_retry_s, started)
                 if loop.time() + backoff > deadline:
-                    raise
+                    # One exception type for "Redis is away", whatever redis-py raised.
+                    raise BusUnavailable(
+                        f"redis bus {self.incident}: {what} failed: {exc}"
+                    ) from exc
                 if not failed:
                     log.warning("redis bus %s: %s failed (%s); retrying", self.incident, what, exc)
                 failed = True
@@ -308,6 +319,7 @@ class RedisBus(_BaseBus):
                 self._reconnects += 1
                 log.info("redis bus %s: %s recovered", self.incident, what)
             self._connected = True
+            self._down_at = None
             return result
 
     # --- publish / subscribe -----------------------------------------------------------
@@ -386,7 +398,7 @@ class RedisBus(_BaseBus):
                     )
                 except _TRANSIENT as exc:
                     self._errors += 1
-                    sub.connected = False
+                    sub._set_connected(False)
                     if not failing:
                         log.warning(
                             "redis bus %s: subscription %r lost its connection (%s); "
@@ -404,7 +416,7 @@ class RedisBus(_BaseBus):
                     self._reconnects += 1
                     failing = False
                     backoff = _BACKOFF_MIN_S
-                    sub.connected = True
+                    sub._set_connected(True)
                     log.info("redis bus %s: subscription %r reconnected", self.incident, sub.name)
                 if not resp:
                     continue
@@ -481,6 +493,9 @@ class RedisBus(_BaseBus):
                 await pubsub.subscribe(self.channel_committed)
                 # Anything published while we were not subscribed is in the key.
                 await self._poll_committed()
+                # A round trip worked: /healthz need not wait for the next publish to say so.
+                self._connected = True
+                self._down_at = None
                 if failing:
                     self._reconnects += 1
                     failing = False
@@ -492,6 +507,7 @@ class RedisBus(_BaseBus):
                         self._note_committed(int(msg["data"]))
             except _TRANSIENT as exc:
                 self._errors += 1
+                self._connected = False
                 if not failing:
                     log.warning("redis bus %s: commit listener lost (%s)", self.incident, exc)
                 failing = True
