@@ -1,0 +1,413 @@
+"""Redis restarted under load: a recorder and two web workers on one private Redis.
+
+The processes are real (`cockpit serve`, COCKPIT_RECORDER=on for the recorder, off for
+the workers), and so is Redis: this module starts its own `redis-server` on a free port
+with an append-only file, so that it can stop and start it without disturbing anyone.
+`appendfsync everysec`, as in docker/compose: a SIGTERM writes and syncs the file before
+Redis exits, so a clean restart loses nothing; a SIGKILL may lose the last second, which
+the bus must survive without ever giving an acknowledged seq to another event.
+
+What a user would notice, and what is asserted: every event acknowledged with a 202 is in
+the recording under the seq the 202 named, the log has no gaps, all three processes come
+back by themselves (/healthz ok), ingest works again on both workers, and a page open on
+a worker says that the picture is not being updated while Redis is gone, and no longer
+once it is back (then it shows what was reported after the restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.procs import Proc, Procs, all_events, free_port
+from tests.test_processes import add_token, add_user, bearer, telemetry
+
+pytestmark = pytest.mark.slow
+
+REDIS_SERVER = shutil.which("redis-server")
+START_TIMEOUT_S = 40.0  # three cold Python processes at once on a busy 2-core box
+RECONNECT_TIMEOUT_S = 30.0
+N_ENTITIES = 40
+PER_REQUEST = 20
+REQUEST_EVERY_S = 0.04  # 25 requests/s x 20 messages = 500 events/s
+DOWN_S = float(os.environ.get("DOWN_S", "3.0"))  # how long Redis stays away
+
+
+class RedisServer:
+    """A private `redis-server` with an append-only file in its own folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        assert REDIS_SERVER is not None
+        argv = [
+            REDIS_SERVER,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.folder),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",  # the append-only file only: no forked RDB dumps under load
+            "--logfile", str(self.folder / "redis.log"),
+        ]  # fmt: skip
+        self.popen = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 20.0
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=2.0)
+        try:
+            while True:
+                assert self.popen.poll() is None, self.log()
+                try:
+                    if client.ping():
+                        return
+                except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+                    pass
+                assert time.monotonic() < deadline, f"redis-server not up\n{self.log()}"
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` and wait until the process is gone."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, sig)
+        try:
+            self.popen.wait(20)
+        except subprocess.TimeoutExpired:
+            os.kill(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+        self.popen = None
+
+    def log(self) -> str:
+        path = self.folder / "redis.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    procs: Procs
+    data: Path
+    incident: str
+    password: str
+    token: str
+    recorder: Proc
+    workers: list[Proc]
+
+    @property
+    def all(self) -> list[Proc]:
+        return [self.recorder, *self.workers]
+
+    def tails(self) -> str:
+        return "\n".join(p.tail(40) for p in self.all) + "\n--- redis:\n" + self.redis.log()
+
+
+def _health(proc: Proc) -> dict[str, Any] | None:
+    try:
+        r = httpx.get(proc.url + "/healthz", timeout=2.0)
+    except httpx.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+def wait_all_ok(cluster: Cluster, timeout: float) -> dict[str, float]:
+    """Seconds until each process's /healthz says `ok` (bus connected, recorder well)."""
+    t0 = time.monotonic()
+    took: dict[str, float] = {}
+    last: dict[str, Any] = {}
+    while len(took) < len(cluster.all):
+        for p in cluster.all:
+            assert p.alive(), f"{p.name} exited\n{cluster.tails()}"
+            if p.name in took:
+                continue
+            h = _health(p)
+            last[p.name] = h and {"status": h["status"], "bus": h.get("pipeline", {}).get("bus")}
+            if h is not None and h["status"] == "ok":
+                took[p.name] = time.monotonic() - t0
+        assert time.monotonic() - t0 < timeout, f"not ok in {timeout} s: {last}\n{cluster.tails()}"
+        time.sleep(0.1)
+    return took
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if REDIS_SERVER is None:
+        pytest.skip("no redis-server binary (apt-get install redis-server)")
+    work = tmp_path_factory.mktemp("redis-restart")
+    server = RedisServer(work / "redis")
+    server.start()
+    procs = Procs(work / "procs")
+    try:
+        data = work / "data"
+        password = add_user(procs, data)
+        token = add_token(procs, data)
+        incident = "redis-restart"
+        env = {"COCKPIT_REDIS_URL": server.url, "COCKPIT_INCIDENT": incident}
+
+        def serve(name: str, recorder: str) -> Proc:
+            return procs.start(
+                "serve", "--data-dir", str(data), port=free_port(), name=name,
+                env={**env, "COCKPIT_RECORDER": recorder, "COCKPIT_WORKER_NAME": name},
+            )  # fmt: skip
+
+        rec = serve("recorder", "on")
+        workers = [serve("web1", "off"), serve("web2", "off")]
+        c = Cluster(server, procs, data, incident, password, token, rec, workers)
+        wait_all_ok(c, START_TIMEOUT_S)
+        yield c
+    finally:
+        procs.close()
+        server.stop()
+
+
+# --- the load ---------------------------------------------------------------------------
+
+
+class Load:
+    """500 telemetry events/s over both workers; whatever is not acknowledged is sent again
+    (the same messages) until it is, as a device's outbox would."""
+
+    def __init__(self, urls: list[str], token: str, prefix: str) -> None:
+        self.urls = urls
+        self.token = token
+        self.entities = [f"{prefix}-{e:02d}" for e in range(N_ENTITIES)]
+        self.next_k = dict.fromkeys(self.entities, 0)
+        self.sent: dict[tuple[str, int], tuple[float, float]] = {}
+        self.acked: dict[int, tuple[str, int]] = {}  # seq -> (entity, k)
+        self.unacked: set[tuple[str, int]] = set()
+        self.requests = 0
+        self.refused: dict[str, int] = {}  # status or error -> count
+        self.first_refused: float | None = None
+        self.last_refused: float | None = None
+        self.give_up_at = float("inf")
+
+    def _batch(self, i: int) -> list[tuple[str, int, dict[str, Any]]]:
+        batch = []
+        for j in range(PER_REQUEST):
+            e = (i * PER_REQUEST + j) % N_ENTITIES
+            entity = self.entities[e]
+            k = self.next_k[entity]
+            self.next_k[entity] = k + 1
+            pos = (51.0 + k * 1e-5, 7.0 + e * 1e-3)
+            self.sent[(entity, k)] = pos
+            self.unacked.add((entity, k))
+            batch.append((entity, k, telemetry(entity, *pos)))
+        return batch
+
+    def _refused(self, why: str) -> None:
+        self.refused[why] = self.refused.get(why, 0) + 1
+        now = time.monotonic()
+        self.first_refused = self.first_refused or now
+        self.last_refused = now
+
+    async def _send(
+        self, clients: list[httpx.AsyncClient], i: int, batch: list[tuple[str, int, dict[str, Any]]]
+    ) -> None:
+        body = [m for _, _, m in batch]
+        attempt = 0
+        while time.monotonic() < self.give_up_at:
+            c = clients[(i + attempt) % len(clients)]  # a retry goes to the other worker
+            attempt += 1
+            try:
+                r = await c.post("/api/v1/ingest/telemetry", json=body, headers=bearer(self.token))
+            except httpx.TransportError as exc:
+                self._refused(type(exc).__name__)
+            else:
+                if r.status_code == 202:
+                    seqs = r.json()["seq"]
+                    assert len(seqs) == len(batch), (seqs, len(batch))
+                    for seq, (entity, k, _) in zip(seqs, batch, strict=True):
+                        assert seq not in self.acked, f"seq {seq} acknowledged twice"
+                        self.acked[seq] = (entity, k)
+                        self.unacked.discard((entity, k))
+                    return
+                self._refused(str(r.status_code))
+            await asyncio.sleep(0.25)
+
+    async def run(self, stop: asyncio.Event, drain_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        clients = [httpx.AsyncClient(base_url=u, timeout=20.0, limits=limits) for u in self.urls]
+        try:
+            tasks = []
+            t0 = loop.time()
+            while not stop.is_set():
+                i = self.requests
+                tasks.append(asyncio.create_task(self._send(clients, i, self._batch(i))))
+                self.requests += 1
+                await asyncio.sleep(max(0.0, t0 + self.requests * REQUEST_EVERY_S - loop.time()))
+            self.give_up_at = time.monotonic() + drain_s
+            await asyncio.gather(*tasks)
+        finally:
+            for c in clients:
+                await c.aclose()
+
+
+async def run_with_restart(cluster: Cluster, load: Load, sig: int) -> dict[str, float]:
+    """Load for a while, take Redis away for DOWN_S under it, load on; the figures."""
+    stop = asyncio.Event()
+    poster = asyncio.create_task(load.run(stop, drain_s=40.0))
+    await asyncio.sleep(3.0)
+    assert not poster.done(), poster.exception()
+    acked_before = len(load.acked)
+    t_stop = time.monotonic()
+    await asyncio.to_thread(cluster.redis.stop, sig)
+    await asyncio.sleep(DOWN_S)
+    await asyncio.to_thread(cluster.redis.start)
+    t_back = time.monotonic()
+    # Measured under load: each process's /healthz back to ok, from Redis answering.
+    reconnect = asyncio.create_task(asyncio.to_thread(wait_all_ok, cluster, RECONNECT_TIMEOUT_S))
+    await asyncio.sleep(5.0)
+    stop.set()
+    await poster
+    return {
+        "acked_before": acked_before,
+        "outage_s": t_back - t_stop,
+        **{f"reconnect_{k}": v for k, v in (await reconnect).items()},
+    }
+
+
+async def check_log(cluster: Cluster, load: Load) -> dict[str, int]:
+    """Every acknowledged event under its seq, no gaps; returns counts."""
+    async with httpx.AsyncClient(base_url=cluster.workers[0].url, timeout=30.0) as c:
+        r = await c.post("/api/v1/session", json={"username": "el", "password": cluster.password})
+        assert r.status_code == 200, r.text
+        log = {e["seq"]: e for e in await all_events(c)}
+    assert sorted(log) == list(range(1, len(log) + 1)), "the log has gaps"
+    lost, wrong = [], []
+    for seq, (entity, k) in sorted(load.acked.items()):
+        ev = log.get(seq)
+        if ev is None:
+            lost.append(seq)
+            continue
+        pay = ev["payload"]
+        if ev["kind"] != "position" or pay.get("entity") != entity:
+            wrong.append((seq, entity, k, ev["kind"], pay.get("entity")))
+        elif (pay["lat"], pay["lon"]) != load.sent[(entity, k)]:
+            wrong.append((seq, entity, k, pay["lat"], pay["lon"]))
+    assert not lost, f"{len(lost)} acknowledged events missing from the log: {lost[:20]}"
+    assert not wrong, f"{len(wrong)} acknowledged seqs name another event: {wrong[:10]}"
+    return {"logged": len(log)}
+
+
+async def ingest_works_on_both(cluster: Cluster) -> None:
+    async with httpx.AsyncClient(timeout=20.0) as c:
+        for n, w in enumerate(cluster.workers):
+            r = await c.post(
+                w.url + "/api/v1/ingest/telemetry",
+                json=telemetry(f"after-{w.name}", 51.6, 7.5 + n / 100),
+                headers=bearer(cluster.token),
+            )
+            assert r.status_code == 202, (w.name, r.status_code, r.text)
+
+
+def report(name: str, load: Load, figures: dict[str, float]) -> None:
+    refused_s = (
+        (load.last_refused - load.first_refused)
+        if load.first_refused and load.last_refused
+        else 0.0
+    )
+    print(
+        f"{name}: {load.requests} requests, {len(load.acked)} events acked "
+        f"({figures['acked_before']:.0f} before the outage), "
+        f"Redis away {figures['outage_s']:.1f} s, "
+        f"refusals {load.refused} over {refused_s:.1f} s, /healthz ok after Redis was back: "
+        + ", ".join(f"{k[10:]} {v:.1f} s" for k, v in figures.items() if k[:10] == "reconnect_")
+    )
+
+
+async def test_redis_restart_under_load_loses_no_acknowledged_event(cluster: Cluster) -> None:
+    load = Load([w.url for w in cluster.workers], cluster.token, "term")
+    figures = await run_with_restart(cluster, load, signal.SIGTERM)
+    report("SIGTERM", load, figures)
+    assert not load.unacked, f"{len(load.unacked)} events never acknowledged\n{cluster.tails()}"
+    assert len(load.acked) >= 4000, f"only {len(load.acked)} events acknowledged"
+    await check_log(cluster, load)
+    for p in cluster.all:
+        assert p.alive(), cluster.tails()
+    await ingest_works_on_both(cluster)
+
+
+# --- the page on a worker -----------------------------------------------------------------
+
+
+def test_a_page_on_a_worker_shows_the_outage_while_it_lasts(cluster: Cluster, browser: Any) -> None:
+    web1, web2 = cluster.workers
+    context = browser.new_context(locale="de-DE", timezone_id="Europe/Berlin")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(web1.url + "/login")
+        page.fill("#u", "el")
+        page.fill("#p", cluster.password)
+        page.click("button[type=submit]")
+        page.wait_for_url(web1.url + "/")
+        page.wait_for_function("window.cockpit && window.cockpit.connected", timeout=20000)
+        banner = page.locator("#conn-banner")
+        assert banner.is_hidden()
+
+        cluster.redis.stop(signal.SIGTERM)
+        t_stop = time.monotonic()
+        # A device posting meanwhile is told to try again (503 naming why), not left hanging.
+        refused = httpx.post(
+            web2.url + "/api/v1/ingest/telemetry",
+            json=telemetry("during-outage", 51.61, 7.51),
+            headers=bearer(cluster.token),
+            timeout=30.0,
+        )
+        assert refused.status_code == 503, (refused.status_code, refused.text)
+        assert refused.json()["errors"][0]["field"], refused.text
+        banner.wait_for(state="visible", timeout=5000)
+        text = banner.inner_text()
+        assert text.startswith("Lagedaten unterbrochen (Bus) seit "), text
+        assert "veraltet" in text, text
+        assert "disconnected" in (page.locator(".map-wrap").get_attribute("class") or "")
+
+        cluster.redis.start()
+        t_back = time.monotonic()
+        deadline = t_back + RECONNECT_TIMEOUT_S
+        while True:
+            r = httpx.post(
+                web2.url + "/api/v1/ingest/telemetry",
+                json=telemetry("after-restart", 51.62, 7.52),
+                headers=bearer(cluster.token),
+                timeout=30.0,
+            )
+            if r.status_code == 202:
+                break
+            assert time.monotonic() < deadline, (r.status_code, r.text)
+            time.sleep(0.2)
+        banner.wait_for(state="hidden", timeout=RECONNECT_TIMEOUT_S * 1000)
+        hidden_after = time.monotonic() - t_back
+        page.locator(".sym-robot", has_text="AFTER-RESTART").wait_for(timeout=10000)
+        print(
+            f"page: Redis away {t_back - t_stop:.1f} s, banner gone {hidden_after:.1f} s "
+            "after Redis was back, the entity reported after the restart on the map"
+        )
+        assert errors == [], errors
+    finally:
+        context.close()
