@@ -17,7 +17,7 @@ overflow policy, chosen by what the consumer can tolerate (see `Overflow`).
 
 from __future__ import annotations
 
-from cockpit.bus.base import Bus, BusUnavailable, Overflow, Overflowed, Subscription
+from cockpit.bus.base import Bus, BusUnavailable, Overflow, Overflowed, Rewound, Subscription
 from cockpit.bus.memory import MemoryBus
 from cockpit.bus.redis_streams import RedisBus
 
@@ -28,6 +28,7 @@ __all__ = [
     "Overflow",
     "Overflowed",
     "RedisBus",
+    "Rewound",
     "Subscription",
     "make_bus",
 ]

@@ -14,7 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cockpit.events import Event
 
-__all__ = ["Bus", "BusUnavailable", "Overflow", "Overflowed", "Subscription"]
+__all__ = ["Bus", "BusUnavailable", "Overflow", "Overflowed", "Rewound", "Subscription"]
 
 
 # Errors after which a Redis connection is worth retrying; anything else is a bug or a
@@ -48,6 +48,12 @@ class Overflowed(Exception):
     """Raised by iterating a subscription that lost events and cannot continue."""
 
 
+class Rewound(Overflowed):
+    """The bus went back behind what the subscription had read (Redis lost its last
+    writes): the seqs after it will be reused for other events, so what the consumer
+    built from the lost ones must be rebuilt from the log."""
+
+
 class Subscription:
     """An async iterator of batches: non-empty lists of events, seq set, in seq order.
 
@@ -77,6 +83,11 @@ class Subscription:
         # Redis readers flip this while reconnecting; memory subscriptions stay True.
         self.connected = True
         self.down_since: float | None = None  # wall time the connection was lost
+        # Highest seq the bus has taken for it, queued or still in the reader's hands.
+        self.fetched = after
+        # On a bus that went back (Rewound): keep reading after the last seq instead of
+        # failing. Only for the recorder, whose log is what the numbering continues from.
+        self.follow_rewind = False
         self._queue: deque[list[Event]] = deque()
         self._depth = 0
         self._last = after  # highest seq accepted into the queue
@@ -201,6 +212,7 @@ class Subscription:
         self._queue.append(batch)
         self._depth += n
         self._last = last
+        self.fetched = max(self.fetched, last)
         self._readable.set()
 
     def _fail(self, error: BaseException) -> None:
@@ -242,6 +254,8 @@ class Bus(Protocol):
     ) -> Subscription: ...
 
     async def ensure_seq_at_least(self, seq: int) -> None: ...
+
+    async def open_run(self, seq: int) -> bool: ...
 
     @property
     def head(self) -> int: ...
