@@ -401,6 +401,9 @@ class Pipeline:
             try:
                 if await self.bus.open_run(floor):
                     log.warning("Redis restarted: numbering continues after seq %d", floor)
+                    # A commit announced while Redis was away (or lost with its last
+                    # writes) is said again: waiting ingests need not wait for the next.
+                    await self.bus.mark_committed(rec.committed_seq)
             except Exception as exc:  # Redis away: the next check tries again
                 log.debug("opening the bus failed: %s", exc)
 
