@@ -1,7 +1,7 @@
 """Redis restarted under load: a recorder and two web workers on one private Redis.
 
-The processes are real (`cockpit serve`, COCKPIT_RECORDER=on for the recorder, off for
-the workers), and so is Redis: this module starts its own `redis-server` on a free port
+The processes are real (`cockpit serve --role recorder`, and `--role web` twice), and so
+is Redis: this module starts its own `redis-server` on a free port
 with an append-only file, so that it can stop and start it without disturbing anyone.
 `appendfsync everysec`, as in docker/compose: a SIGTERM writes and syncs the file before
 Redis exits, so a clean restart loses nothing; a SIGKILL may lose the last second, which
@@ -32,7 +32,7 @@ import httpx
 import pytest
 import redis
 
-from tests.procs import Proc, Procs, all_events, free_port
+from tests.procs import Proc, Procs, all_events, free_port, healthz
 from tests.test_processes import add_token, add_user, bearer, telemetry
 
 pytestmark = pytest.mark.slow
@@ -182,14 +182,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         incident = "redis-restart"
         env = {"COCKPIT_REDIS_URL": server.url, "COCKPIT_INCIDENT": incident}
 
-        def serve(name: str, recorder: str) -> Proc:
+        def serve(name: str, role: str) -> Proc:
             return procs.start(
-                "serve", "--data-dir", str(data), port=free_port(), name=name,
-                env={**env, "COCKPIT_RECORDER": recorder, "COCKPIT_WORKER_NAME": name},
+                "serve", "--role", role, "--data-dir", str(data), port=free_port(), name=name,
+                env={**env, "COCKPIT_WORKER_NAME": name} if role == "web" else env,
             )  # fmt: skip
 
-        rec = serve("recorder", "on")
-        workers = [serve("web1", "off"), serve("web2", "off")]
+        rec = serve("recorder", "recorder")
+        workers = [serve("web1", "web"), serve("web2", "web")]
         c = Cluster(server, procs, data, incident, password, token, rec, workers)
         wait_all_ok(c, START_TIMEOUT_S)
         yield c
@@ -398,6 +398,7 @@ async def test_redis_restart_under_load_loses_no_acknowledged_event(cluster: Clu
     await pictures_catch_up(cluster, load)
     for p in cluster.all:
         assert p.alive(), cluster.tails()
+    assert (await healthz(cluster.recorder.url))["pipeline"]["recording"] is True
     await ingest_works_on_both(cluster)
 
 
@@ -424,6 +425,7 @@ async def test_redis_losing_its_last_second_never_reuses_an_acknowledged_seq(
     await pictures_catch_up(cluster, load)
     for p in cluster.all:
         assert p.alive(), cluster.tails()
+    assert (await healthz(cluster.recorder.url))["pipeline"]["recording"] is True
     await ingest_works_on_both(cluster)
 
 
