@@ -378,7 +378,14 @@ class Pipeline:
                 continue
             if leading and self.recorder is None:
                 log.info("took over recording of incident %s", self.incident)
-                await self._open_recorder()
+                try:
+                    await self._open_recorder()
+                except Exception as exc:
+                    # Redis went away again half-way: not a recorder without its loop;
+                    # the next round tries again (and this loop must not die of it).
+                    log.warning("taking over recording failed: %s", exc)
+                    await self._stop_recording()
+                    continue
                 self._record_task = asyncio.create_task(
                     self._record_loop(self._record_subscription()), name="pipeline-record"
                 )
