@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,9 @@ import httpx
 import pytest
 import redis
 
+from cockpit.bus import BusUnavailable, RedisBus, Rewound
 from tests.procs import Proc, Procs, all_events, free_port, healthz
+from tests.test_bus import batch, collect, seqs
 from tests.test_processes import add_token, add_user, bearer, telemetry
 
 pytestmark = pytest.mark.slow
@@ -103,18 +106,23 @@ class RedisServer:
             self.popen.wait(10)
         self.popen = None
 
-    def kill_losing_last_writes(self, lost_s: float) -> None:
-        """SIGKILL, as if the machine lost power: the writes of the last `lost_s` seconds
-        never reached the disk (what `appendfsync everysec` allows). A SIGKILL of the
-        process alone loses nothing (the kernel still writes the file), so the test keeps a
-        copy of the append-only file and puts it back."""
-        aof = self.folder / "appendonlydir"
-        copy = self.folder / "appendonlydir.copy"
-        shutil.copytree(aof, copy)
-        time.sleep(lost_s)
+    def keep_files(self) -> None:
+        """A copy of the append-only file as it is now, for `kill_and_put_back`."""
+        shutil.copytree(self.folder / "appendonlydir", self.folder / "appendonlydir.copy")
+
+    def kill_and_put_back(self) -> None:
+        """SIGKILL, as if the machine lost power: what was written since `keep_files` never
+        reached the disk (what `appendfsync everysec` allows for the last second). A SIGKILL
+        of the process alone loses nothing (the kernel still writes the file), hence the
+        copy."""
         self.stop(signal.SIGKILL)
-        shutil.rmtree(aof)
-        copy.rename(aof)
+        shutil.rmtree(self.folder / "appendonlydir")
+        (self.folder / "appendonlydir.copy").rename(self.folder / "appendonlydir")
+
+    def kill_losing_last_writes(self, lost_s: float) -> None:
+        self.keep_files()
+        time.sleep(lost_s)
+        self.kill_and_put_back()
 
     def log(self) -> str:
         path = self.folder / "redis.log"
@@ -168,12 +176,23 @@ def wait_all_ok(cluster: Cluster, timeout: float) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     if REDIS_SERVER is None:
         pytest.skip("no redis-server binary (apt-get install redis-server)")
-    work = tmp_path_factory.mktemp("redis-restart")
-    server = RedisServer(work / "redis")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, private_redis: RedisServer
+) -> Iterator[Cluster]:
+    work = tmp_path_factory.mktemp("redis-restart")
+    server = private_redis
     procs = Procs(work / "procs")
     try:
         data = work / "data"
@@ -195,7 +214,54 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
     finally:
         procs.close()
-        server.stop()
+
+
+# --- the bus alone ----------------------------------------------------------------------
+
+
+async def test_after_redis_lost_its_last_writes_numbering_continues_after_the_recorder(
+    private_redis: RedisServer,
+) -> None:
+    """Two buses as two processes: `recorder` (opens Redis, its subscription follows) and
+    `worker` (gated publisher, a fold subscription). Redis comes back without seqs 5..6."""
+    incident = f"bus-{uuid.uuid4().hex[:8]}"
+    recorder = RedisBus(incident, private_redis.url, block_ms=200)
+    worker = RedisBus(incident, private_redis.url, block_ms=200)
+    worker.gated = True
+    worker._publish_retry_s = 1.0  # a refused publish must not hold the test for 10 s
+    await recorder.start()
+    await worker.start()
+    try:
+        with pytest.raises(BusUnavailable, match="NOTOPEN"):
+            await worker.publish(batch(incident, 1))  # nobody opened this Redis yet
+        assert await recorder.open_run(0) is True
+        fold = worker.subscribe("fold")
+        follower = recorder.subscribe("recorder")
+        follower.follow_rewind = True
+        assert seqs(await worker.publish(batch(incident, 4))) == [1, 2, 3, 4]
+        await asyncio.to_thread(private_redis.keep_files)
+        lost = await worker.publish(batch(incident, 2, start=4))
+        assert seqs(lost) == [5, 6]
+        assert seqs(await collect(fold, 6)) == [1, 2, 3, 4, 5, 6]
+        assert seqs(await collect(follower, 6)) == [1, 2, 3, 4, 5, 6]
+        await asyncio.to_thread(private_redis.kill_and_put_back)
+        await asyncio.to_thread(private_redis.start)
+
+        # The fold had seen 5 and 6, which are nowhere now: it must rebuild, not go on.
+        with pytest.raises(Rewound, match="went back from seq 6 to 4"):
+            await collect(fold, 1)
+        # Until the recorder opens this run of Redis, nothing gets a seq.
+        with pytest.raises(BusUnavailable, match="NOTOPEN"):
+            await worker.publish(batch(incident, 1))
+        assert await recorder.open_run(follower.fetched) is True
+        assert await recorder.open_run(follower.fetched) is False  # once per run
+        after = await worker.publish(batch(incident, 2, start=6))
+        assert seqs(after) == [7, 8], "seqs 5 and 6 name events the log already holds"
+        got = await collect(follower, 2)
+        assert [(e.seq, e.id) for e in got] == [(e.seq, e.id) for e in after]
+    finally:
+        await worker.close()
+        await recorder.close()
 
 
 # --- the load ---------------------------------------------------------------------------
