@@ -41,6 +41,8 @@
     connected: false,
     everConnected: false,
     lastDataAt: null, // server time of the last message (the "Stand" of the picture)
+    busDown: false, // the server is reachable but its own feed (the bus, Redis) is not
+    busSince: null, // server time the server lost its feed
     selected: null, // {id, type}
     history: {}, // entity id -> reading name -> [[t, value], ...]
     stats: { snapshots: 0, deltaBatches: 0, deltas: 0, reconnects: 0, renders: 0 },
@@ -618,16 +620,20 @@
     const state = document.getElementById("conn-state");
     const banner = document.getElementById("conn-banner");
     const map = document.querySelector(".map-wrap");
+    // Connected to a server that itself gets no events: the page is as outdated as if
+    // it were cut off, only the reason differs.
+    const busDown = C.connected && C.busDown;
+    const busText = () => C.t("conn.bus", { time: C.time(C.busSince) });
     if (state) {
-      state.className = "conn " + (C.connected ? "live" : C.everConnected ? "lost" : "connecting");
-      state.textContent = C.connected ? (C.liveLabel ? C.t(C.liveLabel) : C.t("conn.live")) : C.everConnected ? C.t("conn.lost", { time: C.time(C.lastDataAt) }) : C.t("conn.connecting");
+      state.className = "conn " + (busDown ? "lost bus" : C.connected ? "live" : C.everConnected ? "lost" : "connecting");
+      state.textContent = busDown ? busText() : C.connected ? (C.liveLabel ? C.t(C.liveLabel) : C.t("conn.live")) : C.everConnected ? C.t("conn.lost", { time: C.time(C.lastDataAt) }) : C.t("conn.connecting");
     }
     if (banner) {
-      banner.hidden = C.connected;
-      banner.textContent = C.everConnected ? C.t("conn.lost", { time: C.time(C.lastDataAt) }) : C.t("conn.never");
+      banner.hidden = C.connected && !busDown;
+      banner.textContent = busDown ? busText() : C.everConnected ? C.t("conn.lost", { time: C.time(C.lastDataAt) }) : C.t("conn.never");
     }
-    if (map) map.classList.toggle("disconnected", !C.connected);
-    document.body.classList.toggle("offline", !C.connected);
+    if (map) map.classList.toggle("disconnected", !C.connected || busDown);
+    document.body.classList.toggle("offline", !C.connected || busDown);
   }
 
   function heard(msg) {
@@ -635,6 +641,14 @@
     if (typeof msg.now === "number") {
       C.skew = msg.now - clientNow();
       C.lastDataAt = msg.now;
+    }
+    // Every message says whether the server's picture is fed (absent: no bus, a replay).
+    const down = msg.bus === "down";
+    const since = down && typeof msg.bus_since === "number" ? msg.bus_since : null;
+    if (down !== C.busDown || since !== C.busSince) {
+      C.busDown = down;
+      C.busSince = since;
+      if (C.connected) showConnection();
     }
   }
 

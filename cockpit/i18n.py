@@ -46,6 +46,11 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "en": "Connection lost — as of {time}",
     },
     "ui.conn.never": {"de": "Keine Verbindung zum Server", "en": "No connection to the server"},
+    # The server is reachable, but its own feed (the bus, Redis) is not.
+    "ui.conn.bus": {
+        "de": "Lagedaten unterbrochen (Bus) seit {time} — angezeigter Stand kann veraltet sein",
+        "en": "Situation feed interrupted (bus) since {time} — the picture may be out of date",
+    },
     "ui.alerts": {"de": "Alarme", "en": "Alerts"},
     "ui.alerts.none": {"de": "Keine offenen Alarme", "en": "No open alerts"},
     "ui.warnings": {

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from cockpit.bus import Bus, Overflow, Overflowed, Subscription
+from cockpit.bus import Bus, BusUnavailable, Overflow, Overflowed, RedisBus, Rewound, Subscription
 from cockpit.events import ClockEvent, Event, Source, utcnow
 from cockpit.push import PushHub
 from cockpit.recorder import LogReader, Recorder, incident_path
@@ -32,6 +32,7 @@ log = logging.getLogger("cockpit.pipeline")
 
 LEASE_TTL_S = 10.0
 LEASE_RENEW_S = 3.0
+OPEN_CHECK_S = 0.5  # how soon the recorder notices a restarted Redis and opens it
 
 
 class CommitTimeout(Exception):
@@ -122,6 +123,13 @@ class Pipeline:
         self.incident = incident
         self.clock = clock
         self.hub = PushHub(maxsize=settings.stream_queue)
+        self.hub.bus_state = self.bus_state
+        self._fold_sub: Subscription | None = None
+        self._record_sub: Subscription | None = None
+        if isinstance(bus, RedisBus):
+            # Publish only into a Redis the recorder has opened: after a restart that lost
+            # writes, seqs continue after the log's, never reusing an acknowledged one.
+            bus.gated = True
         self.new_situation = situation_factory(settings, incident)
         self.situation = self.new_situation(None)
         self.recorder: Recorder | None = None
@@ -159,6 +167,8 @@ class Pipeline:
         if self.settings.recorder == "auto":
             self._spawn(self._lease_loop(), "lease")
         self._spawn(self._tick_loop(), "tick")
+        if isinstance(self.bus, RedisBus):
+            self._spawn(self._open_loop(), "open")
 
     async def close(self) -> None:
         self.hub.close_all()
@@ -209,6 +219,7 @@ class Pipeline:
         )
         last = await asyncio.to_thread(rec.open)
         self.recorder = rec
+        await self.bus.open_run(last)
         await self.bus.ensure_seq_at_least(last)
         if last:
             await self.bus.mark_committed(last)
@@ -237,15 +248,28 @@ class Pipeline:
     # --- the loops ------------------------------------------------------------------
 
     def _fold_subscription(self) -> Subscription:
-        return self.bus.subscribe(
+        self._fold_sub = self.bus.subscribe(
             "fold", after=self.situation.seq, maxsize=50_000, overflow=Overflow.BLOCK
         )
+        return self._fold_sub
+
+    def bus_state(self) -> dict[str, Any]:
+        """Whether this process's picture is being fed, for the browsers: `down` (and
+        since when, wall time) while its fold subscription has lost the bus."""
+        sub = self._fold_sub
+        if sub is None or sub.connected:
+            return {"bus": "ok"}
+        return {"bus": "down", "bus_since": sub.down_since}
 
     def _record_subscription(self) -> Subscription:
         assert self.recorder is not None
-        return self.bus.subscribe(
+        sub = self.bus.subscribe(
             "recorder", after=self.recorder.committed_seq, maxsize=100_000, overflow=Overflow.BLOCK
         )
+        # The log is the reference: if Redis went back, numbering continues after it.
+        sub.follow_rewind = True
+        self._record_sub = sub
+        return sub
 
     async def _fold_loop(self, first: Subscription) -> None:
         sub: Subscription | None = first
@@ -260,20 +284,38 @@ class Pipeline:
                 return  # the bus closed
             except Overflowed as exc:
                 # Events are gone from the bus (trimmed stream, lost Redis): say so, and
-                # continue from the newest shared picture rather than stop.
+                # continue from the log or the newest shared picture rather than stop.
                 self.gaps += 1
                 log.error("picture missed events, resyncing: %s", exc)
-                await self._resync_from_shared()
+                try:
+                    await self._resync(rewound=isinstance(exc, Rewound))
+                except Exception:
+                    log.exception("resync failed; trying again")
                 await asyncio.sleep(1.0)
             finally:
                 await sub.close()
                 sub = None
 
-    async def _resync_from_shared(self) -> None:
+    async def _resync(self, *, rewound: bool) -> None:
+        """A newer picture than ours, from the log (every process of a deployment shares
+        the data dir) or else the shared snapshot. `rewound`: the bus went back, so ours
+        may hold events that are nowhere now; then an older picture is better."""
+        if self.log_path.is_file():
+            reader = LogReader(self.log_path)
+            try:
+                top = await asyncio.to_thread(reader.last_seq)
+                if top > self.situation.seq or (rewound and top):
+                    self.situation = await asyncio.to_thread(
+                        restore_from_log, reader, self.new_situation, top
+                    )
+                    self.hub.close_all()  # browsers hold the old picture: make them resync
+                    return
+            finally:
+                reader.close()
         shared = await self.bus.get_snapshot()
-        if shared is not None and shared[0] > self.situation.seq:
+        if shared is not None and (shared[0] > self.situation.seq or rewound):
             self.situation = self.new_situation(orjson.loads(shared[1]))
-            self.hub.close_all()  # browsers hold the old picture: make them resync
+            self.hub.close_all()
 
     def _fold(self, batch: Sequence[Event]) -> None:
         sit = self.situation
@@ -336,13 +378,41 @@ class Pipeline:
                 continue
             if leading and self.recorder is None:
                 log.info("took over recording of incident %s", self.incident)
-                await self._open_recorder()
+                try:
+                    await self._open_recorder()
+                except Exception as exc:
+                    # Redis went away again half-way: not a recorder without its loop;
+                    # the next round tries again (and this loop must not die of it).
+                    log.warning("taking over recording failed: %s", exc)
+                    await self._stop_recording()
+                    continue
                 self._record_task = asyncio.create_task(
                     self._record_loop(self._record_subscription()), name="pipeline-record"
                 )
             elif not leading and self.recorder is not None:
                 log.error("lost the recorder lease; another process records now")
                 await self._stop_recording()
+
+    async def _open_loop(self) -> None:
+        """The recording process opens every new run of Redis (after a restart) for the
+        publishers, numbering after the highest seq it has taken: whatever Redis lost
+        that the log holds is never numbered again."""
+        while True:
+            await asyncio.sleep(OPEN_CHECK_S)
+            rec, sub = self.recorder, self._record_sub
+            if rec is None:
+                continue
+            floor = rec.committed_seq
+            if sub is not None and self._record_task is not None and not self._record_task.done():
+                floor = max(floor, sub.fetched)
+            try:
+                if await self.bus.open_run(floor):
+                    log.warning("Redis restarted: numbering continues after seq %d", floor)
+                    # A commit announced while Redis was away (or lost with its last
+                    # writes) is said again: waiting ingests need not wait for the next.
+                    await self.bus.mark_committed(rec.committed_seq)
+            except Exception as exc:  # Redis away: the next check tries again
+                log.debug("opening the bus failed: %s", exc)
 
     async def _tick_loop(self) -> None:
         """Time passing is recorded as a clock event whenever time alone changes the
@@ -370,7 +440,11 @@ class Pipeline:
 
     async def ingest(self, events: Sequence[Event]) -> list[int]:
         """Publish and wait for the durable commit; returns the assigned seqs."""
-        seqs = await self.publish(events)
+        try:
+            seqs = await self.publish(events)
+        except BusUnavailable as exc:
+            # Not acknowledged: the sender keeps the events and tries again (503, not 500).
+            raise CommitTimeout(str(exc)) from exc
         if seqs and not await self.wait_committed(seqs[-1]):
             raise CommitTimeout(f"events up to seq {seqs[-1]} not committed in time")
         return seqs

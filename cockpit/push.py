@@ -113,6 +113,9 @@ class PushHub:
         self._ids = itertools.count(1)
         self.dropped_total = 0
         self.connected_total = 0
+        # Whether the picture behind this hub is fed (the live pipeline sets it): each
+        # message carries it, so a page can say when it shows an outdated picture.
+        self.bus_state: Callable[[], dict[str, Any]] | None = None
 
     def join(self, user: str) -> Client:
         client = Client(
@@ -161,14 +164,22 @@ async def sse_stream(
     """Server-sent events: `snapshot`, then `delta` batches, `hb`, `resync` on drop.
 
     Every message carries the server's `now`, so a browser can compute ages on the
-    server's clock. The heartbeat is an event, not a comment, because page scripts never
-    see SSE comments and must notice a silent connection within seconds.
+    server's clock, and, behind a live bus, whether the picture is being fed (`bus`: `ok`,
+    or `down` with `bus_since`): a page then says that it may be outdated. The heartbeat
+    is an event, not a comment, because page scripts never see SSE comments and must
+    notice a silent connection within seconds.
     """
+
+    def bus() -> bytes:
+        # `"bus":"ok"` or `"bus":"down","bus_since":…`; nothing without a live bus.
+        return orjson.dumps(hub.bus_state())[1:-1] if hub.bus_state is not None else b""
+
     try:
         watermark = int(snapshot["seq"])
+        state = hub.bus_state() if hub.bus_state is not None else {}
         # Encoded beside the loop: the picture of a large incident is megabytes, and
         # every other browser waits while the loop is busy.
-        body = await asyncio.to_thread(encode_snapshot, {**snapshot, "now": now()})
+        body = await asyncio.to_thread(encode_snapshot, {**snapshot, **state, "now": now()})
         yield b"event: snapshot\ndata: " + body + b"\n\n"
         while True:
             if stopping is not None and stopping.is_set():
@@ -176,7 +187,14 @@ async def sse_stream(
             try:
                 await asyncio.wait_for(client.wake.wait(), heartbeat_s)
             except TimeoutError:
-                yield b'event: hb\ndata: {"seq":%d,"now":%.3f}\n\n' % (watermark, now())
+                extra = bus()
+                sep = b"," if extra else b""
+                yield b'event: hb\ndata: {"seq":%d,"now":%.3f%s%s}\n\n' % (
+                    watermark,
+                    now(),
+                    sep,
+                    extra,
+                )
                 continue
             if client.dropped:
                 yield b'event: resync\ndata: {"reason": "too slow"}\n\n'
@@ -185,7 +203,13 @@ async def sse_stream(
             if not bodies:
                 continue
             watermark = max(watermark, seq)
-            head = b'{"seq":%d,"now":%.3f,"deltas":[' % (watermark, now())
+            extra = bus()
+            head = b'{"seq":%d,"now":%.3f%s%s,"deltas":[' % (
+                watermark,
+                now(),
+                b"," if extra else b"",
+                extra,
+            )
             yield b"event: delta\ndata: " + head + b",".join(bodies) + b"]}\n\n"
     finally:
         hub.leave(client)

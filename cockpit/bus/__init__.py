@@ -17,16 +17,18 @@ overflow policy, chosen by what the consumer can tolerate (see `Overflow`).
 
 from __future__ import annotations
 
-from cockpit.bus.base import Bus, Overflow, Overflowed, Subscription
+from cockpit.bus.base import Bus, BusUnavailable, Overflow, Overflowed, Rewound, Subscription
 from cockpit.bus.memory import MemoryBus
 from cockpit.bus.redis_streams import RedisBus
 
 __all__ = [
     "Bus",
+    "BusUnavailable",
     "MemoryBus",
     "Overflow",
     "Overflowed",
     "RedisBus",
+    "Rewound",
     "Subscription",
     "make_bus",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol, cast
@@ -13,14 +14,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cockpit.events import Event
 
-__all__ = ["Bus", "Overflow", "Overflowed", "Subscription"]
+__all__ = ["Bus", "BusUnavailable", "Overflow", "Overflowed", "Rewound", "Subscription"]
 
 
 # Errors after which a Redis connection is worth retrying; anything else is a bug or a
 # misconfiguration and is surfaced instead of retried forever.
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 _BACKOFF_MIN_S = 0.1
-_BACKOFF_MAX_S = 5.0
+# A refused connect costs Redis nothing, and every second of backoff is a second the
+# cockpit stays behind after Redis is back: try at least once a second.
+_BACKOFF_MAX_S = 1.0
 
 
 class Overflow(enum.StrEnum):
@@ -36,8 +39,19 @@ class Overflow(enum.StrEnum):
     DROP_OLDEST = "drop_oldest"
 
 
+class BusUnavailable(ConnectionError):
+    """The bus (Redis) did not answer within the retry time; the operation may or may not
+    have taken effect (a publish retried later is deduplicated only within the bus)."""
+
+
 class Overflowed(Exception):
     """Raised by iterating a subscription that lost events and cannot continue."""
+
+
+class Rewound(Overflowed):
+    """The bus went back behind what the subscription had read (Redis lost its last
+    writes): the seqs after it will be reused for other events, so what the consumer
+    built from the lost ones must be rebuilt from the log."""
 
 
 class Subscription:
@@ -68,6 +82,12 @@ class Subscription:
         self.overflowed = False
         # Redis readers flip this while reconnecting; memory subscriptions stay True.
         self.connected = True
+        self.down_since: float | None = None  # wall time the connection was lost
+        # Highest seq the bus has taken for it, queued or still in the reader's hands.
+        self.fetched = after
+        # On a bus that went back (Rewound): keep reading after the last seq instead of
+        # failing. Only for the recorder, whose log is what the numbering continues from.
+        self.follow_rewind = False
         self._queue: deque[list[Event]] = deque()
         self._depth = 0
         self._last = after  # highest seq accepted into the queue
@@ -129,9 +149,17 @@ class Subscription:
             "dropped": self.dropped,
             "overflowed": self.overflowed,
             "connected": self.connected,
+            "down_since": self.down_since,
         }
 
     # --- producer side (the bus) -------------------------------------------------------
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected:
+            self.down_since = None
+        elif self.connected:
+            self.down_since = time.time()
+        self.connected = connected
 
     @property
     def _done(self) -> bool:
@@ -184,6 +212,7 @@ class Subscription:
         self._queue.append(batch)
         self._depth += n
         self._last = last
+        self.fetched = max(self.fetched, last)
         self._readable.set()
 
     def _fail(self, error: BaseException) -> None:
@@ -225,6 +254,8 @@ class Bus(Protocol):
     ) -> Subscription: ...
 
     async def ensure_seq_at_least(self, seq: int) -> None: ...
+
+    async def open_run(self, seq: int) -> bool: ...
 
     @property
     def head(self) -> int: ...

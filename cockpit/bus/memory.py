@@ -78,6 +78,11 @@ class MemoryBus(_BaseBus):
                 self._forget(sub)
         return stamped
 
+    async def open_run(self, seq: int) -> bool:
+        """Nothing to open in memory: the bus lives and dies with its recorder."""
+        await self.ensure_seq_at_least(seq)
+        return False
+
     async def ensure_seq_at_least(self, seq: int) -> None:
         """Continue numbering after `seq` (e.g. the last seq in the recorder's log)."""
         async with self._publish_lock:  # not in the middle of someone's publish

@@ -14,13 +14,16 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from cockpit.bus.base import (
     _BACKOFF_MAX_S,
     _BACKOFF_MIN_S,
     _TRANSIENT,
+    BusUnavailable,
     Overflow,
     Overflowed,
+    Rewound,
     Subscription,
     _BaseBus,
 )
@@ -51,29 +54,66 @@ else
 end
 """
 
+# The run of the Redis server: a new one after every restart, whatever its files held.
+_RUN_ID_LUA = """
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+"""
+
 # Allocate seqs and append the batch in one atomic step, so concurrent publishers in
 # different processes get contiguous, ordered seqs. A publish retried after a lost
 # reply carries the same token and returns the first attempt's seqs instead of
 # appending twice. Scripts are not rolled back on error, so the only XADD that can
 # fail (the first, if its id is not above the stream's last) runs before any write.
-#   KEYS: counter, stream, dedup key
-#   ARGV: maxlen, start_seq (floor), dedup ttl ms, event json...
+# A gated publish (ARGV[4] = 1) is refused with NOTOPEN until the recorder has opened
+# this run of Redis (see _OPEN_LUA): a Redis that lost its last writes would otherwise
+# hand out seqs the log already holds.
+#   KEYS: counter, stream, dedup key, opened key
+#   ARGV: maxlen, start_seq (floor), dedup ttl ms, gated (0/1), event json...
 _PUBLISH_LUA = (
     """
 local done = redis.call('GET', KEYS[3])
 if done then return tonumber(done) end
+if ARGV[4] == '1' then
+"""
+    + _RUN_ID_LUA
+    + """
+  if redis.call('GET', KEYS[4]) ~= run then
+    return redis.error_reply('NOTOPEN the recorder has not opened this run of Redis yet')
+  end
+end
 """
     + _CURRENT_SEQ_LUA
     + """
-local n = #ARGV - 3
+local n = #ARGV - 4
 local floor = tonumber(ARGV[2])
 if cur < floor then cur = floor end
 for i = 1, n do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. (cur + i), 'e', ARGV[3 + i])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. (cur + i), 'e', ARGV[4 + i])
 end
 redis.call('SET', KEYS[1], cur + n)
 redis.call('SET', KEYS[3], cur + 1, 'PX', ARGV[3])
 return cur + 1
+"""
+)
+
+# The recorder opens a run of Redis for gated publishers: numbering continues after the
+# highest seq it has taken from the bus (`ARGV[1]`), whatever Redis lost. Returns the
+# counter and whether this run was opened just now (1) or before (0).
+#   KEYS: counter, stream, opened key; ARGV: seq
+_OPEN_LUA = (
+    _RUN_ID_LUA
+    + """
+if redis.call('GET', KEYS[3]) == run then
+  return {tonumber(redis.call('GET', KEYS[1]) or '0'), 0}
+end
+"""
+    + _CURRENT_SEQ_LUA
+    + """
+local want = tonumber(ARGV[1])
+if want > cur then cur = want end
+redis.call('SET', KEYS[1], cur)
+redis.call('SET', KEYS[3], run)
+return {cur, 1}
 """
 )
 
@@ -152,6 +192,7 @@ def _seq_of(stream_id: bytes | str) -> int:
 class _Scripts:
     publish: AsyncScript
     raise_seq: AsyncScript
+    open: AsyncScript
     commit: AsyncScript
     lead: AsyncScript
     release: AsyncScript
@@ -192,10 +233,15 @@ class RedisBus(_BaseBus):
         self.key_committed = f"{prefix}:committed"
         self.channel_committed = f"{prefix}:committed"
         self.key_snapshot = f"{prefix}:snapshot"
+        self.key_opened = f"{prefix}:opened"
+        # Publish only into a run of Redis the recorder has opened (Pipeline sets this
+        # in every process of a deployment; a bare bus, as in tests, publishes freely).
+        self.gated = False
         self._prefix = prefix
         self._redis: Redis | None = None
         self._scripts: _Scripts | None = None
         self._connected = False
+        self._down_at: float | None = None  # loop time of the first failed call in a row
         self._listener: asyncio.Task[None] | None = None
         self._readers: dict[int, tuple[asyncio.Task[None], Redis]] = {}
         self._poll_task: asyncio.Task[None] | None = None
@@ -227,6 +273,7 @@ class RedisBus(_BaseBus):
         self._scripts = _Scripts(
             publish=client.register_script(_PUBLISH_LUA),
             raise_seq=client.register_script(_RAISE_SEQ_LUA),
+            open=client.register_script(_OPEN_LUA),
             commit=client.register_script(_COMMIT_LUA),
             lead=client.register_script(_LEAD_LUA),
             release=client.register_script(_RELEASE_LUA),
@@ -287,17 +334,30 @@ class RedisBus(_BaseBus):
         Only idempotent operations come here (the publish script dedups by token).
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._publish_retry_s
+        started = loop.time()
         backoff = _BACKOFF_MIN_S
         failed = False
         while True:
             try:
                 result = await op()
-            except _TRANSIENT as exc:
+            except (*_TRANSIENT, ResponseError) as exc:
+                if isinstance(exc, ResponseError) and not str(exc).startswith("NOTOPEN"):
+                    raise
+                # NOTOPEN: Redis is back but not yet opened by the recorder; wait as for
+                # a reconnect (the recorder opens it within a second of being back).
                 self._errors += 1
                 self._connected = False
+                if self._down_at is None:
+                    self._down_at = loop.time()
+                # Bounded by the outage, not by each call: once Redis has been away for
+                # the retry time, a call fails after one try, and callers queued behind
+                # the publish lock do not each wait the whole retry time again.
+                deadline = max(self._down_at + self._publish_retry_s, started)
                 if loop.time() + backoff > deadline:
-                    raise
+                    # One exception type for "Redis is away", whatever redis-py raised.
+                    raise BusUnavailable(
+                        f"redis bus {self.incident}: {what} failed: {exc}"
+                    ) from exc
                 if not failed:
                     log.warning("redis bus %s: %s failed (%s); retrying", self.incident, what, exc)
                 failed = True
@@ -308,6 +368,7 @@ class RedisBus(_BaseBus):
                 self._reconnects += 1
                 log.info("redis bus %s: %s recovered", self.incident, what)
             self._connected = True
+            self._down_at = None
             return result
 
     # --- publish / subscribe -----------------------------------------------------------
@@ -321,8 +382,14 @@ class RedisBus(_BaseBus):
         self._check(events)
         # The stream holds events without seq; the stream id is the seq.
         payload = [event_to_json(e if e.seq is None else with_seq(e, None)) for e in events]
-        keys = [self.key_seq, self.key_stream, f"{self._prefix}:dedup:{token}"]
-        args: list[str | int | bytes] = [self.maxlen, self.start_seq, self._dedup_ttl_ms, *payload]
+        keys = [self.key_seq, self.key_stream, f"{self._prefix}:dedup:{token}", self.key_opened]
+        args: list[str | int | bytes] = [
+            self.maxlen,
+            self.start_seq,
+            self._dedup_ttl_ms,
+            int(self.gated),
+            *payload,
+        ]
         script = self._script().publish
         async with self._publish_lock:
             first = int(await self._call("publish", lambda: script(keys=keys, args=args)))
@@ -336,6 +403,16 @@ class RedisBus(_BaseBus):
         keys = [self.key_seq, self.key_stream]
         current = await self._call("ensure_seq_at_least", lambda: script(keys=keys, args=[seq]))
         self._head = max(self._head, int(current))
+
+    async def open_run(self, seq: int) -> bool:
+        """Open this run of Redis for gated publishers, numbering after `seq` (the
+        recorder's highest); True if it was not open before (Redis restarted, or first
+        use). Cheap when already open: the recorder calls it every fraction of a second."""
+        script = self._script().open
+        keys = [self.key_seq, self.key_stream, self.key_opened]
+        current, opened = await self._call("open", lambda: script(keys=keys, args=[seq]))
+        self._head = max(self._head, int(current))
+        return bool(opened)
 
     def subscribe(
         self,
@@ -375,18 +452,26 @@ class RedisBus(_BaseBus):
 
     async def _read(self, sub: Subscription, client: Redis) -> None:
         last = sub.last_seq
+        last_id: str | None = None  # the event at `last`, to know it again after an outage
         count = min(self.read_count, sub.maxsize)
         backoff = _BACKOFF_MIN_S
         failing = False
         try:
             while not sub._done:
                 try:
+                    if failing and last and not sub.follow_rewind:
+                        gone = await self._rewound(client, last, last_id)
+                        if gone:
+                            sub._fail(
+                                Rewound(f"subscription {sub.name!r}: {gone}; resync from the log")
+                            )
+                            return
                     resp = await client.xread(
                         {self.key_stream: f"0-{last}"}, count=count, block=self.block_ms
                     )
                 except _TRANSIENT as exc:
                     self._errors += 1
-                    sub.connected = False
+                    sub._set_connected(False)
                     if not failing:
                         log.warning(
                             "redis bus %s: subscription %r lost its connection (%s); "
@@ -404,7 +489,7 @@ class RedisBus(_BaseBus):
                     self._reconnects += 1
                     failing = False
                     backoff = _BACKOFF_MIN_S
-                    sub.connected = True
+                    sub._set_connected(True)
                     log.info("redis bus %s: subscription %r reconnected", self.incident, sub.name)
                 if not resp:
                     continue
@@ -423,7 +508,8 @@ class RedisBus(_BaseBus):
                             )
                         )
                         return
-                    last = seq
+                    last, last_id = seq, None
+                    sub.fetched = seq
                     try:
                         event = parse_event(fields[b"e"])
                     except (InvalidInput, KeyError) as exc:
@@ -433,6 +519,7 @@ class RedisBus(_BaseBus):
                             "redis bus %s: unreadable event seq %d: %s", self.incident, seq, exc
                         )
                         continue
+                    last_id = event.id
                     batch.append(with_seq(event, seq))
                 if last > self._head:
                     self._head = last
@@ -448,6 +535,23 @@ class RedisBus(_BaseBus):
             log.exception("redis bus %s: subscription %r failed", self.incident, sub.name)
             self._errors += 1
             sub._fail(exc)
+
+    async def _rewound(self, client: Redis, last: int, last_id: str | None) -> str | None:
+        """After an outage: has Redis gone back behind what this reader took (it lost its
+        last writes)? Then the seqs after the stream's end will name other events."""
+        at = await client.xrange(self.key_stream, min=f"0-{last}", max=f"0-{last}")
+        if at:
+            if last_id is None:
+                return None
+            try:
+                now_id = parse_event(cast(Any, at)[0][1][b"e"]).id
+            except (InvalidInput, KeyError):
+                return None
+            return None if now_id == last_id else f"seq {last} names another event now"
+        top = await client.xrevrange(self.key_stream, count=1)
+        end = _seq_of(cast(Any, top)[0][0]) if top else 0
+        # Not there but later ones are: trimmed, which the next read reports as a gap.
+        return None if end > last else f"{self.key_stream} went back from seq {last} to {end}"
 
     # --- commit watermark --------------------------------------------------------------
 
@@ -481,6 +585,9 @@ class RedisBus(_BaseBus):
                 await pubsub.subscribe(self.channel_committed)
                 # Anything published while we were not subscribed is in the key.
                 await self._poll_committed()
+                # A round trip worked: /healthz need not wait for the next publish to say so.
+                self._connected = True
+                self._down_at = None
                 if failing:
                     self._reconnects += 1
                     failing = False
@@ -492,6 +599,7 @@ class RedisBus(_BaseBus):
                         self._note_committed(int(msg["data"]))
             except _TRANSIENT as exc:
                 self._errors += 1
+                self._connected = False
                 if not failing:
                     log.warning("redis bus %s: commit listener lost (%s)", self.incident, exc)
                 failing = True
