@@ -358,12 +358,13 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def tree(pid: int) -> list[int]:
+def tree(pid: int, skip: set[int] | None = None) -> list[int]:
+    """pid and its descendants, without the subtrees of `skip`."""
     out, stack = [], [pid]
     while stack:
         p = stack.pop()
         out.append(p)
-        stack.extend(children(p))
+        stack.extend(c for c in children(p) if c not in (skip or ()))
     return out
 
 
@@ -393,10 +394,13 @@ WORKER_OF_NEXT_REQUEST = """async () => {
 }"""
 
 
-async def open_page(browser: Any, proxy: str, password: str, worker: str) -> Any:
-    """A commander's page whose proxy cookie names `worker`, logged in through the proxy."""
+async def open_page(browser: Any, proxy: str, password: str, worker: str, video: bool) -> Any:
+    """A commander's page whose proxy cookie names `worker`, logged in through the proxy;
+    without `video` its WHEP requests fail (the tile stays empty, for comparison)."""
     ctx = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="de-DE")
     await ctx.add_cookies([{"name": "cockpit_worker", "value": worker, "url": proxy}])
+    if not video:
+        await ctx.route("**/whep/**", lambda route: route.abort())
     page = await ctx.new_page()
     page.soak_errors = []
     page.soak_console = []
@@ -469,11 +473,12 @@ class Sampler:
             cpu = [c for c in map(proc_cpu_s, pids) if c is not None]
             self.series.setdefault(name, []).append((t, sum(rss)))
             self.cpu.setdefault(name, []).append((t, sum(cpu)))
+        # The bench's own parts; the deployment's processes are its children too.
+        deployment = {pid for pids in self.pids().values() for pid in pids}
+        names = {c.pid: {"soak-load": "load", "soak-video": "video"}[c.name] for c in self.children}
         groups: dict[str, list[int]] = {"load": [], "video": [], "chromium_and_driver": []}
-        for pid in tree(os.getpid())[1:]:
-            name = {c.pid: c.name for c in self.children}.get(pid)
-            groups[{"soak-load": "load", "soak-video": "video"}.get(name or "", "")
-                   if name else "chromium_and_driver"].append(pid)  # fmt: skip
+        for pid in tree(os.getpid(), skip=deployment)[1:]:
+            groups[names.get(pid, "chromium_and_driver")].append(pid)
         groups["bench_main"] = [os.getpid()]
         for name, pids in groups.items():
             used = sum(c for c in map(proc_cpu_s, pids) if c is not None)
@@ -484,7 +489,7 @@ class Sampler:
         self.redis_series.append((t, int(info["used_memory"]), int(xlen)))
         urls = {"recorder": self.room.recorder.url, "media": self.room.media.url}
         urls.update({name: p.url for name, p in self.room.web.items()})
-        urls["nginx"] = self.room.proxy
+        urls["proxy"] = self.room.proxy
         for name, url in urls.items():
             if name in self.died:
                 continue
@@ -581,7 +586,11 @@ async def soak(args: argparse.Namespace, room: Any, work: Path) -> dict[str, Any
                 for i in range(args.browsers):
                     pages.append(
                         await open_page(
-                            browser, room.proxy, room.passwords["el"], WORKERS[i % len(WORKERS)]
+                            browser,
+                            room.proxy,
+                            room.passwords["el"],
+                            WORKERS[i % len(WORKERS)],
+                            args.browser_video,
                         )
                     )
                 log(f"browsers: {[p.soak_worker for p in pages]}")
@@ -591,6 +600,8 @@ async def soak(args: argparse.Namespace, room: Any, work: Path) -> dict[str, Any
                     {
                         "worker": p.soak_worker,
                         "page_errors": p.soak_errors[:10],
+                        # plotly.js probes for Node modules (node:fs ...): each probe
+                        # also logs "Failed to load resource: net::ERR_FAILED".
                         "console_errors": len(p.soak_console),
                         "console_errors_first": p.soak_console[:5],
                         **p.soak_last,
@@ -718,6 +729,7 @@ async def run_loop(
     for p in pages:
         p.soak_last = {}
         p.soak_lag_events: list[float] = []
+        p.soak_video0 = p.soak_video1 = None  # (t, frames) first and last seen
     k = 0
     next_progress = 60.0
     async with httpx.AsyncClient() as client:
@@ -744,7 +756,13 @@ async def run_loop(
                     sampler.error("page_reconnects", f"page {i}: {st['reconnects']}",
                                   st["reconnects"] - prev_reconnects[i])  # fmt: skip
                     prev_reconnects[i] = st["reconnects"]
-                if t > 30 and not st["video"]:
+                if st["video"] and p.soak_video0 is None:
+                    p.soak_video0 = (t, sum(st["video"]))
+                if st["video"]:
+                    p.soak_video1 = (t, sum(st["video"]))
+                if not args.browser_video:
+                    pass
+                elif t > 30 and not st["video"]:
                     sampler.error("browser_video_missing", f"page {i}: no video tile")
                 elif (
                     prev_video[i] is not None
@@ -774,8 +792,12 @@ async def run_loop(
     sampler.acked_in_run = load_shared[L_ACKED] - acked0
     for p in pages:
         lag = sorted(p.soak_lag_events)
+        v0, v1 = p.soak_video0, p.soak_video1
         p.soak_last = {
             **p.soak_last,
+            "video_fps": round((v1[1] - v0[1]) / (v1[0] - v0[0]), 1)
+            if v0 and v1 and v1[0] > v0[0]
+            else None,
             "lag_events_at_sample": _summary(lag),
         }
 
@@ -806,6 +828,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=500.0, help="telemetry events/s")
     p.add_argument("--browsers", type=int, default=5, help="commander pages")
     p.add_argument("--viewers", type=int, default=2, help="aiortc WHEP viewers")
+    p.add_argument(
+        "--no-browser-video",
+        dest="browser_video",
+        action="store_false",
+        help="the pages' WHEP requests fail (to see what the browsers' video costs)",
+    )
     p.add_argument("--save", action="store_true", help="also write bench/results/soak-<commit>")
     args = p.parse_args(argv)
     if args.warmup_min >= args.minutes:
@@ -858,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
             "entities": ENTITIES,
             "browsers": args.browsers,
             "aiortc_viewers": args.viewers,
-            "browsers_are_video_viewers": True,
+            "browsers_are_video_viewers": args.browser_video,
             "sample_s": SAMPLE_S,
             "growth_max_pct": 100 * GROWTH_MAX,
             "rate_min_fraction": RATE_MIN,
