@@ -760,9 +760,7 @@ async def run_loop(
                     p.soak_video0 = (t, sum(st["video"]))
                 if st["video"]:
                     p.soak_video1 = (t, sum(st["video"]))
-                if not args.browser_video:
-                    pass
-                elif t > 30 and not st["video"]:
+                if args.browser_video and t > 30 and not st["video"]:
                     sampler.error("browser_video_missing", f"page {i}: no video tile")
                 elif (
                     prev_video[i] is not None
