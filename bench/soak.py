@@ -763,7 +763,8 @@ async def run_loop(
                 if args.browser_video and t > 30 and not st["video"]:
                     sampler.error("browser_video_missing", f"page {i}: no video tile")
                 elif (
-                    prev_video[i] is not None
+                    args.browser_video
+                    and prev_video[i] is not None
                     and st["video"]
                     and sum(st["video"]) <= sum(prev_video[i] or [])
                 ):
@@ -859,12 +860,19 @@ def main(argv: list[str] | None = None) -> int:
                 proc.name: proc.stderr().count("Traceback")
                 for proc in (room.recorder, *room.web.values(), room.media)
             }
+            # nginx logs at `warn` to stderr: why it answered 502, if it did.
+            proxy_log = [
+                line[:300]
+                for line in room.nginx_err.read_text(errors="replace").splitlines()
+                if "[error]" in line or "[warn]" in line or "[crit]" in line
+            ]
     except (KeyboardInterrupt, asyncio.CancelledError):
         log("interrupted; processes, Redis keys and temp dir cleaned up")
         return 130
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["tracebacks_in_process_logs"] = logs
+    result["proxy_log"] = {"lines": len(proxy_log), "first": proxy_log[:10]}
     commit = git_commit()
     doc = {
         "bench": "soak",
