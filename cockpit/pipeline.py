@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,7 @@ class Pipeline:
         self._folded = asyncio.Condition()
         self._last_snapshot_seq = 0
         self._last_snapshot_t = clock()
+        self._shared: deque[tuple[float, int]] = deque()  # (time, seq) shared on Redis
         self.fold_errors = 0
         self._background: set[asyncio.Task[Any]] = set()  # tasks nobody awaits
         # Called with each folded batch, after the fold (e.g. the CoT feed sends the
@@ -352,6 +354,20 @@ class Pipeline:
     async def _share_snapshot(self, seq: int, snap: dict[str, Any]) -> None:
         # Encoded beside the loop: a large picture takes ~0.1 s.
         await self.bus.put_snapshot(seq, await asyncio.to_thread(encode_snapshot, snap))
+        # The stream keeps what a process joining from a snapshot or catching up after a
+        # pause needs, not the whole incident: Redis' memory stays bounded, and personal
+        # data is not kept there longer than in the log (its purge runs on the log).
+        now = self.clock()
+        self._shared.append((now, seq))
+        keep = min(self.settings.redis_keep_s, self.settings.personal_retention_h * 3600)
+        upto = 0
+        while self._shared and self._shared[0][0] <= now - keep:
+            upto = self._shared.popleft()[1]
+        if upto:
+            try:
+                await self.bus.trim(upto)
+            except Exception as exc:  # Redis away: the next snapshot trims further
+                log.warning("the bus was not trimmed: %s", exc)
 
     async def _record_loop(self, sub: Subscription) -> None:
         assert self.recorder is not None

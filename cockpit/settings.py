@@ -211,6 +211,13 @@ class Settings(BaseSettings):
     recorder: Literal["auto", "on", "off"] = Field(
         "auto", description="auto: exactly one process per incident records (Redis lease)."
     )
+    redis_keep_s: float = Field(
+        600.0,
+        ge=60.0,
+        le=7 * 86_400.0,
+        description="How long the Redis stream keeps events after the snapshot that covers "
+        "them (at most personal_retention_h): for processes joining or catching up.",
+    )
     recorder_sync: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="SQLite synchronous mode; FULL survives power loss."
     )

@@ -556,3 +556,58 @@ def test_make_bus_picks_the_implementation() -> None:
     bus = make_bus("i1", "redis://127.0.0.1:6379")
     assert isinstance(bus, RedisBus)
     assert bus.key_stream == "cockpit:i1:events"
+
+
+@pytest.mark.redis
+async def test_the_recorder_trims_what_its_shared_snapshots_cover_after_the_keep_window(
+    redis_harness: Harness, raw_redis: aioredis.Redis, tmp_path: Any
+) -> None:
+    """Redis keeps the events a joining or lagging process needs, not the incident: once a
+    shared snapshot is older than `redis_keep_s`, the events it covers leave the stream
+    (with them any personal data, which the retention purge removes from the log)."""
+    from cockpit.pipeline import Pipeline
+    from cockpit.settings import load_settings
+
+    incident = redis_harness.incident
+    now = [1000.0]
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        incident=incident,
+        redis_url=redis_harness.url,
+        recorder="on",
+        snapshot_every_s=1.0,
+        redis_keep_s=60.0,
+    )
+    bus = await redis_harness.bus()
+    pipeline = Pipeline(settings, bus, incident, clock=lambda: now[0])
+    await pipeline.start()
+    key = f"cockpit:{incident}:events"
+
+    async def first_seq() -> int:
+        [(entry_id, _)] = cast(list[tuple[bytes, Any]], await raw_redis.xrange(key, count=1))
+        return int(entry_id.split(b"-")[1])
+
+    try:
+        await pipeline.ingest(batch(incident, 10))
+        now[0] += 2  # a snapshot is due: seq 20 is shared at t=1002
+        await pipeline.ingest(batch(incident, 10, start=10))
+        now[0] += 30  # within the window: nothing leaves
+        await pipeline.ingest(batch(incident, 10, start=20))
+        await asyncio.sleep(0.5)
+        assert await first_seq() == 1
+        now[0] += 40  # t=1072: the snapshot of t=1002 is older than 60 s
+        await pipeline.ingest(batch(incident, 10, start=30))
+
+        async def trimmed() -> bool:
+            return await first_seq() == 21
+
+        async with asyncio.timeout(5):
+            while not await trimmed():
+                await asyncio.sleep(0.05)
+        assert await raw_redis.xlen(key) == 20  # 21..40: what the newer snapshots need
+        late = bus.subscribe("late", after=20)  # a process joining from that snapshot
+        assert seqs(await collect(late, 20)) == list(range(21, 41))
+        await late.close()
+    finally:
+        await pipeline.close()

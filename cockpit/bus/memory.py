@@ -147,6 +147,9 @@ class MemoryBus(_BaseBus):
     async def get_snapshot(self) -> tuple[int, bytes] | None:
         return self._snapshot
 
+    async def trim(self, upto: int) -> None:
+        """Nothing to do: the history is a bounded deque in this process."""
+
     def stats(self) -> dict[str, object]:
         out = self._base_stats(connected=not self._closed)
         out["history"] = len(self._history) if self._history is not None else 0

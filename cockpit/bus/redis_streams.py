@@ -633,6 +633,16 @@ class RedisBus(_BaseBus):
         keys = [self.key_snapshot]
         await self._call("put_snapshot", lambda: script(keys=keys, args=[seq, data]))
 
+    async def trim(self, upto: int) -> None:
+        """Drop the stream's entries up to seq `upto`, exactly (every 30 s at most, so
+        the exact trim's cost does not matter): what the recorder has committed and a
+        shared snapshot covers."""
+        client = self._client()
+        minid = f"0-{upto + 1}"
+        await self._call(
+            "trim", lambda: client.xtrim(self.key_stream, minid=minid, approximate=False)
+        )
+
     async def get_snapshot(self) -> tuple[int, bytes] | None:
         client = self._client()
         seq, data = await self._call(
