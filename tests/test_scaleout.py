@@ -119,6 +119,18 @@ def test_a_browser_on_each_worker_sees_the_same_picture(
     ), seen
     for page in pages.values():
         assert page.evaluate("window.cockpit.seq") >= max(seqs)
+    # A commander writes through the proxy (the cockpit checks the Origin against the
+    # Host the proxy passes on, port included); both workers' pages get the entry.
+    status = pages["web1"].evaluate(
+        """async () => (await fetch('/api/v1/journal', {method: 'POST',
+             headers: {'content-type': 'application/json'},
+             body: JSON.stringify({text: 'EA Nord übernimmt Riegelstellung'})})).status"""
+    )
+    assert status == 201
+    for page in pages.values():
+        page.locator("#journal-list .entry", has_text="EA Nord übernimmt").first.wait_for(
+            timeout=10000
+        )
     # WHEP goes to the media process, not to a web worker (which would answer 503 `role`).
     answer = pages["web1"].evaluate(
         """async () => { const r = await fetch('/whep/no-such-drone', {method: 'POST',
