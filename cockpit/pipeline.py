@@ -363,6 +363,8 @@ class Pipeline:
         upto = 0
         while self._shared and self._shared[0][0] <= now - keep:
             upto = self._shared.popleft()[1]
+        # Never what the recorder has not committed: a stalled disk must not cost events.
+        upto = min(upto, self.recorder.committed_seq if self.recorder is not None else 0)
         if upto:
             try:
                 await self.bus.trim(upto)
