@@ -428,6 +428,15 @@ class RedisBus(_BaseBus):
         sub = Subscription(
             name, after=after, maxsize=maxsize, overflow=overflow, on_close=self._on_sub_close
         )
+        fresh = sub.fresh_connection
+
+        async def connected(conn: Any) -> None:
+            # redis-py also reconnects a stale pooled socket without an error (a reader
+            # that waited for room while Redis restarted): every new connection is
+            # noted, so the reader checks whether Redis went back behind it.
+            await conn.on_connect()
+            fresh.set()
+
         # Its own connection: XREAD BLOCK holds it, and CLIENT LIST can name it.
         client = Redis.from_url(
             self.url,
@@ -436,6 +445,7 @@ class RedisBus(_BaseBus):
             socket_timeout=self.block_ms / 1000 + 5.0,
             # Reconnects are ours (backoff, resume point, counting), not redis-py's.
             retry=Retry(NoBackoff(), 0),
+            redis_connect_func=connected,
         )
         task = asyncio.create_task(self._read(sub, client), name=f"bus-sub-{name}")
         self._readers[id(sub)] = (task, client)
@@ -456,10 +466,15 @@ class RedisBus(_BaseBus):
         count = min(self.read_count, sub.maxsize)
         backoff = _BACKOFF_MIN_S
         failing = False
+        read_once = False  # a first XREAD answered on this subscription's connection
         try:
             while not sub._done:
                 try:
-                    if failing and last and not sub.follow_rewind:
+                    # The first connection is no reconnect: a process starting on a new
+                    # Redis takes its numbering from the recorder, not from the stream.
+                    reconnected = sub.fresh_connection.is_set() and read_once
+                    sub.fresh_connection.clear()
+                    if (failing or reconnected) and last and not sub.follow_rewind:
                         gone = await self._rewound(client, last, last_id)
                         if gone:
                             sub._fail(
@@ -485,6 +500,7 @@ class RedisBus(_BaseBus):
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, _BACKOFF_MAX_S)
                     continue
+                read_once = True
                 if failing:
                     self._reconnects += 1
                     failing = False
