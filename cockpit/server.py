@@ -217,7 +217,8 @@ def create_app(
         mount(app, settings, exercise=exercise is not None)
         app.add_middleware(PageGuard)
     if settings.worker_name:
-        app.add_middleware(WorkerTag, name=settings.worker_name)
+        secure = settings.cookie_secure or settings.tls_cert is not None
+        app.add_middleware(WorkerTag, name=settings.worker_name, secure=secure)
     _install_not_found(app)
     if settings.tls_cert is not None or settings.cookie_secure:  # HTTPS, here or at a proxy
         app.add_middleware(Hsts)

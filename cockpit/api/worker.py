@@ -18,9 +18,10 @@ WORKER_HEADER = "x-cockpit-worker"
 
 
 class WorkerTag:
-    def __init__(self, app: ASGIApp, name: str) -> None:
+    def __init__(self, app: ASGIApp, name: str, *, secure: bool = False) -> None:
         self.app = app
         self.name = name
+        self.secure = secure  # behind a TLS proxy the request itself looks like http
         self._header = (WORKER_HEADER.encode(), name.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -28,7 +29,7 @@ class WorkerTag:
             await self.app(scope, receive, send)
             return
         tagged = _cookie(scope) == self.name
-        secure = scope.get("scheme") == "https"
+        secure = self.secure or scope.get("scheme") == "https"
 
         async def tagging(message: Message) -> None:
             if message["type"] == "http.response.start":
