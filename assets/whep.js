@@ -87,12 +87,17 @@
       try {
         await pc.setLocalDescription(await pc.createOffer());
         await waitIce(pc);
-        const r = await fetch("/whep/" + encodeURIComponent(this.stream), {
+        // The media process's own route, or an SFU's behind the proxy (video_whep_url).
+        const cfg = (window.cockpit && window.cockpit.cfg) || {};
+        const url = (cfg.whep_url || "/whep/{stream}").replace("{stream}", encodeURIComponent(this.stream));
+        const r = await fetch(url, {
           method: "POST", credentials: "same-origin",
           headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
         });
         if (r.status !== 201) throw new Error("WHEP " + r.status);
-        this.location = r.headers.get("Location");
+        const where = r.headers.get("Location");
+        // Relative to the URL it answered (an SFU's may be), not to the page.
+        this.location = where ? new URL(where, new URL(url, window.location.href)).href : null;
         await pc.setRemoteDescription({ type: "answer", sdp: await r.text() });
         this.retry = RETRY_MIN_MS;
       } catch (err) {

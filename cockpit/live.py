@@ -45,6 +45,7 @@ from feeds.adler_out import AlertSender
 
 if TYPE_CHECKING:  # imported where used: OpenCV and the MAVLink dialect cost every
     # `cockpit` command ~0.2 s at start, and only some deployments use them
+    from cockpit.media.relay import SfuRelay
     from cockpit.media.vision import DetectionData, StreamAnalyser
     from feeds.cap_poll import CapPoller
     from feeds.cot_server import CotServer
@@ -119,11 +120,22 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
     for route_feed in route_feeds:  # their routes take messages from the start
         svc.health.feed(route_feed).state = "listening"
     recorder = analyser = None
+    relay: SfuRelay | None = None
     if video:
         svc.media = MediaHub(ice_servers=settings.ice_servers)
         recorder = _video_recorder(settings, svc, pipeline)
         analyser = _video_analyser(settings, svc, pipeline)
         svc.media.on_change.append(_announce_video(pipeline, incident))
+        if settings.video_relay_url is not None:  # many viewers: an SFU serves them
+            from cockpit.media.relay import SfuRelay
+
+            token = settings.video_relay_token
+            relay = SfuRelay(
+                svc.media,
+                settings.video_relay_url.get_secret_value(),
+                token.get_secret_value() if token else None,
+            )
+            svc.extra_stats["video_relay"] = relay.stats
     mavlink = (
         await _mavlink(settings, svc, pipeline) if listeners and settings.mavlink_listen else None
     )
@@ -169,6 +181,8 @@ async def live_services(settings: Settings, auth: AuthStore) -> AsyncIterator[Se
             await mavlink.aclose()
         if cot is not None:
             await cot.aclose()
+        if relay is not None:
+            await relay.aclose()
         if svc.media is not None:
             await svc.media.close()
         if recorder is not None:

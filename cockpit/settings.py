@@ -319,6 +319,21 @@ class Settings(BaseSettings):
     vision_fps: float = Field(
         2.0, gt=0, le=10, description="Frames a second analysed per stream (all are decoded)."
     )
+    video_relay_url: SecretStr | None = Field(
+        None,
+        description="An SFU's WHIP endpoint with {stream} (e.g. "
+        "http://user:secret@sfu:8889/{stream}/whip): the media process pushes every live "
+        "stream there, unchanged, for many viewers.",
+    )
+    video_relay_token: SecretStr | None = Field(
+        None, description="Bearer token for video_relay_url (if the SFU wants one)."
+    )
+    video_whep_url: str = Field(
+        "/whep/{stream}",
+        pattern=r"^(/|https?://)\S*\{stream\}\S*$",
+        description="Where the pages play a stream (WHEP), with {stream}: the media "
+        "process's own route, or the SFU's behind the proxy (e.g. /sfu/{stream}/whep).",
+    )
     ice_servers: list[str] = Field(
         default_factory=list,
         description="STUN/TURN URLs for video (stun:host:port); none: host candidates only.",
@@ -444,6 +459,21 @@ class Settings(BaseSettings):
         role = info.data.get("role")
         if role in ("web", "media") and value == "on":
             raise ValueError(f"a {role} process never records (role {role!r})")
+        return value
+
+    @field_validator("video_relay_url", "video_relay_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # Compose passes `${VAR:-}` as an empty string for "not configured".
+        return None if value == "" else value
+
+    @field_validator("video_relay_url")
+    @classmethod
+    def _relay_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            url = value.get_secret_value()
+            if not url.startswith(("http://", "https://")) or "{stream}" not in url:
+                raise ValueError("an http(s) URL with {stream} in it")
         return value
 
     @field_validator("cot_trusted_networks")
@@ -574,5 +604,8 @@ def _describe(exc: ValidationError) -> str:
         key = ".".join(str(p) for p in err["loc"])
         env = f"COCKPIT_{key.split('.')[0].upper()}"
         value = err.get("input")
+        field = Settings.model_fields.get(str(err["loc"][0])) if err["loc"] else None
+        if field is not None and "SecretStr" in str(field.annotation):
+            value = "**********"  # a password or a URL with one: never on a terminal
         lines.append(f"{key} ({env}) = {value!r}: {err['msg']}")
     return "; ".join(lines)

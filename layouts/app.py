@@ -50,6 +50,8 @@ def page_config(
         "zoom": settings.map_zoom,
         "tiles": tiles,
         "attribution": settings.map_attribution,
+        # Where a video tile plays a stream: the media process, or an SFU for many viewers.
+        "whep_url": settings.video_whep_url,
     }
 
 

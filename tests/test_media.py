@@ -142,7 +142,7 @@ async def test_viewers_get_the_senders_frames_forwarded_not_reencoded(served: Se
         (stream,) = video["streams"]
         assert stream["name"] == "uav-1" and stream["codec"] in ("VP8", "H264")
         assert stream["live"] and stream["viewers"] == 2 and stream["keyframes"] >= 1
-        assert video["sessions"] == {"whip": 1, "whep": 2}
+        assert video["sessions"] == {"whip": 1, "whep": 2, "relay": 0}
     hub = served.app.state.services.media
     assert hub.sessions == {}
 

@@ -68,3 +68,11 @@ def test_a_split_role_needs_redis_and_web_never_records() -> None:
     assert s.role == "recorder" and s.recorder == "auto"
     with pytest.raises(SettingsError, match=r"worker_name \(COCKPIT_WORKER_NAME\)"):
         load_settings(None, worker_name="web 1; Path=/")  # it goes into a cookie
+
+
+def test_a_bad_secret_is_named_but_never_shown() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(None, video_relay_url="ftp://cockpit:geheim@sfu/{stream}")
+    assert "video_relay_url (COCKPIT_VIDEO_RELAY_URL)" in str(caught.value)
+    assert "geheim" not in str(caught.value)
+    assert load_settings(None, video_relay_url="").video_relay_url is None  # compose's unset

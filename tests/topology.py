@@ -56,6 +56,7 @@ class ControlRoom:
     media: Proc
     nginx: subprocess.Popen[bytes]
     nginx_err: Path
+    sfu: Proc | None = None
 
     def processes(self) -> dict[str, int]:
         """Name -> pid of every process of the deployment (nginx's master included)."""
@@ -85,9 +86,13 @@ def wait_healthy(url: str, alive: object, deadline: float, what: str) -> None:
 
 @contextlib.contextmanager
 def control_room(
-    work: Path, redis_url: str, env: dict[str, str] | None = None
+    work: Path, redis_url: str, env: dict[str, str] | None = None, *, sfu: bool = False
 ) -> Iterator[ControlRoom]:
-    """The topology of docs/deployment.md on this machine; `env` goes to every process."""
+    """The topology of docs/deployment.md on this machine; `env` goes to every process.
+
+    With `sfu`, a second cockpit (its own incident, in-memory bus, the same users and
+    device tokens) stands in for the SFU: it takes WHIP and serves WHEP as MediaMTX would;
+    the media process relays every stream to it and the pages play from it via /sfu/."""
     data = work / "data"
     tokens, passwords = prepare(data)
     incident = f"room-{uuid.uuid4().hex[:8]}"
@@ -98,6 +103,17 @@ def control_room(
     nginx: subprocess.Popen[bytes] | None = None
     try:
         common = ("--data-dir", str(data))
+        sfu_proc: Proc | None = None
+        media_env = dict(base)
+        web_env = dict(base)
+        if sfu:
+            sfu_proc = procs.start(
+                "serve", *common, name="sfu", port=free_port(),
+                env={**(env or {}), "COCKPIT_INCIDENT": f"{incident}-sfu"},
+            )  # fmt: skip
+            media_env["COCKPIT_VIDEO_RELAY_URL"] = f"{sfu_proc.url}/whip/{{stream}}"
+            media_env["COCKPIT_VIDEO_RELAY_TOKEN"] = tokens["uav"]
+            web_env["COCKPIT_VIDEO_WHEP_URL"] = "/sfu/whep/{stream}"
         recorder = procs.start(
             "serve", "--role", "recorder", *common, name="recorder", port=free_port(), env=base
         )
@@ -109,13 +125,13 @@ def control_room(
                 *common,
                 name=name,
                 port=free_port(),
-                env={**base, "COCKPIT_WORKER_NAME": name},
+                env={**web_env, "COCKPIT_WORKER_NAME": name},
             )
             for name in WORKERS
         }
-        media = procs.start("media", *common, name="media", port=free_port(), env=base)
+        media = procs.start("media", *common, name="media", port=free_port(), env=media_env)
         deadline = time.monotonic() + START_TIMEOUT_S
-        for proc in (recorder, *web.values(), media):
+        for proc in (recorder, *web.values(), media, *([sfu_proc] if sfu_proc else [])):
             wait_healthy(proc.url, proc, deadline, proc.name)
 
         listen = free_port()
@@ -127,6 +143,8 @@ def control_room(
                     "COCKPIT_WEB1": f"127.0.0.1:{web['web1'].port}",
                     "COCKPIT_WEB2": f"127.0.0.1:{web['web2'].port}",
                     "COCKPIT_MEDIA": f"127.0.0.1:{media.port}",
+                    # Without an SFU, the discard port: /sfu/ answers 502.
+                    "COCKPIT_SFU": f"127.0.0.1:{sfu_proc.port}" if sfu_proc else "127.0.0.1:9",
                     "NGINX_LISTEN": f"127.0.0.1:{listen}",
                     "NGINX_RUN": str(run),
                 },
@@ -146,7 +164,7 @@ def control_room(
         wait_healthy(proxy, nginx, time.monotonic() + 10, f"nginx: {nginx_err.read_text()}")
         yield ControlRoom(
             procs, data, incident, tokens, passwords, proxy, web, recorder, media, nginx,
-            nginx_err,
+            nginx_err, sfu_proc,
         )  # fmt: skip
     finally:
         if nginx is not None:

@@ -162,7 +162,7 @@ class Stream:
 @dataclass(eq=False)
 class _Session:
     id: str
-    kind: str  # "whip" | "whep"
+    kind: str  # "whip" | "whep" | "relay" (this process offering a stream to an SFU)
     stream: str
     pc: RTCPeerConnection
     owner: str
@@ -335,6 +335,42 @@ class MediaHub:
         stream.request_keyframe()  # a late joiner needs a picture to start from
         return session.id, answer
 
+    async def relay(self, name: str, owner: str) -> tuple[str, str]:
+        """A viewer that makes the offer, to push the stream to an SFU over WHIP: the
+        same packets as every viewer's. Returns (session id, offer SDP); the answer goes
+        to `relay_answered`."""
+        stream = self.streams.get(name)
+        if stream is None or stream.codec is None:
+            raise NoSuchStream(name)
+        pc = RTCPeerConnection(self.config)
+        viewer = Viewer(f"r{next(self._ids)}-{secrets.token_hex(8)}", owner)
+        track = PacketTrack(stream, viewer)
+        transceiver = pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(_preferences(stream.codec))
+        track.sender = transceiver.sender
+        try:
+            await pc.setLocalDescription(await pc.createOffer())  # candidates gathered
+        except BaseException:
+            await pc.close()
+            raise
+        session = _Session(viewer.id, "relay", name, pc, owner, viewer=viewer)
+        self.sessions[session.id] = session
+        stream.viewers[viewer.id] = viewer
+        self._watch(session)
+        return session.id, str(pc.localDescription.sdp)
+
+    async def relay_answered(self, session_id: str, answer: str) -> None:
+        session = self.sessions.get(session_id)
+        if session is None or session.kind != "relay":
+            raise NoSuchStream(session_id)
+        try:
+            await session.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise BadOffer(f"unusable SDP answer: {exc}") from exc
+        stream = self.streams.get(session.stream)
+        if stream is not None:
+            stream.request_keyframe()  # the SFU's viewers need a picture to start from
+
     def _watch(self, session: _Session) -> None:
         @session.pc.on("connectionstatechange")
         async def changed() -> None:
@@ -378,6 +414,7 @@ class MediaHub:
             "sessions": {
                 "whip": sum(1 for s in self.sessions.values() if s.kind == "whip"),
                 "whep": sum(1 for s in self.sessions.values() if s.kind == "whep"),
+                "relay": sum(1 for s in self.sessions.values() if s.kind == "relay"),
             },
         }
 
