@@ -263,13 +263,19 @@
     const veil = document.getElementById("wall-lost");
     if (!veil) return;
     const c = C();
-    const lost = !!(c && c.everConnected && !c.connected);
+    // Either the wall lost its server, or the server lost the bus (Redis) that feeds it:
+    // both leave the screen showing an old picture, and both must show from the seats.
+    const gone = !!(c && c.everConnected && !c.connected);
+    const unfed = !!(c && c.connected && c.busDown);
+    const lost = gone || unfed;
     veil.hidden = !lost;
     document.documentElement.classList.toggle("wall-offline", lost);
     if (!lost) return;
-    const since = c.lastDataAt;
-    setHtml(veil, '<p class="big">' + esc(t("wall.lost", { time: c.time(since) })) + "</p>" +
-      '<p class="small">' + esc(t("wall.lost.retry", { age: t("age.ago", { age: c.age(c.now() - since) }) })) + "</p>");
+    const since = gone ? c.lastDataAt : c.busSince != null ? c.busSince : c.lastDataAt;
+    const head = gone ? t("wall.lost", { time: c.time(since) }) : t("wall.bus", { time: c.time(since) });
+    const foot = gone ? "wall.lost.retry" : "wall.bus.wait";
+    setHtml(veil, '<p class="big">' + esc(head) + "</p>" +
+      '<p class="small">' + esc(t(foot, { age: t("age.ago", { age: c.age(c.now() - since) }) })) + "</p>");
   }
 
   function tick() {

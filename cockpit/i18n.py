@@ -145,6 +145,14 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "de": "Anzeige veraltet ({age}) — verbinde neu …",
         "en": "Display out of date ({age}) — reconnecting …",
     },
+    "ui.wall.bus": {
+        "de": "Lagedaten unterbrochen seit {time}",
+        "en": "Situation feed interrupted since {time}",
+    },
+    "ui.wall.bus.wait": {
+        "de": "Anzeige veraltet ({age}) — Server wartet auf den Bus …",
+        "en": "Display out of date ({age}) — the server waits for its bus …",
+    },
     "ui.wall.duration": {"de": "Einsatzdauer {d}", "en": "Incident time {d}"},
     "ui.wall.weather.none": {"de": "Keine Wetterstation", "en": "No weather station"},
     "ui.wall.wind": {"de": "aus {dir} ({deg}°)", "en": "from {dir} ({deg}°)"},

@@ -518,6 +518,13 @@ def test_a_page_on_a_worker_shows_the_outage_while_it_lasts(cluster: Cluster, br
         page.wait_for_function("window.cockpit && window.cockpit.connected", timeout=20000)
         banner = page.locator("#conn-banner")
         assert banner.is_hidden()
+        # The control room's wall on the other worker (same log-in, no input).
+        wall = context.new_page()
+        wall.on("pageerror", lambda exc: errors.append(str(exc)))
+        wall.goto(web2.url + "/wall")
+        wall.wait_for_function("window.cockpit && window.cockpit.connected", timeout=20000)
+        veil = wall.locator("#wall-lost")
+        assert veil.is_hidden()
 
         cluster.redis.stop(signal.SIGTERM)
         t_stop = time.monotonic()
@@ -535,11 +542,17 @@ def test_a_page_on_a_worker_shows_the_outage_while_it_lasts(cluster: Cluster, br
         assert text.startswith("Lagedaten unterbrochen (Bus) seit "), text
         assert "veraltet" in text, text
         assert "disconnected" in (page.locator(".map-wrap").get_attribute("class") or "")
+        # The wall veils itself, in type that reads from the seats.
+        veil.wait_for(state="visible", timeout=5000)
+        assert veil.inner_text().upper().startswith("LAGEDATEN UNTERBROCHEN SEIT "), (
+            veil.inner_text()
+        )
 
         cluster.redis.start()
         t_back = time.monotonic()
         banner.wait_for(state="hidden", timeout=RECONNECT_TIMEOUT_S * 1000)
         hidden_after = time.monotonic() - t_back
+        veil.wait_for(state="hidden", timeout=RECONNECT_TIMEOUT_S * 1000)
         deadline = t_back + RECONNECT_TIMEOUT_S
         while True:
             r = httpx.post(
