@@ -673,8 +673,8 @@ async def soak(args: argparse.Namespace, room: Any, work: Path) -> dict[str, Any
                 if r_early and r_late
                 else None,
                 "stream_entries_last": rs[-1][2] if rs else None,
-                "stream_maxlen": "~1,000,000 entries (XADD MAXLEN ~ in "
-                "cockpit/bus/redis_streams.py): trimmed only past that many events",
+                "stream_trim": "the recorder trims the stream behind its shared snapshots "
+                "after redis_keep_s (cockpit/pipeline.py); XADD MAXLEN ~1,000,000 caps it",
                 "bytes_per_stream_entry": round((rs[-1][1] - rs[0][1]) / (rs[-1][2] - rs[0][2]))
                 if len(rs) > 1 and rs[-1][2] > rs[0][2]
                 else None,

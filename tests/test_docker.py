@@ -49,7 +49,14 @@ HEALTHCHECK = DOCKER / "healthcheck.py"
 CONTRACT_ROLES = {"all", "web", "recorder", "media"}
 EXPECTED_ROLES = {"recorder": "recorder", "web1": "web", "web2": "web", "media": "media"}
 # The variables the contract lets envsubst replace in the nginx template.
-TEMPLATE_VARS = {"COCKPIT_WEB1", "COCKPIT_WEB2", "COCKPIT_MEDIA", "NGINX_LISTEN", "NGINX_RUN"}
+TEMPLATE_VARS = {
+    "COCKPIT_WEB1",
+    "COCKPIT_WEB2",
+    "COCKPIT_MEDIA",
+    "COCKPIT_SFU",
+    "NGINX_LISTEN",
+    "NGINX_RUN",
+}
 # Services that can have no health check, and why.
 NO_HEALTHCHECK = {"sfu": "the mediamtx image is built FROM scratch: no program to run a check"}
 START_TIMEOUT_S = 60.0
@@ -255,7 +262,8 @@ def test_no_secret_is_written_in_the_compose_files(
 ) -> None:
     secretish = re.compile(r"PASS|SECRET|TOKEN|API_?KEY", re.I)
     # A secret may only come from the operator's environment, without a default.
-    from_env = re.compile(r"^\$\{[A-Z0-9_]+(:-)?\}$")
+    # (`:?why`: required, stops compose with that message; never a default value)
+    from_env = re.compile(r"^\$\{[A-Z0-9_]+(:-|:\?[^}]*)?\}$")
     for doc in (compose, compose_tls):
         for name, key, value in _environments(doc):
             if secretish.search(key):
@@ -544,7 +552,8 @@ def _nginx(tmp: Path, listen: str, upstream: str) -> subprocess.Popen[bytes]:
     run.mkdir()
     run.chmod(0o1777)  # nginx's workers (not root) write temporary bodies here
     values = {"COCKPIT_WEB1": upstream, "COCKPIT_WEB2": upstream, "COCKPIT_MEDIA": upstream,
-              "NGINX_LISTEN": listen, "NGINX_RUN": str(run)}  # fmt: skip
+              "COCKPIT_SFU": "127.0.0.1:9", "NGINX_LISTEN": listen,
+              "NGINX_RUN": str(run)}  # fmt: skip
     conf = re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: values[m.group(1)], TEMPLATE.read_text())
     (tmp / "nginx.conf").write_text(conf)
     check = subprocess.run(
