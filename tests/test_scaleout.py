@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from cockpit.recorder import LogReader, incident_path
-from tests.topology import NGINX, WORKERS, ControlRoom, control_room
+from tests.topology import NGINX, WORKERS, ControlRoom, commander_page, control_room
 from tests.whip import Publisher
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -70,25 +70,9 @@ _WORKER_OF_NEXT_REQUEST = """async () => {
 }"""
 
 
-def _page_on(browser: Any, cluster: ControlRoom, worker: str) -> Any:
-    """A commander's tablet whose proxy cookie names `worker`, logged in through the proxy."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="de-DE")
-    context.add_cookies([{"name": "cockpit_worker", "value": worker, "url": cluster.proxy}])
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.goto(cluster.proxy + "/login")
-    page.fill("#u", "el")
-    page.fill("#p", cluster.passwords["el"])
-    page.click("button[type=submit]")
-    page.wait_for_url(cluster.proxy + "/")
-    page.wait_for_function("window.cockpit && window.cockpit.connected", timeout=20000)
-    return page
-
-
 @pytest.fixture(scope="module")
 def pages(browser: Any, cluster: ControlRoom) -> Iterator[dict[str, Any]]:
-    opened = {name: _page_on(browser, cluster, name) for name in WORKERS}
+    opened = {name: commander_page(browser, cluster, name) for name in WORKERS}
     try:
         yield opened
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.topology import NGINX, ControlRoom, control_room
+from tests.topology import NGINX, ControlRoom, commander_page, control_room
 from tests.whip import Publisher
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -45,18 +45,9 @@ def test_the_pages_play_the_drone_from_the_sfu_and_strangers_get_nothing(
     )
     assert anonymous.status_code == 401, anonymous.text
 
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="de-DE")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page = commander_page(browser, room)
     pub = Publisher(room.proxy, "uav-5", room.tokens["uav"])
     try:
-        page.goto(room.proxy + "/login")
-        page.fill("#u", "el")
-        page.fill("#p", room.passwords["el"])
-        page.click("button[type=submit]")
-        page.wait_for_url(room.proxy + "/")
-        page.wait_for_function("window.cockpit && window.cockpit.connected", timeout=20000)
         pub.thread.start()
         assert pub.ready.wait(20) and pub.error is None, pub.error
         page.locator(".video-tile.live[data-stream='uav-5']").wait_for(timeout=30000)
@@ -80,6 +71,6 @@ def test_the_pages_play_the_drone_from_the_sfu_and_strangers_get_nothing(
         page.locator(".video-tile[data-stream='uav-5']").wait_for(state="detached", timeout=15000)
         links = httpx.get(room.media.url + "/healthz", timeout=5).json()["video_relay"]["links"]
         assert "uav-5" not in links
-        assert errors == [], errors
+        assert page.errors == [], page.errors
     finally:
-        context.close()
+        page.context.close()

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -25,7 +26,15 @@ import redis
 from tests.procs import Proc, Procs, free_port
 from tests.serving import prepare
 
-__all__ = ["NGINX", "TEMPLATE", "WORKERS", "ControlRoom", "control_room", "render"]
+__all__ = [
+    "NGINX",
+    "TEMPLATE",
+    "WORKERS",
+    "ControlRoom",
+    "commander_page",
+    "control_room",
+    "render",
+]
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "docker" / "nginx.conf.template"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -63,6 +72,24 @@ class ControlRoom:
         out = {p.name: p.pid for p in (self.recorder, *self.web.values(), self.media)}
         out["nginx"] = self.nginx.pid
         return out
+
+
+def commander_page(browser: Any, room: ControlRoom, worker: str | None = None) -> Any:
+    """A commander's tablet logged in through the proxy (on `worker`, by its cookie, if
+    given); `page.errors` collects the page's uncaught exceptions."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="de-DE")
+    if worker is not None:
+        context.add_cookies([{"name": "cockpit_worker", "value": worker, "url": room.proxy}])
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.goto(room.proxy + "/login")
+    page.fill("#u", "el")
+    page.fill("#p", room.passwords["el"])
+    page.click("button[type=submit]")
+    page.wait_for_url(room.proxy + "/")
+    page.wait_for_function("window.cockpit && window.cockpit.connected", timeout=20000)
+    return page
 
 
 def wait_healthy(url: str, alive: object, deadline: float, what: str) -> None:

@@ -307,6 +307,17 @@ class MediaHub:
             stream.live = False
             self._changed(stream)
 
+    def _sending(self, stream: Stream, owner: str, prefix: str) -> tuple[RTCPeerConnection, Viewer]:
+        """A peer that sends `stream`'s packets, unchanged, to one viewer (or an SFU)."""
+        assert stream.codec is not None
+        pc = RTCPeerConnection(self.config)
+        viewer = Viewer(f"{prefix}{next(self._ids)}-{secrets.token_hex(8)}", owner)
+        track = PacketTrack(stream, viewer)
+        transceiver = pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(_preferences(stream.codec))
+        track.sender = transceiver.sender
+        return pc, viewer
+
     async def view(self, name: str, offer: str, owner: str) -> tuple[str, str]:
         """WHEP: a viewer's offer for a live stream; returns (session id, answer SDP)."""
         stream = self.streams.get(name)
@@ -314,12 +325,7 @@ class MediaHub:
             raise NoSuchStream(name)
         if "m=video" not in offer:
             raise BadOffer("the offer has no video")
-        pc = RTCPeerConnection(self.config)
-        viewer = Viewer(f"v{next(self._ids)}-{secrets.token_hex(8)}", owner)
-        track = PacketTrack(stream, viewer)
-        transceiver = pc.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(_preferences(stream.codec))
-        track.sender = transceiver.sender
+        pc, viewer = self._sending(stream, owner, "v")
         try:
             answer = await self._answer(pc, offer)
         except BaseException:
@@ -342,12 +348,7 @@ class MediaHub:
         stream = self.streams.get(name)
         if stream is None or stream.codec is None:
             raise NoSuchStream(name)
-        pc = RTCPeerConnection(self.config)
-        viewer = Viewer(f"r{next(self._ids)}-{secrets.token_hex(8)}", owner)
-        track = PacketTrack(stream, viewer)
-        transceiver = pc.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(_preferences(stream.codec))
-        track.sender = transceiver.sender
+        pc, viewer = self._sending(stream, owner, "r")
         try:
             await pc.setLocalDescription(await pc.createOffer())  # candidates gathered
         except BaseException:
