@@ -134,6 +134,18 @@ def test_a_browser_on_each_worker_sees_the_same_picture(
     assert direct.status_code == 503, direct.text
     assert direct.json()["errors"][0]["field"] == "role", direct.text
     assert httpx.get(cluster.recorder.url + "/api/v1/situation").status_code == 404
+
+    # Devices without the cookie are spread over both workers, but one TTN integration
+    # (one token) stays on one: its translator remembers each device between uplinks.
+    def workers_of(path: str) -> set[str]:
+        return {
+            httpx.post(cluster.proxy + path, json={}, headers=bearer).headers["x-cockpit-worker"]
+            for _ in range(6)
+        }
+
+    bearer = {"Authorization": "Bearer " + cluster.tokens["weather"]}
+    assert workers_of("/api/v1/ingest/telemetry") == {"web1", "web2"}
+    assert len(workers_of("/api/v1/ingest/ttn")) == 1
     assert all(page.errors == [] for page in pages.values())
 
 
