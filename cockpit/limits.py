@@ -56,6 +56,10 @@ class TokenBucket:
             return float("inf")
         return (cost - tokens) / self.rate
 
+    def give(self, cost: float) -> None:
+        """Put back what an admitted request did not use (it was not committed)."""
+        self._tokens = min(self.burst, self._refill() + cost)
+
     def full(self) -> bool:
         return self._refill() >= self.burst
 
@@ -129,6 +133,13 @@ class Limits:
         if wait > 0:
             self.refused["rate"] += 1
         return wait
+
+    def refund(self, device: str, cost: int) -> None:
+        """Events admitted but answered 503 (not committed): the device sends them again,
+        and must not be refused for it after an outage."""
+        bucket = self.buckets.get(device)
+        if bucket is not None:
+            bucket.give(cost)
 
     def rate_reason(self) -> str:
         return f"{self.rate_per_s:g} events/s per device token (bursts of {self.burst})"

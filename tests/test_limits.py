@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from cockpit.auth import AuthStore
 from cockpit.limits import Limits, Slots, TokenBucket
+from cockpit.pipeline import CommitTimeout
 from tests.serving import Served, serve_in_thread
 from tests.test_adler import report
 from tests.test_api import msg
@@ -219,6 +220,31 @@ async def test_a_burst_over_the_limit_is_refused_whole_and_applies_nothing(
     shown = orjson.dumps(limits)
     for secret_or_name in (b"robot", b"el", served.tokens["robot"].encode()):
         assert secret_or_name not in shown
+
+
+async def test_what_was_not_committed_costs_the_device_nothing(
+    served: Served, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During an outage every batch is answered 503 and sent again; once the recorder is
+    back, the device is not refused for the batches that never went in."""
+    svc = served.app.state.services
+
+    async def recorder_away(events: Any) -> list[int]:
+        raise CommitTimeout("the recorder did not confirm in time")
+
+    monkeypatch.setattr(svc.pipeline, "ingest", recorder_away)
+    async with _client(served) as c:
+        for _ in range(3):  # a whole burst each time, on a clock that does not move
+            r = await c.post(
+                "/api/v1/ingest/telemetry", json=_batch("again", BURST), headers=served.device()
+            )
+            assert r.status_code == 503, r.text
+        monkeypatch.undo()
+        r = await c.post(
+            "/api/v1/ingest/telemetry", json=_batch("again", BURST), headers=served.device()
+        )
+        assert r.status_code == 202, r.text
+        assert (await _limits(c))["limits"]["refused"]["rate"] == 0
 
 
 async def test_a_plain_server_sets_no_secure_cookie(served: Served) -> None:

@@ -66,14 +66,22 @@ def rejects_counted(svc: Services, health: FeedHealth) -> Iterator[None]:
 
 
 async def commit(
-    svc: Services, health: FeedHealth, events: list[Event], counted: int | None = None
+    svc: Services,
+    health: FeedHealth,
+    events: list[Event],
+    counted: int | None = None,
+    *,
+    paid: tuple[Device, int] | None = None,
 ) -> list[int]:
     """Publish `events` and wait for the log's commit: the seqs, counted as accepted
-    (`counted` of them: what the feed calls one message), else 503 counted as a reject."""
+    (`counted` of them: what the feed calls one message), else 503 counted as a reject,
+    and what the device `paid` for them under its rate limit is given back."""
     try:
         seqs = await svc.pipeline_or_409().ingest(events)
     except CommitTimeout as exc:
         health.reject("not committed", svc.clock())
+        if paid is not None:
+            svc.limits.refund(paid[0].name, paid[1])
         raise ApiError(503, "not committed", "recorder", str(exc)) from exc
     health.accept(len(seqs) if counted is None else counted, svc.clock())
     return seqs
@@ -147,7 +155,7 @@ async def ingest_telemetry(
         messages = _parse(svc, body)
         charge(svc, device, len(messages))  # all or nothing: 429 before anything is stamped
     # Stamped and published in one step (no await between): see _stamped.
-    seqs = await commit(svc, health, _stamped(svc, device, messages))
+    seqs = await commit(svc, health, _stamped(svc, device, messages), paid=(device, len(messages)))
     return JsonResponse({"seq": seqs}, status_code=202)
 
 
@@ -275,6 +283,7 @@ class _Grouper:
                 seqs = await svc.pipeline_or_409().publish(events)
             except Exception as exc:  # the bus is gone: answer, don't drop the connection
                 log.warning("telemetry publish failed: %s", exc)
+                svc.limits.refund(self.device.name, sum(len(m) for m, _ in group))
                 for _, fut in group:
                     fut.set_result(_error("not accepted", "bus", str(exc)))
                 svc.health.feed(FEED).reject("not accepted", svc.clock())

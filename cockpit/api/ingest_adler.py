@@ -95,7 +95,7 @@ async def ingest_adler(
         event = msgspec.structs.replace(
             event, payload=msgspec.structs.replace(event.payload, personal=None)
         )
-    seqs = await commit(svc, health, [event])
+    seqs = await commit(svc, health, [event], paid=(device, 1))
     return JsonResponse({"seq": seqs, "id": detection.id}, status_code=202)
 
 
@@ -123,7 +123,7 @@ async def ingest_responders(
     events = registry_events(
         entries, incident=svc.incident, device=device.name, received_at=utcnow()
     )
-    seqs = await commit(svc, health, list(events), counted=1)
+    seqs = await commit(svc, health, list(events), counted=1, paid=(device, len(entries)))
     return JsonResponse({"seq": seqs, "responders": len(entries)}, status_code=202)
 
 
@@ -179,5 +179,5 @@ async def ingest_answer(
             err.errors[0].update(state=current or "none", allowed=nxt)  # type: ignore[call-overload]
             raise err
     event = answer_event(answer, incident=svc.incident, device=device.name, received_at=utcnow())
-    seqs = await commit(svc, health, [event])
+    seqs = await commit(svc, health, [event], paid=(device, 1))
     return JsonResponse({"seq": seqs, "state": answer.answer}, status_code=202)

@@ -81,7 +81,7 @@ async def ingest_cap(
         received_at=utcnow(),
         max_age_s=svc.settings.cap_max_age_s,
     )
-    seqs = await commit(svc, health, [event])
+    seqs = await commit(svc, health, [event], paid=(device, 1))
     return JsonResponse(
         {"seq": seqs, "id": warning.id, "identifier": warning.identifier}, status_code=202
     )

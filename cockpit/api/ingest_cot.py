@@ -83,5 +83,5 @@ async def ingest_cot(
         body = await read_body(request, svc.settings.max_body_bytes)
         events, count = _events(svc, device, body)
         charge(svc, device, count)  # every <event> of the body
-    seqs = await commit(svc, health, events, counted=count)
+    seqs = await commit(svc, health, events, counted=count, paid=(device, count))
     return JsonResponse({"seq": seqs}, status_code=202)

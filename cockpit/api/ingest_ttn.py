@@ -113,7 +113,7 @@ async def ingest_ttn(
     if not events:
         health.accept(0, svc.clock())
         return JsonResponse({"seq": []}, status_code=202)
-    seqs = await commit(svc, health, events)
+    seqs = await commit(svc, health, events, paid=(device, 1))
     return JsonResponse({"seq": seqs}, status_code=202)
 
 
