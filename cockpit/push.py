@@ -171,8 +171,8 @@ async def sse_stream(
     """
 
     def bus() -> bytes:
-        # `"bus":"ok"` or `"bus":"down","bus_since":…`; nothing without a live bus.
-        return orjson.dumps(hub.bus_state())[1:-1] if hub.bus_state is not None else b""
+        # `,"bus":"ok"` or `,"bus":"down","bus_since":…`; nothing without a live bus.
+        return b"," + orjson.dumps(hub.bus_state())[1:-1] if hub.bus_state is not None else b""
 
     try:
         watermark = int(snapshot["seq"])
@@ -187,14 +187,7 @@ async def sse_stream(
             try:
                 await asyncio.wait_for(client.wake.wait(), heartbeat_s)
             except TimeoutError:
-                extra = bus()
-                sep = b"," if extra else b""
-                yield b'event: hb\ndata: {"seq":%d,"now":%.3f%s%s}\n\n' % (
-                    watermark,
-                    now(),
-                    sep,
-                    extra,
-                )
+                yield b'event: hb\ndata: {"seq":%d,"now":%.3f%s}\n\n' % (watermark, now(), bus())
                 continue
             if client.dropped:
                 yield b'event: resync\ndata: {"reason": "too slow"}\n\n'
@@ -203,13 +196,7 @@ async def sse_stream(
             if not bodies:
                 continue
             watermark = max(watermark, seq)
-            extra = bus()
-            head = b'{"seq":%d,"now":%.3f%s%s,"deltas":[' % (
-                watermark,
-                now(),
-                b"," if extra else b"",
-                extra,
-            )
+            head = b'{"seq":%d,"now":%.3f%s,"deltas":[' % (watermark, now(), bus())
             yield b"event: delta\ndata: " + head + b",".join(bodies) + b"]}\n\n"
     finally:
         hub.leave(client)

@@ -217,10 +217,9 @@ def create_app(
         mount(app, settings, exercise=exercise is not None)
         app.add_middleware(PageGuard)
     if settings.worker_name:
-        secure = settings.cookie_secure or settings.tls_cert is not None
-        app.add_middleware(WorkerTag, name=settings.worker_name, secure=secure)
+        app.add_middleware(WorkerTag, name=settings.worker_name, secure=settings.https)
     _install_not_found(app)
-    if settings.tls_cert is not None or settings.cookie_secure:  # HTTPS, here or at a proxy
+    if settings.https:  # here or at a proxy
         app.add_middleware(Hsts)
     return app
 

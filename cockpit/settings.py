@@ -461,6 +461,12 @@ class Settings(BaseSettings):
             raise ValueError(f"a {role} process never records (role {role!r})")
         return value
 
+    @property
+    def https(self) -> bool:
+        """Users reach this server over HTTPS: its own (tls_cert) or a proxy's
+        (cookie_secure). Cookies are then Secure and every answer carries HSTS."""
+        return self.tls_cert is not None or self.cookie_secure
+
     @field_validator("video_relay_url", "video_relay_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:

@@ -46,8 +46,7 @@ def _set_cookie(response: Response, svc: Services, token: str) -> None:
         max_age=int(svc.settings.session_ttl_s),
         httponly=True,
         samesite="lax",
-        # Under TLS always; behind a TLS-terminating proxy when cookie_secure says so.
-        secure=svc.settings.cookie_secure or svc.settings.tls_cert is not None,
+        secure=svc.settings.https,  # its own TLS, or a TLS proxy's (cookie_secure)
         path="/",
     )
 
