@@ -80,8 +80,6 @@ class Subscription:
         self.overflow = Overflow(overflow)
         self.dropped = 0
         self.overflowed = False
-        # Set by a Redis reader's connection hook on every (re)connect.
-        self.fresh_connection = asyncio.Event()
         # Redis readers flip this while reconnecting; memory subscriptions stay True.
         self.connected = True
         self.down_since: float | None = None  # wall time the connection was lost

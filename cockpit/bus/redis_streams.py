@@ -428,7 +428,7 @@ class RedisBus(_BaseBus):
         sub = Subscription(
             name, after=after, maxsize=maxsize, overflow=overflow, on_close=self._on_sub_close
         )
-        fresh = sub.fresh_connection
+        fresh = asyncio.Event()  # set on every (re)connect of this reader's client
 
         async def connected(conn: Any) -> None:
             # redis-py also reconnects a stale pooled socket without an error (a reader
@@ -447,7 +447,7 @@ class RedisBus(_BaseBus):
             retry=Retry(NoBackoff(), 0),
             redis_connect_func=connected,
         )
-        task = asyncio.create_task(self._read(sub, client), name=f"bus-sub-{name}")
+        task = asyncio.create_task(self._read(sub, client, fresh), name=f"bus-sub-{name}")
         self._readers[id(sub)] = (task, client)
         self._subs.append(sub)
         return sub
@@ -460,7 +460,7 @@ class RedisBus(_BaseBus):
             await self._stop([task])
             await client.aclose()
 
-    async def _read(self, sub: Subscription, client: Redis) -> None:
+    async def _read(self, sub: Subscription, client: Redis, fresh: asyncio.Event) -> None:
         last = sub.last_seq
         last_id: str | None = None  # the event at `last`, to know it again after an outage
         count = min(self.read_count, sub.maxsize)
@@ -472,8 +472,8 @@ class RedisBus(_BaseBus):
                 try:
                     # The first connection is no reconnect: a process starting on a new
                     # Redis takes its numbering from the recorder, not from the stream.
-                    reconnected = sub.fresh_connection.is_set() and read_once
-                    sub.fresh_connection.clear()
+                    reconnected = fresh.is_set() and read_once
+                    fresh.clear()
                     if (failing or reconnected) and last and not sub.follow_rewind:
                         gone = await self._rewound(client, last, last_id)
                         if gone:
