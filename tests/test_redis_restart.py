@@ -450,6 +450,17 @@ async def ingest_works_on_both(cluster: Cluster) -> None:
             assert r.status_code == 202, (w.name, r.status_code, r.text)
 
 
+async def all_recovered(cluster: Cluster, load: Load) -> None:
+    """After the outage: every acknowledged event in the log, both pictures caught up,
+    every process alive, the recorder recording, ingest working on both workers."""
+    await check_log(cluster, load)
+    await pictures_catch_up(cluster, load)
+    for p in cluster.all:
+        assert p.alive(), cluster.tails()
+    assert (await healthz(cluster.recorder.url))["pipeline"]["recording"] is True
+    await ingest_works_on_both(cluster)
+
+
 def report(name: str, load: Load, figures: dict[str, float]) -> None:
     refused_s = (
         (load.last_refused - load.first_refused)
@@ -474,12 +485,7 @@ async def test_redis_restart_under_load_loses_no_acknowledged_event(cluster: Clu
         assert "went back" not in p.stderr(), p.tail()
     assert not load.unacked, f"{len(load.unacked)} events never acknowledged\n{cluster.tails()}"
     assert len(load.acked) >= 4000, f"only {len(load.acked)} events acknowledged"
-    await check_log(cluster, load)
-    await pictures_catch_up(cluster, load)
-    for p in cluster.all:
-        assert p.alive(), cluster.tails()
-    assert (await healthz(cluster.recorder.url))["pipeline"]["recording"] is True
-    await ingest_works_on_both(cluster)
+    await all_recovered(cluster, load)
 
 
 async def test_redis_losing_its_last_second_never_reuses_an_acknowledged_seq(
@@ -507,12 +513,7 @@ async def test_redis_losing_its_last_second_never_reuses_an_acknowledged_seq(
     )
     print(f"SIGKILL: Redis came back {max(floors) - cluster.redis.kept_seq} events behind")
     assert not load.unacked, f"{len(load.unacked)} events never acknowledged\n{cluster.tails()}"
-    await check_log(cluster, load)
-    await pictures_catch_up(cluster, load)
-    for p in cluster.all:
-        assert p.alive(), cluster.tails()
-    assert (await healthz(cluster.recorder.url))["pipeline"]["recording"] is True
-    await ingest_works_on_both(cluster)
+    await all_recovered(cluster, load)
 
 
 # --- the page on a worker (last: Playwright's sync API keeps a loop running, so no
